@@ -1,0 +1,13 @@
+//! hashd's engine: pure compute and threads, no HTTP, SQL or async runtime.
+//!
+//! Layout:
+//! - [`algo`]: the algorithms clients may ask for, behind one small interface.
+//! - [`md5`]: multi-lane MD5 kernels (portable, AVX2, AVX-512) behind one `Platform`.
+//! - [`read`]: file readers for descriptor jobs: io_uring, with a `pread` fallback.
+//! - [`pool`]: the hasher pool: pinned OS threads fed by bounded crossbeam channels.
+
+pub mod algo;
+pub mod md5;
+pub mod read;
+
+pub use algo::{to_hex, Algorithm, UnknownAlgorithm};

@@ -1,0 +1,1 @@
+//! Multi-lane MD5 (in progress).
