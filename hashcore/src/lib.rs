@@ -8,6 +8,11 @@
 
 pub mod algo;
 pub mod md5;
+pub mod pool;
 pub mod read;
 
 pub use algo::{to_hex, Algorithm, UnknownAlgorithm};
+pub use pool::{
+    Completion, Digest, HasherPool, HasherSnapshot, JobClosed, JobError, Outcome, PoolConfig,
+    StreamJob,
+};

@@ -1,0 +1,333 @@
+//! The hasher pool: N OS threads, each pinned to a core, each holding many
+//! active jobs at once.
+//!
+//! Threads and channels:
+//! - Every hasher owns a bounded crossbeam channel of [`Msg`]s. A streamed job
+//!   (an upload) is bound to one hasher for its life, because its hash state
+//!   lives there; its chunks travel as refcounted `Bytes`, never copied.
+//! - The channel is sized so that `try_send` cannot fail while every open
+//!   stream respects its [`Credits`](credits) budget: the sender waits for
+//!   credit (asynchronously, via a `Waker`), never for channel space, so an
+//!   async front end never blocks its runtime.
+//! - A job ends by calling its [`Completion`] exactly once on the hasher
+//!   thread, with the digest or the reason it failed. Completions must be cheap
+//!   (hand the result to another thread); they run on the hot path.
+
+mod credits;
+mod pin;
+mod worker;
+
+use std::future::poll_fn;
+use std::io;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::thread::JoinHandle;
+
+use bytes::Bytes;
+use crossbeam_channel::{Sender, TrySendError};
+
+use crate::Algorithm;
+use credits::Credits;
+pub use credits::JobClosed;
+use worker::{Msg, Worker};
+
+/// A finished job's digest and how many bytes went into it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Digest {
+    pub bytes: Vec<u8>,
+    pub len: u64,
+}
+
+/// Why a job ended without a digest. The text is shown to clients.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum JobError {
+    /// The producer went away before the end of the data (client disconnect,
+    /// upload over the size limit, malformed body).
+    Aborted(String),
+    /// The pool shut down while the job was open.
+    ShuttingDown,
+}
+
+impl std::fmt::Display for JobError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            JobError::Aborted(reason) => f.write_str(reason),
+            JobError::ShuttingDown => f.write_str("daemon shut down before the job finished"),
+        }
+    }
+}
+
+impl std::error::Error for JobError {}
+
+pub type Outcome = Result<Digest, JobError>;
+
+/// Called exactly once per job, on the hasher thread, with its outcome.
+pub type Completion = Box<dyn FnOnce(Outcome) + Send>;
+
+/// Sizes and switches for [`HasherPool::start`].
+#[derive(Clone, Debug)]
+pub struct PoolConfig {
+    /// Number of hasher threads.
+    pub hashers: usize,
+    /// Pin hasher k to the k-th allowed CPU.
+    pub pin: bool,
+    /// Streams that may be open at once across the pool; sizes the channels.
+    pub max_streams: usize,
+    /// Bytes of one stream that may wait at its hasher before the sender must
+    /// wait. Bounds memory per upload (plus at most one chunk).
+    pub stream_budget_bytes: usize,
+    /// Chunks of one stream that may wait at its hasher.
+    pub stream_budget_chunks: usize,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        PoolConfig {
+            hashers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            pin: true,
+            max_streams: 1024,
+            stream_budget_bytes: 2 << 20,
+            stream_budget_chunks: 32,
+        }
+    }
+}
+
+/// Live counters of one hasher, shared with its thread.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    jobs_done: AtomicU64,
+    jobs_failed: AtomicU64,
+    bytes: AtomicU64,
+    active: AtomicU64,
+}
+
+/// A point-in-time view of one hasher, for `/stats`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HasherSnapshot {
+    pub index: usize,
+    /// The CPU it is pinned to, if pinning succeeded.
+    pub cpu: Option<usize>,
+    pub jobs_done: u64,
+    pub jobs_failed: u64,
+    pub bytes: u64,
+    pub active_jobs: u64,
+}
+
+struct Hasher {
+    tx: Sender<Msg>,
+    counters: Arc<Counters>,
+    cpu: Option<usize>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// Owns the hasher threads. Dropping it without [`HasherPool::shutdown`]
+/// still stops and joins them.
+pub struct HasherPool {
+    hashers: Vec<Hasher>,
+    next_key: AtomicU64,
+    next_hasher: AtomicUsize,
+    config: PoolConfig,
+}
+
+impl HasherPool {
+    pub fn start(config: PoolConfig) -> io::Result<HasherPool> {
+        let n = config.hashers.max(1);
+        let cpus = if config.pin {
+            pin::allowed_cpus().unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        // A stream uses at most its chunk budget plus Open and End/Abort.
+        let capacity = config.max_streams.max(1) * (config.stream_budget_chunks + 2) + 64;
+        let mut hashers = Vec::with_capacity(n);
+        for index in 0..n {
+            let (tx, rx) = crossbeam_channel::bounded(capacity);
+            let counters = Arc::new(Counters::default());
+            let cpu = (!cpus.is_empty()).then(|| cpus[index % cpus.len()]);
+            let worker = Worker::new(rx, counters.clone());
+            let thread = std::thread::Builder::new()
+                .name(format!("hasher-{index}"))
+                .spawn(move || {
+                    if let Some(cpu) = cpu {
+                        // Pinning is an optimisation; a container may forbid it.
+                        let _ = pin::pin_current_thread(cpu);
+                    }
+                    worker.run();
+                })?;
+            hashers.push(Hasher {
+                tx,
+                counters,
+                cpu,
+                thread: Some(thread),
+            });
+        }
+        Ok(HasherPool {
+            hashers,
+            next_key: AtomicU64::new(1),
+            next_hasher: AtomicUsize::new(0),
+            config,
+        })
+    }
+
+    pub fn hashers(&self) -> usize {
+        self.hashers.len()
+    }
+
+    /// Opens a job whose bytes the caller pushes chunk by chunk. The job is
+    /// placed on the hasher with the fewest active jobs.
+    pub fn open_stream(&self, algo: Algorithm, done: Completion) -> StreamJob {
+        let start = self.next_hasher.fetch_add(1, Ordering::Relaxed);
+        let n = self.hashers.len();
+        let index = (0..n)
+            .map(|i| (start + i) % n)
+            .min_by_key(|&i| self.hashers[i].counters.active.load(Ordering::Relaxed))
+            .unwrap_or(0);
+        let hasher = &self.hashers[index];
+        let key = self.next_key.fetch_add(1, Ordering::Relaxed);
+        let credits = Arc::new(Credits::new(
+            self.config.stream_budget_bytes,
+            self.config.stream_budget_chunks,
+        ));
+        hasher.counters.active.fetch_add(1, Ordering::Relaxed);
+        let open = Msg::Open {
+            key,
+            algo,
+            credits: credits.clone(),
+            done,
+        };
+        let ended = match hasher.tx.try_send(open) {
+            Ok(()) => false,
+            Err(TrySendError::Full(Msg::Open { done, .. }))
+            | Err(TrySendError::Disconnected(Msg::Open { done, .. })) => {
+                hasher.counters.active.fetch_sub(1, Ordering::Relaxed);
+                credits.close();
+                done(Err(JobError::ShuttingDown));
+                true
+            }
+            Err(_) => unreachable!("try_send returns the message it was given"),
+        };
+        StreamJob {
+            key,
+            tx: hasher.tx.clone(),
+            credits,
+            ended,
+        }
+    }
+
+    pub fn stats(&self) -> Vec<HasherSnapshot> {
+        self.hashers
+            .iter()
+            .enumerate()
+            .map(|(index, h)| HasherSnapshot {
+                index,
+                cpu: h.cpu,
+                jobs_done: h.counters.jobs_done.load(Ordering::Relaxed),
+                jobs_failed: h.counters.jobs_failed.load(Ordering::Relaxed),
+                bytes: h.counters.bytes.load(Ordering::Relaxed),
+                active_jobs: h.counters.active.load(Ordering::Relaxed),
+            })
+            .collect()
+    }
+
+    /// Stops the hashers: each finishes what is already queued, fails the
+    /// streams still open with [`JobError::ShuttingDown`], and exits. Joins them.
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        for h in &self.hashers {
+            // Blocking send: shutdown must not be lost to a momentarily full queue.
+            let _ = h.tx.send(Msg::Shutdown);
+        }
+        for h in &mut self.hashers {
+            if let Some(t) = h.thread.take() {
+                let _ = t.join();
+            }
+        }
+    }
+}
+
+impl Drop for HasherPool {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The producer's end of one streamed job. Push chunks, then [`finish`].
+/// Dropping it unfinished aborts the job, so a vanished client can never
+/// leave a job open.
+///
+/// [`finish`]: StreamJob::finish
+pub struct StreamJob {
+    key: u64,
+    tx: Sender<Msg>,
+    credits: Arc<Credits>,
+    ended: bool,
+}
+
+impl StreamJob {
+    /// Ready when one more chunk may be sent without exceeding the budget.
+    pub fn poll_ready(&self, cx: &mut Context<'_>) -> Poll<Result<(), JobClosed>> {
+        if self.ended {
+            return Poll::Ready(Err(JobClosed));
+        }
+        self.credits.poll_acquire(cx)
+    }
+
+    /// Sends one chunk, waiting (asynchronously) for credit first.
+    pub async fn send(&mut self, chunk: Bytes) -> Result<(), JobClosed> {
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        loop {
+            poll_fn(|cx| self.poll_ready(cx)).await?;
+            if self.credits.try_spend(chunk.len())? {
+                break;
+            }
+        }
+        self.deliver(Msg::Data {
+            key: self.key,
+            chunk,
+        })
+    }
+
+    /// Declares the data complete; the completion will carry the digest.
+    pub fn finish(mut self) -> Result<(), JobClosed> {
+        self.ended = true;
+        self.deliver(Msg::End { key: self.key })
+    }
+
+    /// Ends the job as failed with `reason` (shown to clients).
+    pub fn abort(mut self, reason: impl Into<String>) {
+        self.ended = true;
+        let _ = self.deliver(Msg::Abort {
+            key: self.key,
+            reason: reason.into(),
+        });
+    }
+
+    fn deliver(&mut self, msg: Msg) -> Result<(), JobClosed> {
+        // Cannot be Full while credits are respected (see the module docs);
+        // if it were, failing the upload beats blocking the runtime.
+        self.tx.try_send(msg).map_err(|_| {
+            self.ended = true;
+            JobClosed
+        })
+    }
+}
+
+impl Drop for StreamJob {
+    fn drop(&mut self) {
+        if !self.ended {
+            let _ = self.tx.try_send(Msg::Abort {
+                key: self.key,
+                reason: "upload ended before all its data arrived".into(),
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,182 @@
+use super::*;
+use std::sync::mpsc;
+
+fn small_pool(hashers: usize) -> HasherPool {
+    HasherPool::start(PoolConfig {
+        hashers,
+        pin: false,
+        max_streams: 64,
+        stream_budget_bytes: 4096,
+        stream_budget_chunks: 4,
+    })
+    .unwrap()
+}
+
+fn completion() -> (Completion, mpsc::Receiver<Outcome>) {
+    let (tx, rx) = mpsc::channel();
+    (Box::new(move |o| tx.send(o).unwrap()), rx)
+}
+
+/// Drives a future on the current thread; the pool needs no runtime, and a
+/// waker that unparks this thread is all `send` waits on.
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = std::task::Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut f = std::pin::pin!(f);
+    loop {
+        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+        std::thread::park();
+    }
+}
+
+#[test]
+fn streams_hash_like_one_shot_for_every_algorithm() {
+    let pool = small_pool(2);
+    let data: Vec<u8> = (0..100_000u32).map(|i| (i * 7 + i / 3) as u8).collect();
+    for algo in Algorithm::ALL {
+        let (done, rx) = completion();
+        let mut job = pool.open_stream(algo, done);
+        block_on(async {
+            for piece in data.chunks(1000) {
+                job.send(Bytes::copy_from_slice(piece)).await.unwrap();
+            }
+        });
+        job.finish().unwrap();
+        let d = rx.recv().unwrap().unwrap();
+        assert_eq!(d.bytes, algo.digest(&data), "{algo}");
+        assert_eq!(d.len, data.len() as u64);
+    }
+}
+
+#[test]
+fn many_interleaved_streams_with_one_byte_chunks() {
+    let pool = small_pool(2);
+    let mut jobs = Vec::new();
+    for i in 0..20usize {
+        let data: Vec<u8> = (0..(i * 13 % 200)).map(|b| (b ^ i) as u8).collect();
+        let (done, rx) = completion();
+        jobs.push((pool.open_stream(Algorithm::Md5, done), rx, data));
+    }
+    block_on(async {
+        for pos in 0..200 {
+            for (job, _, data) in jobs.iter_mut() {
+                if let Some(&b) = data.get(pos) {
+                    job.send(Bytes::from(vec![b])).await.unwrap();
+                }
+            }
+        }
+    });
+    for (job, rx, data) in jobs {
+        job.finish().unwrap();
+        assert_eq!(
+            rx.recv().unwrap().unwrap().bytes,
+            Algorithm::Md5.digest(&data)
+        );
+    }
+    let stats = pool.stats();
+    assert_eq!(stats.iter().map(|s| s.jobs_done).sum::<u64>(), 20);
+    assert!(stats.iter().all(|s| s.active_jobs == 0));
+}
+
+#[test]
+fn dropping_an_unfinished_stream_fails_it() {
+    let pool = small_pool(1);
+    let (done, rx) = completion();
+    let mut job = pool.open_stream(Algorithm::Sha1, done);
+    block_on(job.send(Bytes::from_static(b"partial"))).unwrap();
+    drop(job);
+    assert!(matches!(rx.recv().unwrap(), Err(JobError::Aborted(_))));
+    assert_eq!(pool.stats()[0].jobs_failed, 1);
+}
+
+#[test]
+fn explicit_abort_carries_the_reason() {
+    let pool = small_pool(1);
+    let (done, rx) = completion();
+    let job = pool.open_stream(Algorithm::Md5, done);
+    job.abort("too big");
+    assert_eq!(rx.recv().unwrap(), Err(JobError::Aborted("too big".into())));
+}
+
+#[test]
+fn shutdown_fails_open_streams_and_refuses_new_data() {
+    let pool = small_pool(1);
+    let (done, rx) = completion();
+    let mut job = pool.open_stream(Algorithm::Md5, done);
+    pool.shutdown();
+    assert_eq!(rx.recv().unwrap(), Err(JobError::ShuttingDown));
+    assert_eq!(
+        block_on(job.send(Bytes::from_static(b"late"))),
+        Err(JobClosed)
+    );
+}
+
+#[test]
+fn open_after_shutdown_completes_with_failure() {
+    let pool = small_pool(1);
+    let tx = pool.hashers[0].tx.clone();
+    pool.shutdown();
+    // A pool whose hasher is gone (its receiver dropped) must still complete
+    // every stream it opens, rather than leave it pending.
+    let hasher = Hasher {
+        tx,
+        counters: Arc::default(),
+        cpu: None,
+        thread: None,
+    };
+    let pool = HasherPool {
+        hashers: vec![hasher],
+        next_key: AtomicU64::new(1),
+        next_hasher: AtomicUsize::new(0),
+        config: PoolConfig::default(),
+    };
+    let (done, rx) = completion();
+    let job = pool.open_stream(Algorithm::Md5, done);
+    assert_eq!(rx.recv().unwrap(), Err(JobError::ShuttingDown));
+    assert_eq!(job.finish(), Err(JobClosed));
+}
+
+#[test]
+fn a_stalled_hasher_bounds_what_a_fast_producer_queues() {
+    // Stall the only hasher inside a completion, then see how much of another
+    // stream it lets a producer queue: exactly the budget (4 chunks).
+    let pool = small_pool(1);
+    let (release_tx, release_rx) = mpsc::channel::<()>();
+    let (stalled_tx, stalled_rx) = mpsc::channel::<()>();
+    let blocker = pool.open_stream(
+        Algorithm::Md5,
+        Box::new(move |_| {
+            stalled_tx.send(()).unwrap();
+            release_rx.recv().unwrap();
+        }),
+    );
+    blocker.finish().unwrap();
+    stalled_rx.recv().unwrap();
+
+    let (done, rx) = completion();
+    let mut job = pool.open_stream(Algorithm::Md5, done);
+    let mut cx = Context::from_waker(std::task::Waker::noop());
+    let mut sent = 0;
+    while let Poll::Ready(Ok(())) = job.poll_ready(&mut cx) {
+        assert!(job.credits.try_spend(1000).unwrap());
+        job.deliver(Msg::Data {
+            key: job.key,
+            chunk: Bytes::from(vec![0u8; 1000]),
+        })
+        .unwrap();
+        sent += 1;
+        assert!(sent <= 4, "queued more than the budget");
+    }
+    assert_eq!(sent, 4);
+    release_tx.send(()).unwrap();
+    job.finish().unwrap();
+    assert_eq!(rx.recv().unwrap().unwrap().len, 4000);
+}
