@@ -1,0 +1,111 @@
+//! What a front end needs from the daemon: submit a job, look one up, list
+//! jobs, read statistics. The daemon implements it over the hasher pool and
+//! the store; tests implement it in memory.
+
+use std::future::Future;
+
+use bytes::Bytes;
+use hashcore::Algorithm;
+use serde::{Deserialize, Serialize};
+
+use crate::ApiError;
+
+/// A job's state as clients see it. `INVALID_ID` is not a state: it is the
+/// answer for an id that names no job.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum JobStatus {
+    Pending,
+    Success,
+    Failure,
+}
+
+impl JobStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Pending => "PENDING",
+            JobStatus::Success => "SUCCESS",
+            JobStatus::Failure => "FAILURE",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<JobStatus> {
+        match s.to_ascii_uppercase().as_str() {
+            "PENDING" => Some(JobStatus::Pending),
+            "SUCCESS" => Some(JobStatus::Success),
+            "FAILURE" => Some(JobStatus::Failure),
+            _ => None,
+        }
+    }
+}
+
+/// One job as every front end reports it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobView {
+    pub id: String,
+    pub status: JobStatus,
+    pub algorithm: String,
+    /// Lower-case hex, once the job succeeded.
+    pub hash: Option<String>,
+    /// Bytes hashed; known once the upload was received.
+    pub size: Option<u64>,
+    /// The file name the client gave, if any.
+    pub name: Option<String>,
+    /// Why the job failed.
+    pub error: Option<String>,
+    /// RFC 3339, UTC.
+    pub created_at: String,
+    pub finished_at: Option<String>,
+}
+
+/// What a client said about an upload before its bytes arrive.
+#[derive(Clone, Debug)]
+pub struct UploadMeta {
+    pub algo: Algorithm,
+    pub name: Option<String>,
+}
+
+/// A page of the job database, newest first.
+#[derive(Clone, Debug)]
+pub struct ListQuery {
+    pub status: Option<JobStatus>,
+    pub limit: usize,
+    /// Continue after this id (the previous page's `next`).
+    pub after: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct JobPage {
+    pub jobs: Vec<JobView>,
+    /// Pass as `after` to get the next page; absent on the last page.
+    pub next: Option<String>,
+}
+
+pub trait Backend: Send + Sync + 'static {
+    type Upload: Upload;
+
+    /// Starts a job whose bytes are about to stream in. Fails fast (busy,
+    /// shutting down) before any byte is read.
+    fn begin_upload(&self, meta: UploadMeta) -> Result<Self::Upload, ApiError>;
+
+    /// `Ok(None)` for an id that names no job, including ids that cannot be
+    /// parsed: clients get `INVALID_ID` for both.
+    fn lookup(&self, id: &str) -> impl Future<Output = Result<Option<JobView>, ApiError>> + Send;
+
+    fn list(&self, query: ListQuery) -> impl Future<Output = Result<JobPage, ApiError>> + Send;
+
+    /// Jobs by status, bytes hashed, hashers and their counters.
+    fn stats(&self) -> impl Future<Output = Result<serde_json::Value, ApiError>> + Send;
+}
+
+/// One upload in flight. Dropping it without `finish` abandons the job: the
+/// backend must make sure it ends as a FAILURE (or is never recorded), never
+/// PENDING forever.
+pub trait Upload: Send + 'static {
+    /// Feeds the next chunk; waits while the hasher is behind (backpressure).
+    fn send(&mut self, chunk: Bytes) -> impl Future<Output = Result<(), ApiError>> + Send;
+
+    /// All bytes are in. Records the job (durably) and answers its state; with
+    /// `wait`, only once the hash is final.
+    fn finish(self, wait: bool) -> impl Future<Output = Result<JobView, ApiError>> + Send;
+}

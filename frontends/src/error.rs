@@ -1,0 +1,68 @@
+//! The one error type front ends answer with, and its mapping to HTTP.
+
+use std::fmt;
+
+use hyper::StatusCode;
+
+/// Every failure a request can meet. Messages are lower-case, name the
+/// offending value and the limit, and never echo file contents or paths.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApiError {
+    BadRequest(String),
+    NotFound(String),
+    MethodNotAllowed { method: String, path: String },
+    PayloadTooLarge { limit: u64 },
+    UnsupportedMediaType(String),
+    /// The client went quiet for longer than the body-idle timeout.
+    Timeout { secs: u64 },
+    /// Saturated: try again after `retry_after` seconds.
+    Busy { retry_after: u64, what: String },
+    ShuttingDown,
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Timeout { .. } => StatusCode::REQUEST_TIMEOUT,
+            ApiError::Busy { .. } | ApiError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// Seconds for a `Retry-After` header, where one applies.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            ApiError::Busy { retry_after, .. } => Some(*retry_after),
+            ApiError::ShuttingDown => Some(5),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ApiError::BadRequest(m) | ApiError::NotFound(m) | ApiError::UnsupportedMediaType(m) => {
+                f.write_str(m)
+            }
+            ApiError::MethodNotAllowed { method, path } => {
+                write!(f, "method {method} not allowed on {path}")
+            }
+            ApiError::PayloadTooLarge { limit } => {
+                write!(f, "upload exceeds the limit of {limit} bytes")
+            }
+            ApiError::Timeout { secs } => write!(f, "no data from the client for {secs} s"),
+            ApiError::Busy { what, .. } => write!(f, "server busy: {what}"),
+            ApiError::ShuttingDown => f.write_str("server is shutting down"),
+            ApiError::Internal(m) => write!(f, "internal error: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for ApiError {}

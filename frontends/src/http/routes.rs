@@ -1,0 +1,275 @@
+//! Dispatch: the original API's paths (with and without the trailing slash),
+//! hashd's additions, and one answer for everything else.
+
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use serde::Serialize;
+
+use super::respond::{self, Body};
+use super::upload::{self, UploadParams};
+use super::{pages, query, Shared};
+use crate::{ApiError, Backend, JobStatus, JobView, ListQuery};
+
+/// GET bodies carry at most an id.
+const MAX_GET_BODY_BYTES: usize = 64 << 10;
+const DEFAULT_PAGE_LEN: usize = 100;
+const MAX_PAGE_LEN: usize = 1000;
+
+/// The original upload answer, plus hashd's fields.
+#[derive(Serialize)]
+struct UploadAnswer<'a> {
+    success: bool,
+    id: Option<&'a str>,
+    celery_status: Option<&'a str>,
+    celery_id: Option<&'a str>,
+    status: Option<&'a str>,
+    algorithm: Option<&'a str>,
+    hash: Option<&'a str>,
+    size: Option<u64>,
+    name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+/// The original lookup answer, plus hashd's fields.
+#[derive(Serialize)]
+struct HashAnswer<'a> {
+    status: &'a str,
+    hash: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    algorithm: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    size: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
+}
+
+pub(crate) async fn handle<B: Backend>(shared: &Shared<B>, req: Request<Incoming>) -> Response<Body> {
+    let method = req.method().clone();
+    let raw_path = req.uri().path().to_string();
+    let path = match raw_path.trim_end_matches('/') {
+        "" => "/",
+        p => p,
+    };
+    let params = query::pairs(req.uri().query().unwrap_or(""));
+    match (&method, path) {
+        (&Method::POST, "/uploadfile") => match upload_params(&params) {
+            Ok(p) => upload_answer(upload::multipart(shared, req, p).await),
+            Err(e) => upload_answer(Err(e)),
+        },
+        (&Method::PUT | &Method::POST, "/files") => match upload_params(&params) {
+            Ok(p) => upload_answer(upload::raw(shared, req, p).await),
+            Err(e) => upload_answer(Err(e)),
+        },
+        (&Method::PUT | &Method::POST, p) if p.starts_with("/files/") => {
+            match upload_params(&params) {
+                Ok(mut p) => {
+                    let name = query::decode_component(&raw_path["/files/".len()..]);
+                    p.name = p.name.or(Some(query::clean_name(&name).into_owned()));
+                    upload_answer(upload::raw(shared, req, p).await)
+                }
+                Err(e) => upload_answer(Err(e)),
+            }
+        }
+        (&Method::GET, "/gethash" | "/get_hash/gethash") => {
+            let id = match id_from_query_or_body(shared, req, &params).await {
+                Ok(id) => id,
+                Err(e) => return respond::error(&e),
+            };
+            hash_answer(shared, id).await
+        }
+        (&Method::GET, p) if p.starts_with("/gethash/") => {
+            let id = query::decode_component(&p["/gethash/".len()..]);
+            hash_answer(shared, Some(id)).await
+        }
+        (&Method::GET | &Method::HEAD, "/" | "/uploadform") => {
+            respond::html(StatusCode::OK, pages::form_page())
+        }
+        (&Method::POST, "/uploadfile-html") => match upload_params(&params) {
+            Ok(p) => match upload::multipart(shared, req, p).await {
+                Ok(job) => respond::html(StatusCode::OK, pages::job_page(&job)),
+                Err(e) => respond::with_retry_after(respond::html(e.status(), pages::error_page(&e)), &e),
+            },
+            Err(e) => respond::html(e.status(), pages::error_page(&e)),
+        },
+        (&Method::GET, "/gethash-form") => {
+            let id = query::get(&params, "file_id").unwrap_or("").trim().to_string();
+            match shared.backend.lookup(&id).await {
+                Ok(Some(job)) => respond::html(StatusCode::OK, pages::job_page(&job)),
+                Ok(None) => respond::html(StatusCode::NOT_FOUND, pages::invalid_id_page(&id)),
+                Err(e) => respond::html(e.status(), pages::error_page(&e)),
+            }
+        }
+        (&Method::GET, "/jobs") => match list_query(&params) {
+            Ok(q) => match shared.backend.list(q).await {
+                Ok(page) => respond::json(StatusCode::OK, &page),
+                Err(e) => respond::error(&e),
+            },
+            Err(e) => respond::error(&e),
+        },
+        (&Method::GET, "/stats") => match shared.backend.stats().await {
+            Ok(stats) => respond::json(StatusCode::OK, &stats),
+            Err(e) => respond::error(&e),
+        },
+        (&Method::GET | &Method::HEAD, "/health") => {
+            respond::json(StatusCode::OK, &serde_json::json!({"ok": true}))
+        }
+        (_, p) if is_known_path(p) => respond::error(&ApiError::MethodNotAllowed {
+            method: method.to_string(),
+            path: p.to_string(),
+        }),
+        _ => respond::error(&ApiError::NotFound(format!(
+            "no route for {method} {}",
+            query::clean_name(&raw_path)
+        ))),
+    }
+}
+
+fn is_known_path(p: &str) -> bool {
+    matches!(
+        p,
+        "/" | "/uploadfile"
+            | "/files"
+            | "/gethash"
+            | "/get_hash/gethash"
+            | "/uploadform"
+            | "/uploadfile-html"
+            | "/gethash-form"
+            | "/jobs"
+            | "/stats"
+            | "/health"
+    ) || p.starts_with("/gethash/")
+        || p.starts_with("/files/")
+}
+
+fn upload_params(params: &[(String, String)]) -> Result<UploadParams, ApiError> {
+    let algo = match query::get(params, "algo").or_else(|| query::get(params, "algorithm")) {
+        Some(name) => name.parse().map_err(|e: hashcore::UnknownAlgorithm| {
+            ApiError::BadRequest(e.to_string())
+        })?,
+        None => hashcore::Algorithm::Md5,
+    };
+    Ok(UploadParams {
+        algo,
+        wait: query::flag(params, "wait"),
+        name: query::get(params, "name").map(|n| query::clean_name(n).into_owned()),
+    })
+}
+
+fn list_query(params: &[(String, String)]) -> Result<ListQuery, ApiError> {
+    let status = match query::get(params, "status").filter(|s| !s.is_empty()) {
+        Some(s) => Some(JobStatus::parse(s).ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "unknown status {:?} (expected PENDING, SUCCESS or FAILURE)",
+                query::clean_name(s)
+            ))
+        })?),
+        None => None,
+    };
+    let limit = match query::get(params, "limit").filter(|s| !s.is_empty()) {
+        Some(s) => match s.parse::<usize>() {
+            Ok(n) if (1..=MAX_PAGE_LEN).contains(&n) => n,
+            _ => {
+                return Err(ApiError::BadRequest(format!(
+                    "limit must be a whole number from 1 to {MAX_PAGE_LEN}, got {:?}",
+                    query::clean_name(s)
+                )))
+            }
+        },
+        None => DEFAULT_PAGE_LEN,
+    };
+    let after = query::get(params, "after").filter(|s| !s.is_empty()).map(str::to_string);
+    Ok(ListQuery { status, limit, after })
+}
+
+/// The id from the query string; failing that, from a JSON or form body
+/// (the documented `{"file_id": ID}` variant). A body is always read, so a
+/// keep-alive connection stays usable after a GET that carried one.
+async fn id_from_query_or_body<B: Backend>(
+    shared: &Shared<B>,
+    req: Request<Incoming>,
+    params: &[(String, String)],
+) -> Result<Option<String>, ApiError> {
+    let mut body = req.into_body();
+    let bytes =
+        upload::read_small_body(&mut body, MAX_GET_BODY_BYTES, shared.config.body_idle_timeout).await?;
+    if let Some(id) = query::get(params, "file_id") {
+        return Ok(Some(id.to_string()));
+    }
+    Ok(query::id_from_body(&bytes))
+}
+
+async fn hash_answer<B: Backend>(shared: &Shared<B>, id: Option<String>) -> Response<Body> {
+    let Some(id) = id else {
+        return respond::json(
+            StatusCode::BAD_REQUEST,
+            &serde_json::json!({
+                "status": "INVALID_ID",
+                "hash": null,
+                "error": "missing file_id (query ?file_id=ID, path /gethash/ID, or JSON body {\"file_id\": ID})",
+            }),
+        );
+    };
+    match shared.backend.lookup(id.trim()).await {
+        Ok(Some(job)) => respond::json(
+            StatusCode::OK,
+            &HashAnswer {
+                status: job.status.as_str(),
+                hash: job.hash.as_deref(),
+                id: Some(&job.id),
+                algorithm: Some(&job.algorithm),
+                size: job.size,
+                error: job.error.as_deref(),
+            },
+        ),
+        Ok(None) => respond::json(
+            StatusCode::NOT_FOUND,
+            &HashAnswer {
+                status: "INVALID_ID",
+                hash: None,
+                id: None,
+                algorithm: None,
+                size: None,
+                error: None,
+            },
+        ),
+        Err(e) => respond::error(&e),
+    }
+}
+
+fn upload_answer(result: Result<JobView, ApiError>) -> Response<Body> {
+    match result {
+        Ok(job) => respond::json(
+            StatusCode::OK,
+            &UploadAnswer {
+                success: true,
+                id: Some(&job.id),
+                celery_status: Some(job.status.as_str()),
+                celery_id: Some(&job.id),
+                status: Some(job.status.as_str()),
+                algorithm: Some(&job.algorithm),
+                hash: job.hash.as_deref(),
+                size: job.size,
+                name: job.name.as_deref(),
+                error: job.error.clone(),
+            },
+        ),
+        Err(e) => {
+            let answer = UploadAnswer {
+                success: false,
+                id: None,
+                celery_status: None,
+                celery_id: None,
+                status: None,
+                algorithm: None,
+                hash: None,
+                size: None,
+                name: None,
+                error: Some(e.to_string()),
+            };
+            respond::with_retry_after(respond::json(e.status(), &answer), &e)
+        }
+    }
+}
