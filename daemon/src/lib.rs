@@ -1,1 +1,146 @@
-//! placeholder
+//! The `hashd` daemon: configuration, the job store, the results log, and
+//! the wiring of front ends to the hasher pool.
+//!
+//! Threads: tokio runs the front ends; `hasher-N` threads (hashcore) hash;
+//! `store-writer` owns the only writing SQLite connection; `results-log`
+//! appends finished jobs. Data flows front end → hasher → store writer →
+//! results log, each hop over a channel.
+//!
+//! Shutdown, in one order (see [`run`]): signal → stop accepting → drain
+//! HTTP connections (bounded by the grace period) → shut the hasher pool
+//! (queued work finishes, open streams fail) → the store writer applies what
+//! is queued, commits, checkpoints → the results log flushes and fsyncs.
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod engine;
+pub mod results_log;
+pub mod store;
+pub mod util;
+
+use std::future::Future;
+use std::io::Write;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use bytes::BytesMut;
+use hashcore::{HasherPool, PoolConfig};
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpListener;
+
+pub use config::{Config, ServeArgs};
+use engine::{Engine, EngineConfig};
+use results_log::ResultsLog;
+use store::{Finish, Interrupted, Store};
+
+/// Runs the daemon until `shutdown` resolves, then stops in the documented
+/// order. Prints `hashd listening on http://ADDR` once it accepts requests.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create the data directory {}", config.data_dir.display()))?;
+    if config.keep_uploads {
+        std::fs::create_dir_all(config.uploads_dir()).with_context(|| {
+            format!("cannot create the uploads directory {}", config.uploads_dir().display())
+        })?;
+    }
+    let log = ResultsLog::open(&config.results_log)
+        .with_context(|| format!("cannot open the results log {}", config.results_log.display()))?;
+    let store = Arc::new(Store::open(&config.database(), config.sync, log)?);
+    let pool = HasherPool::start(PoolConfig {
+        hashers: config.hashers,
+        pin: config.pin,
+        max_streams: config.http.max_uploads + 64,
+        ..PoolConfig::default()
+    })
+    .context("cannot start the hasher threads")?;
+    let engine = Arc::new(Engine::new(
+        pool,
+        store.clone(),
+        EngineConfig {
+            uploads_dir: config.keep_uploads.then(|| config.uploads_dir()),
+            artificial_delay: config.artificial_delay,
+        },
+    ));
+    recover_interrupted(&engine, &config).await?;
+
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, data_dir = %config.data_dir.display(), hashers = config.hashers, "hashd started");
+    {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "hashd listening on http://{addr}")?;
+        out.flush()?;
+    }
+
+    frontends::http::serve(listener, engine.clone(), config.http.clone(), shutdown).await;
+    tracing::info!("HTTP stopped; finishing queued jobs");
+
+    // Connections are drained, so the engine is ours alone again; were one
+    // still alive, the pool would stop when its last holder drops it.
+    match Arc::try_unwrap(engine) {
+        Ok(engine) => engine.pool.shutdown(),
+        Err(_) => tracing::warn!("a connection outlived the grace period; its job will fail"),
+    }
+    store.close();
+    tracing::info!("hashd stopped");
+    Ok(())
+}
+
+/// Ends every job a previous run left PENDING: re-hashed from its kept
+/// upload when that is complete, FAILURE `interrupted` otherwise.
+async fn recover_interrupted(engine: &Arc<Engine>, config: &Config) -> anyhow::Result<()> {
+    let store = engine.store.clone();
+    let pending = tokio::task::spawn_blocking(move || store.interrupted()).await??;
+    if pending.is_empty() {
+        return Ok(());
+    }
+    tracing::warn!(jobs = pending.len(), "jobs left PENDING by the previous run");
+    for job in pending {
+        let complete = match (&job.stored_path, job.size) {
+            (Some(p), Some(size)) => std::fs::metadata(p).is_ok_and(|m| m.len() == size),
+            _ => false,
+        };
+        match job.algorithm.parse::<hashcore::Algorithm>() {
+            Ok(algo) if complete => {
+                let engine = engine.clone();
+                let chunk = config.chunk_size;
+                tokio::spawn(async move { rehash(&engine, job, algo, chunk).await });
+            }
+            _ => engine.store.finish(
+                job.id,
+                Finish::Failure { reason: "interrupted: the daemon stopped before the job finished".into() },
+                None,
+                None,
+            ),
+        }
+    }
+    Ok(())
+}
+
+async fn rehash(engine: &Engine, job: Interrupted, algo: hashcore::Algorithm, chunk_size: usize) {
+    let id = job.id.clone();
+    let mut stream = engine.pool.open_stream(algo, engine.completion(id.clone(), None));
+    let path = job.stored_path.unwrap_or_default();
+    let result: std::io::Result<()> = async {
+        let mut file = tokio::fs::File::open(&path).await?;
+        loop {
+            let mut buf = BytesMut::with_capacity(chunk_size);
+            if file.read_buf(&mut buf).await? == 0 {
+                return Ok(());
+            }
+            if stream.send(buf.freeze()).await.is_err() {
+                return Err(std::io::Error::other("hasher pool stopped"));
+            }
+        }
+    }
+    .await;
+    match result {
+        Ok(()) => {
+            let _ = stream.finish();
+            tracing::info!(%id, "re-hashed an interrupted job from its kept upload");
+        }
+        Err(e) => stream.abort(format!("interrupted, and re-reading the kept upload failed: {e}")),
+    }
+}

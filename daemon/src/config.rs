@@ -1,0 +1,326 @@
+//! Settings: flags, then environment variables (hashd's `HASHD_*` and the
+//! original service's names), then a `.env` file in the working directory,
+//! then embedded defaults. Validated once into [`Config`].
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+use clap::Args;
+use frontends::http::HttpConfig;
+
+use crate::store::SyncMode;
+
+/// Everything `hashd serve` needs, validated.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub results_log: PathBuf,
+    pub hashers: usize,
+    pub pin: bool,
+    pub keep_uploads: bool,
+    pub artificial_delay: Duration,
+    pub chunk_size: usize,
+    pub sync: SyncMode,
+    pub http: HttpConfig,
+}
+
+impl Config {
+    /// The embedded defaults with the data directory `dir`: what tests and
+    /// embedders start from.
+    pub fn with_data_dir(dir: impl Into<PathBuf>) -> Config {
+        let data_dir = dir.into();
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8000)),
+            results_log: data_dir.join("results.log"),
+            data_dir,
+            hashers: default_hashers(),
+            pin: true,
+            keep_uploads: false,
+            artificial_delay: Duration::ZERO,
+            chunk_size: 256 << 10,
+            sync: SyncMode::Normal,
+            http: HttpConfig::default(),
+        }
+    }
+
+    pub fn database(&self) -> PathBuf {
+        self.data_dir.join("jobs.db")
+    }
+
+    pub fn uploads_dir(&self) -> PathBuf {
+        self.data_dir.join("uploads")
+    }
+}
+
+fn default_hashers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Flags of `hashd serve` (also accepted with no subcommand).
+#[derive(Args, Debug, Clone, Default)]
+pub struct ServeArgs {
+    /// Address to listen on for HTTP. [env: HASHD_LISTEN; the original API_PORT sets the port] [default: 127.0.0.1:8000]
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+
+    /// Directory for the job database, the results log and kept uploads. [env: HASHD_DATA_DIR] [default: ./hashd-data]
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Where to append one line per finished job. [env: HASHD_RESULTS_LOG] [default: DATA_DIR/results.log]
+    #[arg(long, value_name = "PATH")]
+    pub results_log: Option<PathBuf>,
+
+    /// Number of hasher threads. [env: HASHD_HASHERS] [default: one per core]
+    #[arg(long, value_name = "N")]
+    pub hashers: Option<usize>,
+
+    /// Do not pin hasher threads to cores. [env: HASHD_NO_PIN=1]
+    #[arg(long)]
+    pub no_pin: bool,
+
+    /// Keep every upload in DATA_DIR/uploads, named by its id (the original's DELETE_FILE=false). [env: HASHD_KEEP_UPLOADS=1]
+    #[arg(long)]
+    pub keep_uploads: bool,
+
+    /// Seconds to delay each result, for testing clients that poll PENDING jobs. [env: HASHD_ARTIFICIAL_DELAY, ARTIFICIAL_DELAY, ARTIFITIAL_DELAY] [default: 0]
+    #[arg(long, value_name = "SECS")]
+    pub artificial_delay: Option<f64>,
+
+    /// Read size for re-hashing kept uploads and for files, e.g. 256K. [env: HASHD_CHUNK_SIZE, CHUNK_SIZE] [default: 256K]
+    #[arg(long, value_name = "SIZE")]
+    pub chunk_size: Option<String>,
+
+    /// Largest accepted upload, e.g. 8G; larger ones get 413. [env: HASHD_MAX_UPLOAD] [default: 8G]
+    #[arg(long, value_name = "SIZE")]
+    pub max_upload: Option<String>,
+
+    /// Uploads in progress at once; more get 503 with Retry-After. [env: HASHD_MAX_UPLOADS] [default: 512]
+    #[arg(long, value_name = "N")]
+    pub max_uploads: Option<usize>,
+
+    /// Open HTTP connections at once; more wait in the listen backlog. [env: HASHD_MAX_CONNECTIONS] [default: 16384]
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<usize>,
+
+    /// Seconds a client may stay silent while sending a body (408 after). [env: HASHD_BODY_TIMEOUT] [default: 60]
+    #[arg(long, value_name = "SECS")]
+    pub body_timeout: Option<u64>,
+
+    /// Seconds a client may take to send its request head. [env: HASHD_HEADER_TIMEOUT] [default: 30]
+    #[arg(long, value_name = "SECS")]
+    pub header_timeout: Option<u64>,
+
+    /// Commit durability: normal (safe against crashes of hashd) or full (also against power loss). [env: HASHD_SYNC] [default: normal]
+    #[arg(long, value_name = "MODE")]
+    pub sync: Option<String>,
+}
+
+/// Reads `name`, treating an empty value as unset.
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+fn env_flag(name: &str) -> anyhow::Result<Option<bool>> {
+    env(name).map(|v| parse_bool(name, &v)).transpose()
+}
+
+fn parse_bool(name: &str, v: &str) -> anyhow::Result<bool> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => bail!("{name} must be true or false, got {v:?}"),
+    }
+}
+
+/// Parses a byte size: `1048576`, `64K`, `1M`, `8G` (binary units; a
+/// trailing `B`/`iB` is accepted).
+pub fn parse_size(s: &str) -> anyhow::Result<u64> {
+    let t = s.trim();
+    let upper = t.to_ascii_uppercase();
+    let upper = upper.trim_end_matches("IB").trim_end_matches('B');
+    let (num, mult) = match upper.chars().last() {
+        Some('K') => (&upper[..upper.len() - 1], 1u64 << 10),
+        Some('M') => (&upper[..upper.len() - 1], 1 << 20),
+        Some('G') => (&upper[..upper.len() - 1], 1 << 30),
+        Some('T') => (&upper[..upper.len() - 1], 1 << 40),
+        _ => (upper, 1),
+    };
+    let n: u64 = num
+        .trim()
+        .parse()
+        .with_context(|| format!("invalid size {s:?} (examples: 1048576, 64K, 1M, 8G)"))?;
+    n.checked_mul(mult).with_context(|| format!("size {s:?} is too large"))
+}
+
+fn pick<T>(flag: Option<T>, names: &[&str], parse: impl Fn(&str, &str) -> anyhow::Result<T>) -> anyhow::Result<Option<T>> {
+    if flag.is_some() {
+        return Ok(flag);
+    }
+    for name in names {
+        if let Some(v) = env(name) {
+            return parse(name, &v).map(Some);
+        }
+    }
+    Ok(None)
+}
+
+fn num<T: std::str::FromStr>(name: &str, v: &str) -> anyhow::Result<T> {
+    v.trim().parse().map_err(|_| anyhow::anyhow!("{name} must be a number, got {v:?}"))
+}
+
+impl ServeArgs {
+    /// Combines flags, environment and defaults into a validated [`Config`].
+    pub fn resolve(self) -> anyhow::Result<Config> {
+        let data_dir = pick(self.data_dir, &["HASHD_DATA_DIR"], |_, v| Ok(PathBuf::from(v)))?
+            .unwrap_or_else(|| PathBuf::from("hashd-data"));
+        let mut c = Config::with_data_dir(data_dir);
+
+        c.listen = match pick(self.listen, &["HASHD_LISTEN"], |_, v| Ok(v.to_string()))? {
+            Some(addr) => parse_listen(&addr)?,
+            None => match env("API_PORT") {
+                Some(port) => {
+                    let port: u16 = num("API_PORT", &port)?;
+                    SocketAddr::from(([127, 0, 0, 1], port))
+                }
+                None => c.listen,
+            },
+        };
+        if let Some(p) = pick(self.results_log, &["HASHD_RESULTS_LOG"], |_, v| Ok(PathBuf::from(v)))? {
+            c.results_log = p;
+        }
+        if let Some(n) = pick(self.hashers, &["HASHD_HASHERS"], num)? {
+            if n == 0 || n > 1024 {
+                bail!("--hashers must be from 1 to 1024, got {n}");
+            }
+            c.hashers = n;
+        }
+        c.pin = !(self.no_pin || env_flag("HASHD_NO_PIN")?.unwrap_or(false));
+        c.keep_uploads = self.keep_uploads
+            || env_flag("HASHD_KEEP_UPLOADS")?.unwrap_or(false)
+            || env_flag("DELETE_FILE")?.is_some_and(|delete| !delete);
+        if let Some(secs) = pick(
+            self.artificial_delay,
+            &["HASHD_ARTIFICIAL_DELAY", "ARTIFICIAL_DELAY", "ARTIFITIAL_DELAY"],
+            num,
+        )? {
+            if !(0.0..=3600.0).contains(&secs) {
+                bail!("artificial delay must be from 0 to 3600 seconds, got {secs}");
+            }
+            c.artificial_delay = Duration::from_secs_f64(secs);
+        }
+        if let Some(size) = pick(self.chunk_size.as_deref().map(parse_size).transpose()?, &["HASHD_CHUNK_SIZE", "CHUNK_SIZE"], |_, v| parse_size(v))? {
+            if !(4096..=(64 << 20)).contains(&size) {
+                bail!("chunk size must be from 4K to 64M, got {size}");
+            }
+            c.chunk_size = size as usize;
+        }
+        if let Some(max) = pick(self.max_upload.as_deref().map(parse_size).transpose()?, &["HASHD_MAX_UPLOAD"], |_, v| parse_size(v))? {
+            c.http.max_upload = max;
+        }
+        if let Some(n) = pick(self.max_uploads, &["HASHD_MAX_UPLOADS"], num)? {
+            if n == 0 {
+                bail!("--max-uploads must be at least 1");
+            }
+            c.http.max_uploads = n;
+        }
+        if let Some(n) = pick(self.max_connections, &["HASHD_MAX_CONNECTIONS"], num)? {
+            if n == 0 {
+                bail!("--max-connections must be at least 1");
+            }
+            c.http.max_connections = n;
+        }
+        if let Some(s) = pick(self.body_timeout, &["HASHD_BODY_TIMEOUT"], num)? {
+            c.http.body_idle_timeout = Duration::from_secs(s.max(1));
+        }
+        if let Some(s) = pick(self.header_timeout, &["HASHD_HEADER_TIMEOUT"], num)? {
+            c.http.header_timeout = Duration::from_secs(s.max(1));
+        }
+        if let Some(mode) = pick(self.sync, &["HASHD_SYNC"], |_, v| Ok(v.to_string()))? {
+            c.sync = match mode.to_ascii_lowercase().as_str() {
+                "normal" => SyncMode::Normal,
+                "full" => SyncMode::Full,
+                _ => bail!("--sync must be normal or full, got {mode:?}"),
+            };
+        }
+        if env("CELERY_WORKER_FILESYSTEM_TIMEOUT").is_some() {
+            tracing::info!("CELERY_WORKER_FILESYSTEM_TIMEOUT has no effect: hashd hashes uploads as they stream in, so no worker waits for a file");
+        }
+        Ok(c)
+    }
+}
+
+fn parse_listen(s: &str) -> anyhow::Result<SocketAddr> {
+    if let Ok(a) = s.parse() {
+        return Ok(a);
+    }
+    if let Ok(port) = s.parse::<u16>() {
+        return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    use std::net::ToSocketAddrs;
+    s.to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .with_context(|| format!("invalid listen address {s:?} (expected HOST:PORT, e.g. 127.0.0.1:8000)"))
+}
+
+/// Loads `KEY=VALUE` lines from `path` into the environment, never replacing
+/// a variable that is already set. A missing file is not an error.
+pub fn load_dotenv(path: &Path) -> anyhow::Result<usize> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    let mut loaded = 0;
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let line = line.strip_prefix("export ").unwrap_or(line);
+        let Some((key, value)) = line.split_once('=') else {
+            bail!("{}:{}: expected KEY=VALUE", path.display(), n + 1);
+        };
+        let key = key.trim();
+        let mut value = value.trim();
+        if value.len() >= 2
+            && ((value.starts_with('"') && value.ends_with('"'))
+                || (value.starts_with('\'') && value.ends_with('\'')))
+        {
+            value = &value[1..value.len() - 1];
+        } else if let Some((v, _comment)) = value.split_once(" #") {
+            value = v.trim_end();
+        }
+        if std::env::var_os(key).is_none() {
+            std::env::set_var(key, value);
+            loaded += 1;
+        }
+    }
+    Ok(loaded)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("1048576").unwrap(), 1 << 20);
+        assert_eq!(parse_size("64K").unwrap(), 64 << 10);
+        assert_eq!(parse_size("1MiB").unwrap(), 1 << 20);
+        assert_eq!(parse_size("8g").unwrap(), 8 << 30);
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("99999999999T").is_err());
+    }
+
+    #[test]
+    fn listen_addresses() {
+        assert_eq!(parse_listen("127.0.0.1:9").unwrap().port(), 9);
+        assert_eq!(parse_listen("8080").unwrap(), SocketAddr::from(([127, 0, 0, 1], 8080)));
+        assert!(parse_listen("nonsense:::").is_err());
+    }
+}

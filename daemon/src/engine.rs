@@ -1,0 +1,239 @@
+//! The daemon's side of [`frontends::Backend`]: uploads become hasher-pool
+//! streams whose results go to the store; lookups read the store.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use frontends::{ApiError, Backend, JobPage, JobStatus, JobView, ListQuery, Upload, UploadMeta};
+use hashcore::{to_hex, Algorithm, Completion, HasherPool, StreamJob};
+use tokio::sync::oneshot;
+
+use crate::store::{Finish, NewJob, Store};
+use crate::util::{new_id, now_ms, rfc3339};
+
+/// What the engine needs to know of the configuration.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// Keep each upload under this directory, named by its id.
+    pub uploads_dir: Option<PathBuf>,
+    /// Extra delay before a job's result is published (testing PENDING flows).
+    pub artificial_delay: Duration,
+}
+
+pub struct Engine {
+    pub(crate) pool: HasherPool,
+    pub(crate) store: Arc<Store>,
+    pub(crate) config: EngineConfig,
+    started: Instant,
+}
+
+impl Engine {
+    pub fn new(pool: HasherPool, store: Arc<Store>, config: EngineConfig) -> Engine {
+        Engine { pool, store, config, started: Instant::now() }
+    }
+
+    /// A completion that records the outcome of job `id` in the store.
+    pub(crate) fn completion(&self, id: String, notify: Option<oneshot::Sender<JobView>>) -> Completion {
+        let store = self.store.clone();
+        let delay = self.config.artificial_delay;
+        Box::new(move |outcome| {
+            let finish = match outcome {
+                Ok(d) => Finish::Success { hash: to_hex(&d.bytes), size: d.len },
+                Err(e) => Finish::Failure { reason: e.to_string() },
+            };
+            let not_before = (!delay.is_zero()).then(|| Instant::now() + delay);
+            store.finish(id, finish, not_before, notify);
+        })
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> ApiError {
+    ApiError::Internal(e.to_string())
+}
+
+impl Backend for Engine {
+    type Upload = HttpUpload;
+
+    fn begin_upload(&self, meta: UploadMeta) -> Result<HttpUpload, ApiError> {
+        let id = new_id().map_err(internal)?;
+        let spool = match &self.config.uploads_dir {
+            Some(dir) => Some(Spool::create(dir.join(&id)).map_err(|e| {
+                tracing::error!(error = %e, "cannot store an upload");
+                ApiError::Internal("cannot store the upload on the server".into())
+            })?),
+            None => None,
+        };
+        let (final_tx, final_rx) = oneshot::channel();
+        let job = self.pool.open_stream(meta.algo, self.completion(id.clone(), Some(final_tx)));
+        Ok(HttpUpload {
+            id,
+            algo: meta.algo,
+            name: meta.name,
+            job: Some(job),
+            final_rx,
+            store: self.store.clone(),
+            size: 0,
+            spool,
+            created_ms: now_ms(),
+        })
+    }
+
+    async fn lookup(&self, id: &str) -> Result<Option<JobView>, ApiError> {
+        // A keyed read on a pooled WAL connection takes microseconds and
+        // never waits for the writer; a blocking-pool hop would cost more.
+        self.store.get(id).map_err(internal)
+    }
+
+    async fn list(&self, query: ListQuery) -> Result<JobPage, ApiError> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.list(&query))
+            .await
+            .map_err(internal)?
+            .map_err(internal)
+    }
+
+    async fn stats(&self) -> Result<serde_json::Value, ApiError> {
+        let store = self.store.clone();
+        let counts = tokio::task::spawn_blocking(move || store.counts())
+            .await
+            .map_err(internal)?
+            .map_err(internal)?;
+        let hashers: Vec<_> = self
+            .pool
+            .stats()
+            .into_iter()
+            .map(|h| {
+                serde_json::json!({
+                    "index": h.index,
+                    "cpu": h.cpu,
+                    "jobs_done": h.jobs_done,
+                    "jobs_failed": h.jobs_failed,
+                    "bytes": h.bytes,
+                    "active_jobs": h.active_jobs,
+                })
+            })
+            .collect();
+        Ok(serde_json::json!({
+            "jobs": {
+                "PENDING": counts.pending,
+                "SUCCESS": counts.success,
+                "FAILURE": counts.failure,
+                "total": counts.total,
+            },
+            "bytes_hashed": counts.bytes_hashed,
+            "hashers": hashers,
+            "uptime_secs": self.started.elapsed().as_secs(),
+            "version": env!("CARGO_PKG_VERSION"),
+            "algorithms": Algorithm::ALL.iter().map(|a| a.name()).collect::<Vec<_>>(),
+            "artificial_delay_secs": self.config.artificial_delay.as_secs_f64(),
+            "keep_uploads": self.config.uploads_dir.is_some(),
+        }))
+    }
+}
+
+/// A stored copy of an upload, removed again unless the upload completes.
+struct Spool {
+    file: Option<File>,
+    path: PathBuf,
+    complete: bool,
+}
+
+impl Spool {
+    fn create(path: PathBuf) -> std::io::Result<Spool> {
+        let file = File::create(&path)?;
+        Ok(Spool { file: Some(file), path, complete: false })
+    }
+
+    async fn write(&mut self, chunk: Bytes) -> Result<(), ApiError> {
+        let Some(mut file) = self.file.take() else {
+            return Err(ApiError::Internal("stored upload is unavailable".into()));
+        };
+        // The chunk is refcounted: the blocking write shares it, no copy.
+        let (file, result) = tokio::task::spawn_blocking(move || {
+            let r = file.write_all(&chunk);
+            (file, r)
+        })
+        .await
+        .map_err(internal)?;
+        self.file = Some(file);
+        result.map_err(|e| {
+            tracing::error!(error = %e, path = %self.path.display(), "writing a stored upload failed");
+            ApiError::Internal("cannot store the upload on the server (disk full?)".into())
+        })
+    }
+}
+
+impl Drop for Spool {
+    fn drop(&mut self) {
+        if !self.complete {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// One HTTP upload in flight; see [`frontends::Upload`].
+pub struct HttpUpload {
+    id: String,
+    algo: Algorithm,
+    name: Option<String>,
+    /// Dropping it unfinished aborts the job on its hasher.
+    job: Option<StreamJob>,
+    /// Resolves with the final state once it is committed.
+    final_rx: oneshot::Receiver<JobView>,
+    store: Arc<Store>,
+    size: u64,
+    spool: Option<Spool>,
+    created_ms: i64,
+}
+
+impl Upload for HttpUpload {
+    async fn send(&mut self, chunk: Bytes) -> Result<(), ApiError> {
+        self.size += chunk.len() as u64;
+        if let Some(spool) = &mut self.spool {
+            spool.write(chunk.clone()).await?;
+        }
+        let job = self.job.as_mut().ok_or(ApiError::ShuttingDown)?;
+        job.send(chunk).await.map_err(|_| ApiError::ShuttingDown)
+    }
+
+    async fn finish(mut self, wait: bool) -> Result<JobView, ApiError> {
+        if let Some(spool) = &mut self.spool {
+            spool.complete = true;
+        }
+        let job = self.job.take().ok_or(ApiError::ShuttingDown)?;
+        // The insert is queued before the hasher can finish, so the store
+        // sees the row before its result.
+        let recorded = self.store.insert(NewJob {
+            id: self.id.clone(),
+            algorithm: self.algo.name().to_string(),
+            size: self.size,
+            name: self.name.clone(),
+            stored_path: self.spool.as_ref().map(|s| s.path.clone()),
+            created_ms: self.created_ms,
+        });
+        job.finish().map_err(|_| ApiError::ShuttingDown)?;
+        match recorded.await {
+            Ok(Ok(())) => {}
+            Ok(Err(reason)) => return Err(ApiError::Internal(reason)),
+            Err(_) => return Err(ApiError::ShuttingDown),
+        }
+        if wait {
+            return (&mut self.final_rx).await.map_err(|_| ApiError::ShuttingDown);
+        }
+        Ok(self.final_rx.try_recv().unwrap_or_else(|_| JobView {
+            id: self.id.clone(),
+            status: JobStatus::Pending,
+            algorithm: self.algo.name().to_string(),
+            hash: None,
+            size: Some(self.size),
+            name: self.name.clone(),
+            error: None,
+            created_at: rfc3339(self.created_ms),
+            finished_at: None,
+        }))
+    }
+}

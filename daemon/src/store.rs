@@ -1,0 +1,552 @@
+//! The job store: SQLite in WAL mode.
+//!
+//! One writer thread owns the only writing connection and applies status
+//! changes in batches, one transaction per batch, so thousands of jobs per
+//! second cost a few commits. A job's row is committed before its id is
+//! returned (the caller awaits the insert's acknowledgement). Readers use
+//! their own connections and never wait for the writer (WAL).
+//!
+//! Durability: `synchronous=NORMAL`. A commit is in the WAL file when it
+//! returns, so a killed daemon loses nothing; only a power loss can drop the
+//! last transactions. `--sync full` trades throughput for that too.
+//!
+//! Results reach the results log only after their commit, from the writer
+//! thread, in commit order.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use frontends::{JobPage, JobStatus, JobView, ListQuery};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use tokio::sync::oneshot;
+
+use crate::results_log::{LogLine, ResultsLog};
+use crate::util::{is_valid_id, now_ms, rfc3339};
+
+/// Most operations applied in one transaction; bounds the latency a batch
+/// adds to the acknowledgements waiting on it.
+const MAX_BATCH_OPS: usize = 4096;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS jobs (
+    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+    id          TEXT    NOT NULL UNIQUE,
+    status      TEXT    NOT NULL CHECK (status IN ('PENDING', 'SUCCESS', 'FAILURE')),
+    algorithm   TEXT    NOT NULL,
+    hash        TEXT,
+    size        INTEGER,
+    name        TEXT,
+    error       TEXT,
+    stored_path TEXT,
+    created_ms  INTEGER NOT NULL,
+    finished_ms INTEGER
+);
+CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (status, seq);
+";
+
+/// How hard commits push to disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SyncMode {
+    /// Safe against a killed process; a power loss may drop the last commits.
+    Normal,
+    /// fsync on every commit (batched, so still many jobs per fsync).
+    Full,
+}
+
+/// A job whose bytes have all arrived.
+#[derive(Clone, Debug)]
+pub struct NewJob {
+    pub id: String,
+    pub algorithm: String,
+    pub size: u64,
+    pub name: Option<String>,
+    /// Where the upload was kept, when keeping uploads is on.
+    pub stored_path: Option<PathBuf>,
+    pub created_ms: i64,
+}
+
+/// How a job ended.
+#[derive(Clone, Debug)]
+pub enum Finish {
+    Success { hash: String, size: u64 },
+    Failure { reason: String },
+}
+
+/// A job found PENDING at start-up: a previous run stopped before it ended.
+#[derive(Clone, Debug)]
+pub struct Interrupted {
+    pub id: String,
+    pub algorithm: String,
+    pub size: Option<u64>,
+    pub stored_path: Option<PathBuf>,
+}
+
+/// Counts for `/stats`.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct Counts {
+    pub pending: u64,
+    pub success: u64,
+    pub failure: u64,
+    pub total: u64,
+    /// Bytes of all successful jobs.
+    pub bytes_hashed: u64,
+}
+
+enum Op {
+    Insert {
+        job: NewJob,
+        ack: oneshot::Sender<Result<(), String>>,
+    },
+    Finish {
+        id: String,
+        finish: Finish,
+        /// Apply no earlier than this (the original's artificial delay).
+        not_before: Option<Instant>,
+        /// Told the final state once it is committed.
+        notify: Option<oneshot::Sender<JobView>>,
+    },
+    Close,
+}
+
+pub struct Store {
+    tx: mpsc::Sender<Op>,
+    path: PathBuf,
+    readers: Mutex<Vec<Connection>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Store {
+    /// Opens (creating) the database, and starts the writer thread, which
+    /// appends each committed result to `log`.
+    pub fn open(path: &Path, sync: SyncMode, log: ResultsLog) -> anyhow::Result<Store> {
+        let conn = open_writer(path, sync)
+            .with_context(|| format!("cannot open the job database {}", path.display()))?;
+        let (tx, rx) = mpsc::channel();
+        let writer = std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || Writer::new(conn, log).run(rx))?;
+        Ok(Store {
+            tx,
+            path: path.to_path_buf(),
+            readers: Mutex::new(Vec::new()),
+            writer: Mutex::new(Some(writer)),
+        })
+    }
+
+    /// Jobs left PENDING by a previous run. Call before accepting new jobs.
+    pub fn interrupted(&self) -> anyhow::Result<Vec<Interrupted>> {
+        self.with_reader(|c| {
+            let mut stmt = c.prepare(
+                "SELECT id, algorithm, size, stored_path FROM jobs WHERE status = 'PENDING' ORDER BY seq",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                Ok(Interrupted {
+                    id: r.get(0)?,
+                    algorithm: r.get(1)?,
+                    size: r.get::<_, Option<i64>>(2)?.map(|s| s as u64),
+                    stored_path: r.get::<_, Option<String>>(3)?.map(PathBuf::from),
+                })
+            })?;
+            rows.collect()
+        })
+    }
+
+    /// Queues the insert; the receiver resolves once it is committed.
+    pub fn insert(&self, job: NewJob) -> oneshot::Receiver<Result<(), String>> {
+        let (ack, rx) = oneshot::channel();
+        if let Err(mpsc::SendError(Op::Insert { ack, .. })) = self.tx.send(Op::Insert { job, ack }) {
+            let _ = ack.send(Err("the job store is closed".into()));
+        }
+        rx
+    }
+
+    /// Queues a job's end. Never blocks: hashers call it.
+    pub fn finish(
+        &self,
+        id: String,
+        finish: Finish,
+        not_before: Option<Instant>,
+        notify: Option<oneshot::Sender<JobView>>,
+    ) {
+        let _ = self.tx.send(Op::Finish { id, finish, not_before, notify });
+    }
+
+    pub fn get(&self, id: &str) -> anyhow::Result<Option<JobView>> {
+        if !is_valid_id(id) {
+            return Ok(None);
+        }
+        self.with_reader(|c| {
+            c.prepare_cached(&format!("SELECT {COLUMNS} FROM jobs WHERE id = ?1"))?
+                .query_row([id], row_to_view)
+                .optional()
+        })
+    }
+
+    /// Newest first, `limit` at most, after the job `after` if given.
+    pub fn list(&self, q: &ListQuery) -> anyhow::Result<JobPage> {
+        let status = q.status.map(JobStatus::as_str);
+        let after = q.after.as_deref();
+        // Fetch one extra row to know whether a next page exists.
+        let fetch = q.limit as i64 + 1;
+        let mut jobs = self.with_reader(|c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM jobs
+                 WHERE (?1 IS NULL OR status = ?1)
+                   AND (?2 IS NULL OR seq < (SELECT seq FROM jobs WHERE id = ?2))
+                 ORDER BY seq DESC LIMIT ?3"
+            ))?;
+            let rows = stmt.query_map(params![status, after, fetch], row_to_view)?;
+            rows.collect::<Result<Vec<_>, _>>()
+        })?;
+        let next = if jobs.len() > q.limit {
+            jobs.truncate(q.limit);
+            jobs.last().map(|j| j.id.clone())
+        } else {
+            None
+        };
+        Ok(JobPage { jobs, next })
+    }
+
+    pub fn counts(&self) -> anyhow::Result<Counts> {
+        self.with_reader(|c| {
+            let mut counts = Counts::default();
+            let mut stmt = c.prepare_cached(
+                "SELECT status, COUNT(*), COALESCE(SUM(size), 0) FROM jobs GROUP BY status",
+            )?;
+            let mut rows = stmt.query([])?;
+            while let Some(r) = rows.next()? {
+                let status: String = r.get(0)?;
+                let n = r.get::<_, i64>(1)? as u64;
+                match status.as_str() {
+                    "PENDING" => counts.pending = n,
+                    "SUCCESS" => {
+                        counts.success = n;
+                        counts.bytes_hashed = r.get::<_, i64>(2)? as u64;
+                    }
+                    _ => counts.failure = n,
+                }
+                counts.total += n;
+            }
+            Ok(counts)
+        })
+    }
+
+    /// Applies everything queued (delayed finishes at once), commits, closes
+    /// the results log and joins the writer.
+    pub fn close(&self) {
+        let _ = self.tx.send(Op::Close);
+        let writer = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(w) = writer {
+            let _ = w.join();
+        }
+    }
+
+    fn with_reader<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> anyhow::Result<T> {
+        let pooled = self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let conn = match pooled {
+            Some(c) => c,
+            None => open_reader(&self.path)?,
+        };
+        let result = f(&conn);
+        self.readers.lock().unwrap_or_else(|p| p.into_inner()).push(conn);
+        Ok(result?)
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+const COLUMNS: &str =
+    "id, status, algorithm, hash, size, name, error, created_ms, finished_ms";
+
+fn row_to_view(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobView> {
+    let status: String = r.get(1)?;
+    Ok(JobView {
+        id: r.get(0)?,
+        status: JobStatus::parse(&status).unwrap_or(JobStatus::Failure),
+        algorithm: r.get(2)?,
+        hash: r.get(3)?,
+        size: r.get::<_, Option<i64>>(4)?.map(|s| s as u64),
+        name: r.get(5)?,
+        error: r.get(6)?,
+        created_at: rfc3339(r.get(7)?),
+        finished_at: r.get::<_, Option<i64>>(8)?.map(rfc3339),
+    })
+}
+
+fn open_writer(path: &Path, sync: SyncMode) -> anyhow::Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+    anyhow::ensure!(mode.eq_ignore_ascii_case("wal"), "the database refused WAL mode (got {mode})");
+    conn.pragma_update(None, "synchronous", if sync == SyncMode::Full { "FULL" } else { "NORMAL" })?;
+    conn.execute_batch(SCHEMA)?;
+    // Take the write lock now, so a second daemon on the same data directory
+    // fails at start-up with a clear error instead of at its first upload.
+    conn.execute_batch("BEGIN IMMEDIATE; COMMIT;")
+        .context("the job database is locked by another process (is another hashd using this data directory?)")?;
+    Ok(conn)
+}
+
+fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    Ok(conn)
+}
+
+/// A finish waiting for its artificial delay, ordered by due time.
+struct Delayed {
+    due: Instant,
+    seq: u64,
+    op: Op,
+}
+
+impl PartialEq for Delayed {
+    fn eq(&self, other: &Self) -> bool {
+        (self.due, self.seq) == (other.due, other.seq)
+    }
+}
+impl Eq for Delayed {}
+impl PartialOrd for Delayed {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Delayed {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.due, self.seq).cmp(&(other.due, other.seq))
+    }
+}
+
+struct Writer {
+    conn: Connection,
+    log: ResultsLog,
+    /// Finishes waiting for their artificial delay.
+    delayed: BinaryHeap<Reverse<Delayed>>,
+    /// Tie-breaker that keeps delayed finishes in arrival order.
+    seq: u64,
+    /// Finishes that could not be committed (disk full, I/O error), retried
+    /// until they can: a job must never stay PENDING for good.
+    retry: Vec<Op>,
+}
+
+/// Why the writer woke up.
+enum Wake {
+    Op(Op),
+    /// A delayed finish or a retry is due.
+    Timer,
+    Closed,
+}
+
+/// How long failed finishes wait before the next attempt.
+const RETRY_INTERVAL: Duration = Duration::from_secs(1);
+
+impl Writer {
+    fn new(conn: Connection, log: ResultsLog) -> Writer {
+        Writer { conn, log, delayed: BinaryHeap::new(), seq: 0, retry: Vec::new() }
+    }
+
+    fn run(mut self, rx: mpsc::Receiver<Op>) {
+        let mut closing = false;
+        while !closing {
+            let mut deadline = self.delayed.peek().map(|Reverse(d)| d.due);
+            if !self.retry.is_empty() {
+                let at = Instant::now() + RETRY_INTERVAL;
+                deadline = Some(deadline.map_or(at, |d| d.min(at)));
+            }
+            let wake = match deadline {
+                None => rx.recv().map_or(Wake::Closed, Wake::Op),
+                Some(at) => match rx.recv_timeout(at.saturating_duration_since(Instant::now())) {
+                    Ok(op) => Wake::Op(op),
+                    Err(mpsc::RecvTimeoutError::Timeout) => Wake::Timer,
+                    Err(mpsc::RecvTimeoutError::Disconnected) => Wake::Closed,
+                },
+            };
+            let mut batch = std::mem::take(&mut self.retry);
+            match wake {
+                Wake::Op(op) => batch.push(op),
+                Wake::Timer => {}
+                Wake::Closed => closing = true,
+            }
+            while batch.len() < MAX_BATCH_OPS {
+                match rx.try_recv() {
+                    Ok(op) => batch.push(op),
+                    Err(_) => break,
+                }
+            }
+            closing |= batch.iter().any(|op| matches!(op, Op::Close));
+            let now = Instant::now();
+            let mut ready = Vec::with_capacity(batch.len());
+            for op in batch {
+                match op {
+                    Op::Close => {}
+                    Op::Finish { id, finish, not_before: Some(due), notify } if due > now && !closing => {
+                        self.seq += 1;
+                        let op = Op::Finish { id, finish, not_before: None, notify };
+                        self.delayed.push(Reverse(Delayed { due, seq: self.seq, op }));
+                    }
+                    op => ready.push(op),
+                }
+            }
+            // At close, delayed finishes are applied at once: shutdown must
+            // not leave them PENDING.
+            while self.delayed.peek().is_some_and(|Reverse(d)| d.due <= now || closing) {
+                if let Some(Reverse(d)) = self.delayed.pop() {
+                    ready.push(d.op);
+                }
+            }
+            if !ready.is_empty() {
+                self.apply(ready);
+            }
+            if closing && !self.retry.is_empty() {
+                tracing::error!(jobs = self.retry.len(), "could not record job results before shutdown; they will be marked interrupted at the next start");
+            }
+        }
+        if let Err(e) = self.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)") {
+            tracing::warn!(error = %e, "WAL checkpoint at shutdown failed");
+        }
+        if let Err(e) = self.log.close() {
+            tracing::error!(error = %e, "closing the results log failed");
+        }
+    }
+
+    /// Commits `ops` in one transaction; if that fails, one by one, so one bad
+    /// operation cannot sink the others.
+    fn apply(&mut self, ops: Vec<Op>) {
+        match self.commit(&ops) {
+            Ok(logged) => self.settle(ops, logged),
+            Err(batch_err) => {
+                tracing::warn!(error = %batch_err, ops = ops.len(), "batched commit failed; applying one at a time");
+                for op in ops {
+                    match self.commit(std::slice::from_ref(&op)) {
+                        Ok(logged) => self.settle(vec![op], logged),
+                        Err(e) => self.fail(op, &e),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs the statements of `ops` in one transaction. Returns, per op, the
+    /// log line of a finish that ended a recorded job.
+    fn commit(&mut self, ops: &[Op]) -> rusqlite::Result<Vec<Option<LogLine>>> {
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let mut logged = Vec::with_capacity(ops.len());
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO jobs (id, status, algorithm, size, name, stored_path, created_ms)
+                 VALUES (?1, 'PENDING', ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            let mut finish = tx.prepare_cached(
+                "UPDATE jobs SET status = ?2, hash = ?3, size = COALESCE(?4, size), error = ?5, finished_ms = ?6
+                 WHERE id = ?1 AND status = 'PENDING'
+                 RETURNING algorithm, size, name",
+            )?;
+            for op in ops {
+                match op {
+                    Op::Insert { job, .. } => {
+                        let stored = job.stored_path.as_ref().map(|p| p.to_string_lossy().into_owned());
+                        insert.execute(params![
+                            job.id,
+                            job.algorithm,
+                            job.size as i64,
+                            job.name,
+                            stored,
+                            job.created_ms
+                        ])?;
+                        logged.push(None);
+                    }
+                    Op::Finish { id, finish: f, .. } => {
+                        let finished = now_ms();
+                        let (status, hash, size, error) = match f {
+                            Finish::Success { hash, size } => {
+                                ("SUCCESS", Some(hash.as_str()), Some(*size as i64), None)
+                            }
+                            Finish::Failure { reason } => ("FAILURE", None, None, Some(reason.as_str())),
+                        };
+                        let row = finish
+                            .query_row(params![id, status, hash, size, error, finished], |r| {
+                                Ok((
+                                    r.get::<_, String>(0)?,
+                                    r.get::<_, Option<i64>>(1)?,
+                                    r.get::<_, Option<String>>(2)?,
+                                ))
+                            })
+                            .optional()?;
+                        // No row: the upload was abandoned before it was
+                        // recorded (or already ended), so nothing to log.
+                        logged.push(row.map(|(algorithm, size, name)| LogLine {
+                            time: rfc3339(finished),
+                            id: id.clone(),
+                            status,
+                            algorithm,
+                            hash: hash.map(str::to_string),
+                            size: size.map(|s| s as u64),
+                            name,
+                            error: error.map(str::to_string),
+                        }));
+                    }
+                    Op::Close => logged.push(None),
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(logged)
+    }
+
+    /// After a commit: acknowledge inserts, tell waiters, append to the log.
+    fn settle(&mut self, ops: Vec<Op>, logged: Vec<Option<LogLine>>) {
+        let mut lines = Vec::new();
+        for (op, line) in ops.into_iter().zip(logged) {
+            match op {
+                Op::Insert { ack, .. } => {
+                    let _ = ack.send(Ok(()));
+                }
+                Op::Finish { id, notify, .. } => {
+                    if line.is_some() {
+                        if let Some(tx) = notify {
+                            if let Ok(Some(view)) = self.view(&id) {
+                                let _ = tx.send(view);
+                            }
+                        }
+                    }
+                    lines.extend(line);
+                }
+                Op::Close => {}
+            }
+        }
+        self.log.append(lines);
+    }
+
+    fn fail(&mut self, op: Op, err: &rusqlite::Error) {
+        match op {
+            Op::Insert { ack, job } => {
+                tracing::error!(id = %job.id, error = %err, "could not record a new job");
+                let _ = ack.send(Err(format!("the job store could not record the job: {err}")));
+            }
+            op @ Op::Finish { .. } => self.retry.push(op),
+            Op::Close => {}
+        }
+    }
+
+    fn view(&self, id: &str) -> rusqlite::Result<Option<JobView>> {
+        self.conn
+            .prepare_cached(&format!("SELECT {COLUMNS} FROM jobs WHERE id = ?1"))?
+            .query_row([id], row_to_view)
+            .optional()
+    }
+}
