@@ -12,6 +12,7 @@
 //! is queued, commits, checkpoints → the results log flushes and fsyncs.
 #![forbid(unsafe_code)]
 
+pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod results_log;
@@ -38,6 +39,7 @@ use store::{Finish, Interrupted, Store};
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create the data directory {}", config.data_dir.display()))?;
+    let _lock = lock_data_dir(&config.data_dir)?;
     if config.keep_uploads {
         std::fs::create_dir_all(config.uploads_dir()).with_context(|| {
             format!("cannot create the uploads directory {}", config.uploads_dir().display())
@@ -86,6 +88,29 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     store.close();
     tracing::info!("hashd stopped");
     Ok(())
+}
+
+/// Holds an exclusive lock on `DATA_DIR/hashd.lock` for the daemon's life, so
+/// a second daemon on the same directory stops at start-up with a clear error
+/// instead of interleaving writes. The OS drops the lock if we crash.
+fn lock_data_dir(dir: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    let path = dir.join("hashd.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "the data directory {} is locked by another process (is another hashd using it?)",
+            dir.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("cannot lock {}", path.display()))
+        }
+    }
 }
 
 /// Ends every job a previous run left PENDING: re-hashed from its kept

@@ -292,10 +292,6 @@ fn open_writer(path: &Path, sync: SyncMode) -> anyhow::Result<Connection> {
     anyhow::ensure!(mode.eq_ignore_ascii_case("wal"), "the database refused WAL mode (got {mode})");
     conn.pragma_update(None, "synchronous", if sync == SyncMode::Full { "FULL" } else { "NORMAL" })?;
     conn.execute_batch(SCHEMA)?;
-    // Take the write lock now, so a second daemon on the same data directory
-    // fails at start-up with a clear error instead of at its first upload.
-    conn.execute_batch("BEGIN IMMEDIATE; COMMIT;")
-        .context("the job database is locked by another process (is another hashd using this data directory?)")?;
     Ok(conn)
 }
 

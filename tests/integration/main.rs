@@ -1,1 +1,6 @@
+//! Integration tests: each starts the real `hashd` binary.
 
+mod api;
+mod durability;
+mod errors;
+mod util;

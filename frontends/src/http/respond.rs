@@ -47,9 +47,3 @@ pub fn with_retry_after(mut resp: Response<Body>, err: &ApiError) -> Response<Bo
     }
     resp
 }
-
-pub fn status_only(status: StatusCode) -> Response<Body> {
-    let mut resp = Response::new(Full::new(Bytes::new()));
-    *resp.status_mut() = status;
-    resp
-}

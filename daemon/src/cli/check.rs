@@ -1,0 +1,570 @@
+//! `hashd check` and `hashd sum -c`: verifying checksum files as
+//! `md5sum -c` (coreutils 9.1) does, with the same lines, warnings and exit
+//! status.
+//!
+//! Each checksum file is parsed whole, then its entries go to the backend in
+//! one batch. Diagnostics about lines (`-w`) are queued with their position
+//! and printed between the results around them, so stderr keeps coreutils'
+//! order.
+
+use std::ffi::OsStr;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+
+use hashcore::Algorithm;
+
+use super::escape::{push_result_name, quote, unescape_name};
+use super::{describe, warn, CheckOptions, DigestBackend, Input, Output};
+
+/// Verifies every checksum file in `files` (none means standard input);
+/// false if anything failed.
+pub(super) fn run(
+    algo: Algorithm,
+    options: &CheckOptions,
+    files: &[PathBuf],
+    backend: &mut dyn DigestBackend,
+    stdin: &mut dyn Read,
+    out: &mut Output<'_>,
+    stderr: &mut dyn Write,
+) -> bool {
+    let mut checker = Checker {
+        algo,
+        options,
+        parser: LineParser::new(algo),
+        backend,
+        stdin,
+        out,
+        stderr,
+    };
+    let stdin_only = [PathBuf::from("-")];
+    let files = if files.is_empty() {
+        &stdin_only[..]
+    } else {
+        files
+    };
+    let mut ok = true;
+    for file in files {
+        ok &= checker.check_file(file.as_os_str());
+    }
+    ok
+}
+
+/// Everything one run needs; the parser's state carries over between files,
+/// as coreutils' does.
+struct Checker<'r, 'o> {
+    /// The algorithm every line is checked against.
+    algo: Algorithm,
+    /// What to print and what fails.
+    options: &'r CheckOptions,
+    /// Line parser, with its memory of the line format seen so far.
+    parser: LineParser,
+    /// Computes the digests.
+    backend: &'r mut dyn DigestBackend,
+    /// Read when a checksum file is `-`.
+    stdin: &'r mut dyn Read,
+    /// Result lines.
+    out: &'r mut Output<'o>,
+    /// Diagnostics.
+    stderr: &'r mut dyn Write,
+}
+
+/// One properly formatted line.
+struct Entry {
+    /// The file name, unescaped.
+    name: Vec<u8>,
+    /// The expected digest in hexadecimal, either case.
+    hex: Vec<u8>,
+}
+
+/// What the results of one checksum file add up to.
+#[derive(Default)]
+struct Tally {
+    /// Lines that could not be read hashed.
+    failed_reads: u64,
+    /// Files whose digest differs.
+    mismatched: u64,
+    /// True once any file matched.
+    matched: bool,
+}
+
+impl Checker<'_, '_> {
+    fn check_file(&mut self, file: &OsStr) -> bool {
+        let is_stdin = file == "-";
+        let display = quote(if is_stdin {
+            b"standard input"
+        } else {
+            file.as_bytes()
+        });
+        let Some(content) = self.read_list(file, is_stdin, &display) else {
+            return false;
+        };
+        let (entries, misformatted) = self.parse_list(&content, is_stdin);
+
+        let inputs: Vec<Input> = entries
+            .iter()
+            .map(|e| match &e.name[..] {
+                b"-" => Input::Stdin,
+                name => Input::Path(PathBuf::from(OsStr::from_bytes(name))),
+            })
+            .collect();
+        let options = self.options;
+        let tag = self.parser.tag.clone();
+        let stderr = &mut *self.stderr;
+        let out = &mut *self.out;
+        let mut tally = Tally::default();
+        let mut pending = misformatted.iter().peekable();
+        let warn_misformatted = |stderr: &mut dyn Write, line_number: u64| {
+            if options.warn {
+                warn(
+                    stderr,
+                    format_args!(
+                        "{display}: {line_number}: improperly formatted {tag} checksum line"
+                    ),
+                );
+            }
+        };
+        let mut line = Vec::new();
+        let result = self
+            .backend
+            .hash_inputs(self.algo, &inputs, &mut |index, result| {
+                while let Some((_, n)) = pending.next_if(|(before, _)| *before <= index) {
+                    warn_misformatted(stderr, *n);
+                }
+                let entry = &entries[index];
+                line.clear();
+                match result {
+                    Err(e) if options.ignore_missing && e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => {
+                        warn(
+                            stderr,
+                            format_args!("{}: {}", quote(&entry.name), describe(&e)),
+                        );
+                        tally.failed_reads += 1;
+                        if !options.status {
+                            push_result_name(&mut line, &entry.name);
+                            line.extend_from_slice(b": FAILED open or read\n");
+                        }
+                    }
+                    Ok(digest) => {
+                        let matches = entry
+                            .hex
+                            .eq_ignore_ascii_case(hashcore::to_hex(&digest).as_bytes());
+                        if matches {
+                            tally.matched = true;
+                        } else {
+                            tally.mismatched += 1;
+                        }
+                        let silent = options.status || (matches && options.quiet);
+                        if !silent {
+                            push_result_name(&mut line, &entry.name);
+                            line.extend_from_slice(if matches { b": OK\n" } else { b": FAILED\n" });
+                        }
+                    }
+                }
+                out.line(&line);
+            });
+        for (_, n) in pending {
+            warn_misformatted(stderr, *n);
+        }
+        if let Err(e) = result {
+            warn(stderr, format_args!("{}", describe(&e)));
+            return false;
+        }
+        self.summarize(&display, entries.len(), misformatted.len() as u64, &tally)
+    }
+
+    /// Reads a whole checksum file; `None` (after saying why) if it cannot.
+    fn read_list(&mut self, file: &OsStr, is_stdin: bool, display: &str) -> Option<Vec<u8>> {
+        let mut content = Vec::new();
+        let read = if is_stdin {
+            self.stdin.read_to_end(&mut content)
+        } else {
+            match File::open(file) {
+                Ok(mut f) => f.read_to_end(&mut content),
+                Err(e) => {
+                    warn(self.stderr, format_args!("{display}: {}", describe(&e)));
+                    return None;
+                }
+            }
+        };
+        match read {
+            Ok(_) => Some(content),
+            Err(_) => {
+                warn(self.stderr, format_args!("{display}: read error"));
+                None
+            }
+        }
+    }
+
+    /// Splits a checksum file into its entries and the line numbers of its
+    /// improperly formatted lines, each with the number of entries before it.
+    /// Comments (`#` first) and empty lines are neither.
+    fn parse_list(&mut self, content: &[u8], is_stdin: bool) -> (Vec<Entry>, Vec<(usize, u64)>) {
+        let mut entries = Vec::new();
+        let mut misformatted = Vec::new();
+        for (line, line_number) in content.split_inclusive(|&b| b == b'\n').zip(1u64..) {
+            if line[0] == b'#' {
+                continue;
+            }
+            let line = line.strip_suffix(b"\n").unwrap_or(line);
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if line.is_empty() {
+                continue;
+            }
+            match self.parser.parse(line) {
+                // `-` would be the list itself.
+                Some(entry) if !(is_stdin && entry.name == b"-") => entries.push(entry),
+                _ => misformatted.push((entries.len(), line_number)),
+            }
+        }
+        (entries, misformatted)
+    }
+
+    /// Prints the warnings that end a checksum file and says whether it
+    /// passed.
+    fn summarize(
+        &mut self,
+        display: &str,
+        entries: usize,
+        misformatted: u64,
+        tally: &Tally,
+    ) -> bool {
+        let options = self.options;
+        let stderr = &mut *self.stderr;
+        if entries == 0 {
+            warn(
+                stderr,
+                format_args!("{display}: no properly formatted checksum lines found"),
+            );
+            return false;
+        }
+        if !options.status {
+            if misformatted > 0 {
+                let what = plural(misformatted, "line is", "lines are");
+                warn(
+                    stderr,
+                    format_args!("WARNING: {misformatted} {what} improperly formatted"),
+                );
+            }
+            let n = tally.failed_reads;
+            if n > 0 {
+                let what = plural(n, "listed file", "listed files");
+                warn(
+                    stderr,
+                    format_args!("WARNING: {n} {what} could not be read"),
+                );
+            }
+            let n = tally.mismatched;
+            if n > 0 {
+                let what = plural(n, "computed checksum", "computed checksums");
+                warn(stderr, format_args!("WARNING: {n} {what} did NOT match"));
+            }
+            if options.ignore_missing && !tally.matched {
+                warn(stderr, format_args!("{display}: no file was verified"));
+            }
+        }
+        tally.matched
+            && tally.mismatched == 0
+            && tally.failed_reads == 0
+            && (!options.strict || misformatted == 0)
+    }
+}
+
+/// coreutils' `select_plural` for English: the singular only for 1.
+fn plural(n: u64, singular: &'static str, plural: &'static str) -> &'static str {
+    if n == 1 {
+        singular
+    } else {
+        plural
+    }
+}
+
+/// Splits checksum lines as coreutils 9.1's `split_3` does.
+struct LineParser {
+    /// Digest length in hex digits.
+    hex_len: usize,
+    /// The BSD tag this algorithm's lines carry (`MD5`, `SHA256`, ...).
+    tag: String,
+    /// coreutils' `bsd_reversed`: `None` until a GNU line decides; then
+    /// whether lines are `HASH NAME` (one blank, no mode character, as BSD
+    /// `md5 -r` prints) rather than `HASH  NAME`/`HASH *NAME`. Once decided,
+    /// lines of the other kind are misformatted (or, reversed, a name
+    /// starting with a blank keeps it).
+    bsd_reversed: Option<bool>,
+}
+
+impl LineParser {
+    fn new(algo: Algorithm) -> Self {
+        LineParser {
+            hex_len: algo.digest_len() * 2,
+            tag: algo.name().to_ascii_uppercase(),
+            bsd_reversed: None,
+        }
+    }
+
+    /// Parses a line without its line terminator; `None` if misformatted.
+    fn parse(&mut self, line: &[u8]) -> Option<Entry> {
+        let blanks = line.iter().take_while(|&&b| is_blank(b)).count();
+        let mut rest = &line[blanks..];
+        let escaped = rest.first() == Some(&b'\\');
+        if escaped {
+            rest = &rest[1..];
+        }
+        if let Some(after_tag) = rest.strip_prefix(self.tag.as_bytes()) {
+            let after_tag = after_tag.strip_prefix(b" ").unwrap_or(after_tag);
+            return self.parse_bsd(after_tag.strip_prefix(b"(")?, escaped);
+        }
+        if rest.len() < self.hex_len + 2 + usize::from(rest.first() == Some(&b'\\')) {
+            return None;
+        }
+        let (hex, after) = rest.split_at(self.hex_len);
+        if !hex.iter().all(u8::is_ascii_hexdigit) || !is_blank(after[0]) {
+            return None;
+        }
+        let mut name = &after[1..];
+        if name.len() == 1 || !matches!(name[0], b' ' | b'*') {
+            if self.bsd_reversed == Some(false) {
+                return None;
+            }
+            self.bsd_reversed = Some(true);
+        } else if self.bsd_reversed != Some(true) {
+            self.bsd_reversed = Some(false);
+            name = &name[1..];
+        }
+        entry(hex, name, escaped)
+    }
+
+    /// `TAG (NAME) = HASH`, from just after the `(`: the name runs to the
+    /// last `)`.
+    fn parse_bsd(&self, s: &[u8], escaped: bool) -> Option<Entry> {
+        let close = s.iter().rposition(|&b| b == b')')?;
+        let (name, after) = (&s[..close], &s[close + 1..]);
+        let after = trim_blanks(after).strip_prefix(b"=")?;
+        let hex = trim_blanks(after);
+        if hex.len() != self.hex_len || !hex.iter().all(u8::is_ascii_hexdigit) {
+            return None;
+        }
+        entry(hex, name, escaped)
+    }
+}
+
+fn entry(hex: &[u8], name: &[u8], escaped: bool) -> Option<Entry> {
+    let name = if escaped {
+        unescape_name(name)?
+    } else {
+        // coreutils works on C strings: a NUL ends the name.
+        name.split(|&b| b == 0).next().unwrap_or_default().to_vec()
+    };
+    Some(Entry {
+        name,
+        hex: hex.to_vec(),
+    })
+}
+
+fn is_blank(b: u8) -> bool {
+    b == b' ' || b == b'\t'
+}
+
+fn trim_blanks(s: &[u8]) -> &[u8] {
+    &s[s.iter().take_while(|&&b| is_blank(b)).count()..]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const H: &str = "0cc175b9c0f1b6a831c399e269772661";
+
+    fn parse(parser: &mut LineParser, line: &str) -> Option<String> {
+        let entry = parser.parse(line.as_bytes())?;
+        assert_eq!(entry.hex.len(), 32);
+        Some(String::from_utf8(entry.name).unwrap())
+    }
+
+    #[test]
+    fn parses_gnu_bsd_and_escaped_lines() {
+        let mut p = LineParser::new(Algorithm::Md5);
+        let ok = |p: &mut LineParser, line: String| parse(p, &line);
+        assert_eq!(ok(&mut p, format!("{H}  a b")).as_deref(), Some("a b"));
+        assert_eq!(ok(&mut p, format!("{H} *a b")).as_deref(), Some("a b"));
+        assert_eq!(ok(&mut p, format!("  \t{H}\t a")).as_deref(), Some("a"));
+        assert_eq!(
+            ok(&mut p, format!("{}  A", H.to_uppercase())).as_deref(),
+            Some("A")
+        );
+        assert_eq!(
+            ok(&mut p, format!("MD5 (a (b)) = {H}")).as_deref(),
+            Some("a (b)")
+        );
+        assert_eq!(ok(&mut p, format!("MD5(x)= {H}")).as_deref(), Some("x"));
+        assert_eq!(ok(&mut p, format!("MD5 (x)\t=\t{H}")).as_deref(), Some("x"));
+        assert_eq!(
+            ok(&mut p, format!("\\{H}  a\\\\b\\nc\\rd")).as_deref(),
+            Some("a\\b\nc\rd")
+        );
+        assert_eq!(
+            ok(&mut p, format!("\\MD5 (a\\\\b) = {H}")).as_deref(),
+            Some("a\\b")
+        );
+        for bad in [
+            format!("{H}0  a"),
+            H.to_string(),
+            format!("{H} "),
+            format!("MD5 (x) = {H} "),
+            format!("MD5  (x) = {H}"),
+            format!("SHA1 (x) = {H}"),
+            format!("\\{H}  a\\qb"),
+            format!("\\{H}  a\\"),
+            format!("{}  a", &H[1..]),
+            format!("z{}  a", &H[1..]),
+            // A reversed line once the file is known to be GNU style.
+            format!("{H} a"),
+        ] {
+            assert_eq!(parse(&mut p, &bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn first_gnu_line_decides_reversed_format() {
+        let mut p = LineParser::new(Algorithm::Md5);
+        assert_eq!(parse(&mut p, &format!("{H} a b")).as_deref(), Some("a b"));
+        assert_eq!(parse(&mut p, &format!("{H}  a b")).as_deref(), Some(" a b"));
+        // An invalid digest does not decide anything.
+        let mut p = LineParser::new(Algorithm::Md5);
+        assert_eq!(parse(&mut p, &format!("z{} a", &H[1..])), None);
+        assert_eq!(parse(&mut p, &format!("{H}  a b")).as_deref(), Some("a b"));
+    }
+
+    /// A backend that answers from a table, to test the reporting without
+    /// files.
+    struct Table(Vec<(&'static str, io::Result<Vec<u8>>)>);
+
+    impl DigestBackend for Table {
+        fn hash_inputs(
+            &mut self,
+            _: Algorithm,
+            inputs: &[Input],
+            done: &mut dyn FnMut(usize, io::Result<Vec<u8>>),
+        ) -> io::Result<()> {
+            for (i, input) in inputs.iter().enumerate() {
+                let Input::Path(path) = input else {
+                    panic!("stdin")
+                };
+                let (_, result) = self.0.iter().find(|(n, _)| path.as_os_str() == *n).unwrap();
+                let result = match result {
+                    Ok(d) => Ok(d.clone()),
+                    Err(e) => Err(io::Error::from_raw_os_error(e.raw_os_error().unwrap())),
+                };
+                done(i, result);
+            }
+            Ok(())
+        }
+    }
+
+    fn check_stdin(options: CheckOptions, list: &str) -> (bool, String, String) {
+        let mut backend = Table(vec![
+            ("good", Ok(Algorithm::Md5.digest(b"a"))),
+            ("bad", Ok(Algorithm::Md5.digest(b"b"))),
+            ("new\nline", Ok(Algorithm::Md5.digest(b"a"))),
+            ("gone", Err(io::Error::from_raw_os_error(2))),
+            ("dir", Err(io::Error::from_raw_os_error(21))),
+        ]);
+        let mut out_buf = Vec::new();
+        let mut err = Vec::new();
+        let mut out = Output::new(&mut out_buf);
+        let ok = run(
+            Algorithm::Md5,
+            &options,
+            &[],
+            &mut backend,
+            &mut list.as_bytes(),
+            &mut out,
+            &mut err,
+        );
+        drop(out);
+        (
+            ok,
+            String::from_utf8(out_buf).unwrap(),
+            String::from_utf8(err).unwrap(),
+        )
+    }
+
+    #[test]
+    fn reports_like_md5sum() {
+        let list = format!(
+            "{H}  good\n# comment\n\r\n{H}  bad\nbad line\n{H}  gone\n\\{H}  new\\nline\n{H}  dir\n{H}  -\n"
+        );
+        let (ok, out, err) = check_stdin(
+            CheckOptions {
+                warn: true,
+                ..Default::default()
+            },
+            &list,
+        );
+        assert!(!ok);
+        assert_eq!(
+            out,
+            "good: OK\nbad: FAILED\ngone: FAILED open or read\n\\new\\nline: OK\ndir: FAILED open or read\n"
+        );
+        assert_eq!(
+            err,
+            "hashd: 'standard input': 5: improperly formatted MD5 checksum line\n\
+             hashd: gone: No such file or directory\n\
+             hashd: dir: Is a directory\n\
+             hashd: 'standard input': 9: improperly formatted MD5 checksum line\n\
+             hashd: WARNING: 2 lines are improperly formatted\n\
+             hashd: WARNING: 2 listed files could not be read\n\
+             hashd: WARNING: 1 computed checksum did NOT match\n"
+        );
+    }
+
+    #[test]
+    fn quiet_status_strict_and_ignore_missing() {
+        let (ok, out, err) = check_stdin(
+            CheckOptions {
+                quiet: true,
+                ..Default::default()
+            },
+            &format!("{H}  good\n"),
+        );
+        assert!(ok && out.is_empty() && err.is_empty());
+
+        let list = format!("{H}  good\nxx\n");
+        assert!(check_stdin(CheckOptions::default(), &list).0);
+        let strict = CheckOptions {
+            strict: true,
+            ..Default::default()
+        };
+        assert!(!check_stdin(strict, &list).0);
+
+        let (ok, out, err) = check_stdin(
+            CheckOptions {
+                status: true,
+                ..Default::default()
+            },
+            &format!("{H}  bad\n{H}  gone\n"),
+        );
+        assert!(!ok && out.is_empty());
+        assert_eq!(err, "hashd: gone: No such file or directory\n");
+
+        let ignore = CheckOptions {
+            ignore_missing: true,
+            ..Default::default()
+        };
+        let (ok, out, err) = check_stdin(ignore.clone(), &format!("{H}  gone\n"));
+        assert!(!ok && out.is_empty());
+        assert_eq!(err, "hashd: 'standard input': no file was verified\n");
+        let (ok, out, _) = check_stdin(ignore, &format!("{H}  gone\n{H}  good\n"));
+        assert!(ok);
+        assert_eq!(out, "good: OK\n");
+
+        let (ok, out, err) = check_stdin(CheckOptions::default(), "# nothing\n\n");
+        assert!(!ok && out.is_empty());
+        assert_eq!(
+            err,
+            "hashd: 'standard input': no properly formatted checksum lines found\n"
+        );
+    }
+}
