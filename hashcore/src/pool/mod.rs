@@ -27,10 +27,11 @@ use std::thread::JoinHandle;
 use bytes::Bytes;
 use crossbeam_channel::{Sender, TrySendError};
 
+use crate::read::{FileReader, ReaderConfig, ReaderKind};
 use crate::Algorithm;
 use credits::Credits;
 pub use credits::JobClosed;
-use worker::{Msg, Worker};
+use worker::{FileJob, Msg, Worker};
 
 /// A finished job's digest and how many bytes went into it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -47,6 +48,10 @@ pub enum JobError {
     Aborted(String),
     /// The pool shut down while the job was open.
     ShuttingDown,
+    /// Reading a descriptor job's file failed (or it is not a regular file).
+    Read(String),
+    /// The file queue was full; the client should retry later.
+    Busy,
 }
 
 impl std::fmt::Display for JobError {
@@ -54,6 +59,8 @@ impl std::fmt::Display for JobError {
         match self {
             JobError::Aborted(reason) => f.write_str(reason),
             JobError::ShuttingDown => f.write_str("daemon shut down before the job finished"),
+            JobError::Read(reason) => f.write_str(reason),
+            JobError::Busy => f.write_str("too many files queued; retry later"),
         }
     }
 }
@@ -79,6 +86,12 @@ pub struct PoolConfig {
     pub stream_budget_bytes: usize,
     /// Chunks of one stream that may wait at its hasher.
     pub stream_budget_chunks: usize,
+    /// Descriptor jobs that may wait for a hasher, across the pool.
+    pub file_queue_len: usize,
+    /// Read files with io_uring where the kernel allows it (else `pread`).
+    pub prefer_uring: bool,
+    /// Read sizes and depth for descriptor jobs.
+    pub reader: ReaderConfig,
 }
 
 impl Default for PoolConfig {
@@ -89,6 +102,9 @@ impl Default for PoolConfig {
             max_streams: 1024,
             stream_budget_bytes: 2 << 20,
             stream_budget_chunks: 32,
+            file_queue_len: 4096,
+            prefer_uring: !cfg!(feature = "no_uring"),
+            reader: ReaderConfig::default(),
         }
     }
 }
@@ -100,6 +116,7 @@ pub(crate) struct Counters {
     jobs_failed: AtomicU64,
     bytes: AtomicU64,
     active: AtomicU64,
+    reads_in_flight: AtomicU64,
 }
 
 /// A point-in-time view of one hasher, for `/stats`.
@@ -112,12 +129,16 @@ pub struct HasherSnapshot {
     pub jobs_failed: u64,
     pub bytes: u64,
     pub active_jobs: u64,
+    pub reads_in_flight: u64,
+    /// `io_uring` or `pread`.
+    pub reader: &'static str,
 }
 
 struct Hasher {
     tx: Sender<Msg>,
     counters: Arc<Counters>,
     cpu: Option<usize>,
+    reader: ReaderKind,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -125,6 +146,9 @@ struct Hasher {
 /// still stops and joins them.
 pub struct HasherPool {
     hashers: Vec<Hasher>,
+    files: Sender<FileJob>,
+    /// Why io_uring is not in use, if it is not.
+    uring_fallback: Option<String>,
     next_key: AtomicU64,
     next_hasher: AtomicUsize,
     config: PoolConfig,
@@ -140,12 +164,21 @@ impl HasherPool {
         };
         // A stream uses at most its chunk budget plus Open and End/Abort.
         let capacity = config.max_streams.max(1) * (config.stream_budget_chunks + 2) + 64;
+        let (files_tx, files_rx) = crossbeam_channel::bounded(config.file_queue_len.max(1));
         let mut hashers = Vec::with_capacity(n);
+        let mut uring_fallback = None;
         for index in 0..n {
             let (tx, rx) = crossbeam_channel::bounded(capacity);
             let counters = Arc::new(Counters::default());
             let cpu = (!cpus.is_empty()).then(|| cpus[index % cpus.len()]);
-            let worker = Worker::new(rx, counters.clone());
+            // The reader is made here so its kind is known before any job;
+            // only the thread it moves to uses it.
+            let reader = FileReader::new(config.prefer_uring, config.reader);
+            let kind = reader.kind();
+            if let Some(reason) = reader.fallback_reason() {
+                uring_fallback.get_or_insert_with(|| reason.to_string());
+            }
+            let worker = Worker::new(rx, files_rx.clone(), reader, counters.clone());
             let thread = std::thread::Builder::new()
                 .name(format!("hasher-{index}"))
                 .spawn(move || {
@@ -159,11 +192,14 @@ impl HasherPool {
                 tx,
                 counters,
                 cpu,
+                reader: kind,
                 thread: Some(thread),
             });
         }
         Ok(HasherPool {
             hashers,
+            files: files_tx,
+            uring_fallback,
             next_key: AtomicU64::new(1),
             next_hasher: AtomicUsize::new(0),
             config,
@@ -215,6 +251,23 @@ impl HasherPool {
         }
     }
 
+    /// Why files are read with `pread` rather than io_uring, if they are.
+    pub fn uring_fallback(&self) -> Option<&str> {
+        self.uring_fallback.as_deref()
+    }
+
+    /// Queues a descriptor job: a hasher reads `file` from offset 0 itself.
+    /// Only regular files are accepted (a pipe could stall a hasher); others,
+    /// and a full queue, end the job at once through `done`.
+    pub fn submit_file(&self, algo: Algorithm, file: std::fs::File, done: Completion) {
+        let key = self.next_key.fetch_add(1, Ordering::Relaxed);
+        match self.files.try_send(FileJob { key, algo, file, done }) {
+            Ok(()) => {}
+            Err(TrySendError::Full(job)) => (job.done)(Err(JobError::Busy)),
+            Err(TrySendError::Disconnected(job)) => (job.done)(Err(JobError::ShuttingDown)),
+        }
+    }
+
     pub fn stats(&self) -> Vec<HasherSnapshot> {
         self.hashers
             .iter()
@@ -226,6 +279,8 @@ impl HasherPool {
                 jobs_failed: h.counters.jobs_failed.load(Ordering::Relaxed),
                 bytes: h.counters.bytes.load(Ordering::Relaxed),
                 active_jobs: h.counters.active.load(Ordering::Relaxed),
+                reads_in_flight: h.counters.reads_in_flight.load(Ordering::Relaxed),
+                reader: h.reader.name(),
             })
             .collect()
     }

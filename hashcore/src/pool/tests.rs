@@ -8,6 +8,7 @@ fn small_pool(hashers: usize) -> HasherPool {
         max_streams: 64,
         stream_budget_bytes: 4096,
         stream_budget_chunks: 4,
+        ..PoolConfig::default()
     })
     .unwrap()
 }
@@ -130,10 +131,14 @@ fn open_after_shutdown_completes_with_failure() {
         tx,
         counters: Arc::default(),
         cpu: None,
+        reader: crate::read::ReaderKind::Pread,
         thread: None,
     };
+    let (files, _) = crossbeam_channel::bounded(1);
     let pool = HasherPool {
         hashers: vec![hasher],
+        files,
+        uring_fallback: None,
         next_key: AtomicU64::new(1),
         next_hasher: AtomicUsize::new(0),
         config: PoolConfig::default(),
@@ -179,4 +184,85 @@ fn a_stalled_hasher_bounds_what_a_fast_producer_queues() {
     release_tx.send(()).unwrap();
     job.finish().unwrap();
     assert_eq!(rx.recv().unwrap().unwrap().len, 4000);
+}
+
+fn file_pool(prefer_uring: bool) -> HasherPool {
+    HasherPool::start(PoolConfig {
+        hashers: 2,
+        pin: false,
+        prefer_uring,
+        reader: crate::read::ReaderConfig {
+            read_len: 4096,
+            reads_per_file: 3,
+            max_files: 4,
+        },
+        ..PoolConfig::default()
+    })
+    .unwrap()
+}
+
+fn temp_file(tag: &str, data: &[u8]) -> std::path::PathBuf {
+    let p = std::env::temp_dir().join(format!("hashcore-pool-{}-{tag}", std::process::id()));
+    std::fs::write(&p, data).unwrap();
+    p
+}
+
+#[test]
+fn descriptor_jobs_hash_like_one_shot_with_both_readers() {
+    for prefer_uring in [true, false] {
+        let pool = file_pool(prefer_uring);
+        let mut waiting = Vec::new();
+        // More files than the readers hold at once, so the queue is used.
+        for (i, len) in [0usize, 1, 4095, 4096, 4097, 100_000, 1 << 20].iter().cycle().take(30).enumerate() {
+            let data: Vec<u8> = (0..*len).map(|b| (b * 31 + i) as u8).collect();
+            let path = temp_file(&format!("{prefer_uring}-{i}"), &data);
+            let algo = Algorithm::ALL[i % 4];
+            let (done, rx) = completion();
+            pool.submit_file(algo, std::fs::File::open(&path).unwrap(), done);
+            waiting.push((rx, algo.digest(&data), path));
+        }
+        for (rx, want, path) in waiting {
+            let d = rx.recv().unwrap().unwrap();
+            assert_eq!(d.bytes, want);
+            std::fs::remove_file(path).unwrap();
+        }
+        let stats = pool.stats();
+        assert_eq!(stats.iter().map(|s| s.jobs_done).sum::<u64>(), 30);
+        if !prefer_uring {
+            assert!(stats.iter().all(|s| s.reader == "pread"));
+        }
+    }
+}
+
+#[test]
+fn a_pipe_is_refused_as_a_descriptor_job() {
+    let pool = file_pool(true);
+    let mut child = std::process::Command::new("true")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pipe: std::os::fd::OwnedFd = child.stdout.take().unwrap().into();
+    let (done, rx) = completion();
+    pool.submit_file(Algorithm::Md5, std::fs::File::from(pipe), done);
+    let err = rx.recv().unwrap().unwrap_err();
+    assert!(matches!(err, JobError::Read(ref m) if m.contains("regular")), "{err}");
+    child.wait().unwrap();
+}
+
+#[test]
+fn shutdown_finishes_queued_descriptor_jobs() {
+    let pool = file_pool(true);
+    let data = vec![7u8; 300_000];
+    let path = temp_file("shutdown", &data);
+    let mut waiting = Vec::new();
+    for _ in 0..10 {
+        let (done, rx) = completion();
+        pool.submit_file(Algorithm::Sha256, std::fs::File::open(&path).unwrap(), done);
+        waiting.push(rx);
+    }
+    pool.shutdown();
+    for rx in waiting {
+        assert_eq!(rx.recv().unwrap().unwrap().bytes, Algorithm::Sha256.digest(&data));
+    }
+    std::fs::remove_file(path).unwrap();
 }
