@@ -25,14 +25,19 @@ pub struct Config {
     pub chunk_size: usize,
     pub sync: SyncMode,
     pub http: HttpConfig,
+    /// The unix socket for local clients; `None` turns it off.
+    pub socket: Option<PathBuf>,
+    /// Read descriptor jobs with io_uring where the kernel allows it.
+    pub uring: bool,
 }
 
 impl Config {
     /// The embedded defaults with the data directory `dir`: what tests and
     /// embedders start from.
     pub fn with_data_dir(dir: impl Into<PathBuf>) -> Config {
-        let data_dir = dir.into();
+        let data_dir: PathBuf = dir.into();
         Config {
+            socket: Some(data_dir.join("hashd.sock")),
             listen: SocketAddr::from(([127, 0, 0, 1], 8000)),
             results_log: data_dir.join("results.log"),
             data_dir,
@@ -43,6 +48,7 @@ impl Config {
             chunk_size: 256 << 10,
             sync: SyncMode::Normal,
             http: HttpConfig::default(),
+            uring: true,
         }
     }
 
@@ -117,6 +123,18 @@ pub struct ServeArgs {
     /// Commit durability: normal (safe against crashes of hashd) or full (also against power loss). [env: HASHD_SYNC] [default: normal]
     #[arg(long, value_name = "MODE")]
     pub sync: Option<String>,
+
+    /// Unix socket for local clients such as `hashd sum`. [env: HASHD_SOCKET] [default: DATA_DIR/hashd.sock]
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+
+    /// Do not open the unix socket. [env: HASHD_NO_SOCKET=1]
+    #[arg(long, conflicts_with = "socket")]
+    pub no_socket: bool,
+
+    /// Read files with pread instead of io_uring. [env: HASHD_NO_URING=1]
+    #[arg(long)]
+    pub no_uring: bool,
 }
 
 /// Reads `name`, treating an empty value as unset.
@@ -246,6 +264,13 @@ impl ServeArgs {
                 _ => bail!("--sync must be normal or full, got {mode:?}"),
             };
         }
+        if let Some(p) = pick(self.socket, &["HASHD_SOCKET"], |_, v| Ok(PathBuf::from(v)))? {
+            c.socket = Some(p);
+        }
+        if self.no_socket || env_flag("HASHD_NO_SOCKET")?.unwrap_or(false) {
+            c.socket = None;
+        }
+        c.uring = !(self.no_uring || env_flag("HASHD_NO_URING")?.unwrap_or(false));
         if env("CELERY_WORKER_FILESYSTEM_TIMEOUT").is_some() {
             tracing::info!("CELERY_WORKER_FILESYSTEM_TIMEOUT has no effect: hashd hashes uploads as they stream in, so no worker waits for a file");
         }

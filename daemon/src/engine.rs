@@ -96,6 +96,14 @@ impl Backend for Engine {
             .map_err(internal)
     }
 
+    fn hash_file(&self, algo: Algorithm, file: File, done: Completion) {
+        self.pool.submit_file(algo, file, done);
+    }
+
+    fn open_stream(&self, algo: Algorithm, done: Completion) -> StreamJob {
+        self.pool.open_stream(algo, done)
+    }
+
     async fn stats(&self) -> Result<serde_json::Value, ApiError> {
         let store = self.store.clone();
         let counts = tokio::task::spawn_blocking(move || store.counts())
@@ -114,6 +122,8 @@ impl Backend for Engine {
                     "jobs_failed": h.jobs_failed,
                     "bytes": h.bytes,
                     "active_jobs": h.active_jobs,
+                    "reads_in_flight": h.reads_in_flight,
+                    "reader": h.reader,
                 })
             })
             .collect();
@@ -131,6 +141,7 @@ impl Backend for Engine {
             "algorithms": Algorithm::ALL.iter().map(|a| a.name()).collect::<Vec<_>>(),
             "artificial_delay_secs": self.config.artificial_delay.as_secs_f64(),
             "keep_uploads": self.config.uploads_dir.is_some(),
+            "uring_fallback": self.pool.uring_fallback(),
         }))
     }
 }

@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod engine;
 pub mod results_log;
@@ -25,6 +26,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use bytes::BytesMut;
+use frontends::unix::SocketConfig;
 use hashcore::{HasherPool, PoolConfig};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpListener;
@@ -51,10 +53,16 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     let pool = HasherPool::start(PoolConfig {
         hashers: config.hashers,
         pin: config.pin,
-        max_streams: config.http.max_uploads + 64,
+        // Uploads plus the socket's request-and-reply streams.
+        max_streams: config.http.max_uploads + SocketConfig::default().max_connections * 4,
+        prefer_uring: config.uring && PoolConfig::default().prefer_uring,
         ..PoolConfig::default()
     })
     .context("cannot start the hasher threads")?;
+    match pool.uring_fallback() {
+        Some(reason) => tracing::warn!(reason, "io_uring unavailable; files are read with pread"),
+        None => tracing::info!(reader = pool.stats()[0].reader, "file reader"),
+    }
     let engine = Arc::new(Engine::new(
         pool,
         store.clone(),
@@ -70,14 +78,42 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, data_dir = %config.data_dir.display(), hashers = config.hashers, "hashd started");
+
+    let socket = match &config.socket {
+        Some(path) => {
+            let l = frontends::unix::bind(path)
+                .with_context(|| format!("cannot listen on the unix socket {}", path.display()))?;
+            tracing::info!(path = %path.display(), "unix socket ready");
+            Some((l, path.clone()))
+        }
+        None => None,
+    };
     {
         let mut out = std::io::stdout().lock();
         writeln!(out, "hashd listening on http://{addr}")?;
+        if let Some((_, path)) = &socket {
+            writeln!(out, "hashd socket at {}", path.display())?;
+        }
         out.flush()?;
     }
 
-    frontends::http::serve(listener, engine.clone(), config.http.clone(), shutdown).await;
-    tracing::info!("HTTP stopped; finishing queued jobs");
+    // One shutdown signal fans out to both front ends.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let http = frontends::http::serve(listener, engine.clone(), config.http.clone(), stopped(stop_rx.clone()));
+    let unix = async {
+        if let Some((l, path)) = socket {
+            frontends::unix::serve(l, &path, engine.clone(), SocketConfig::default(), stopped(stop_rx.clone())).await;
+        }
+    };
+    let signal = async {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    };
+    tokio::join!(http, unix, signal);
+    tracing::info!("front ends stopped; finishing queued jobs");
 
     // Connections are drained, so the engine is ours alone again; were one
     // still alive, the pool would stop when its last holder drops it.

@@ -28,6 +28,72 @@ struct Cli {
 enum Command {
     /// Run the daemon (the default when no subcommand is given).
     Serve(ServeArgs),
+    /// Print or check checksums, like md5sum (sha256sum with -a sha256).
+    ///
+    /// Uses the running daemon through its unix socket when there is one
+    /// (passing file descriptors, so the daemon reads the files), otherwise
+    /// hashes in this process with the same engine.
+    Sum {
+        #[command(flatten)]
+        args: hashd::cli::SumArgs,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Verify a checksum file (same as `hashd sum -c`).
+    Check {
+        #[command(flatten)]
+        args: hashd::cli::CheckArgs,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+/// How `sum` and `check` reach an engine.
+#[derive(clap::Args, Debug)]
+struct ClientArgs {
+    /// The daemon's unix socket. [env: HASHD_SOCKET] [default: ./hashd-data/hashd.sock]
+    #[arg(long, value_name = "PATH")]
+    socket: Option<std::path::PathBuf>,
+
+    /// Hash in this process even if a daemon is running.
+    #[arg(long)]
+    no_daemon: bool,
+
+    /// In-process only: read files with pread instead of io_uring.
+    #[arg(long)]
+    no_uring: bool,
+}
+
+impl ClientArgs {
+    /// The daemon if one answers on the socket, else the in-process engine.
+    fn backend(&self) -> std::io::Result<Box<dyn hashd::cli::DigestBackend>> {
+        use hashd::client::{DaemonBackend, EngineBackend};
+        if !self.no_daemon {
+            let path = self
+                .socket
+                .clone()
+                .or_else(|| std::env::var_os("HASHD_SOCKET").map(Into::into))
+                .unwrap_or_else(|| "hashd-data/hashd.sock".into());
+            if let Ok(d) = DaemonBackend::connect(&path) {
+                return Ok(Box::new(d));
+            }
+        }
+        Ok(Box::new(EngineBackend::new(!self.no_uring)?))
+    }
+}
+
+fn run_client(client: &ClientArgs, run: impl FnOnce(&mut dyn hashd::cli::DigestBackend, &mut dyn std::io::Write, &mut dyn std::io::Write) -> i32) -> ExitCode {
+    let mut backend = match client.backend() {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("hashd: cannot start the hashing engine: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let stdout = std::io::stdout();
+    let mut out = std::io::LineWriter::new(stdout.lock());
+    let code = run(backend.as_mut(), &mut out, &mut std::io::stderr());
+    ExitCode::from(code.clamp(0, 255) as u8)
 }
 
 fn main() -> ExitCode {
@@ -36,11 +102,17 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     let cli = Cli::parse();
-    init_logging();
     let args = match cli.command {
         Some(Command::Serve(args)) => args,
         None => cli.serve,
+        Some(Command::Sum { args, client }) => {
+            return run_client(&client, |b, out, err| hashd::cli::run_sum(&args, b, out, err))
+        }
+        Some(Command::Check { args, client }) => {
+            return run_client(&client, |b, out, err| hashd::cli::run_check(&args, b, out, err))
+        }
     };
+    init_logging();
     let config = match args.resolve() {
         Ok(c) => c,
         Err(e) => {

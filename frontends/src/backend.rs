@@ -5,7 +5,7 @@
 use std::future::Future;
 
 use bytes::Bytes;
-use hashcore::Algorithm;
+use hashcore::{Algorithm, Completion, StreamJob};
 use serde::{Deserialize, Serialize};
 
 use crate::ApiError;
@@ -96,6 +96,14 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Jobs by status, bytes hashed, hashers and their counters.
     fn stats(&self) -> impl Future<Output = Result<serde_json::Value, ApiError>> + Send;
+
+    /// Hashes a file a local client passed by descriptor. The answer goes
+    /// to the client on its connection, not to the job store: these are
+    /// request-and-reply jobs. `done` is called exactly once.
+    fn hash_file(&self, algo: Algorithm, file: std::fs::File, done: Completion);
+
+    /// Opens a request-and-reply stream job (bytes sent on the socket).
+    fn open_stream(&self, algo: Algorithm, done: Completion) -> StreamJob;
 }
 
 /// One upload in flight. Dropping it without `finish` abandons the job: the

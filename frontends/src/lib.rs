@@ -11,6 +11,7 @@
 pub mod backend;
 pub mod error;
 pub mod http;
+pub mod unix;
 
 pub use backend::{Backend, JobPage, JobStatus, JobView, ListQuery, Upload, UploadMeta};
 pub use error::ApiError;

@@ -7,6 +7,7 @@
 //! - [`pool`]: the hasher pool: pinned OS threads fed by bounded crossbeam channels.
 
 pub mod algo;
+pub mod fdpass;
 pub mod md5;
 pub mod pool;
 pub mod read;

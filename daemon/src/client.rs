@@ -1,0 +1,291 @@
+//! The digest backends behind `hashd sum` and `hashd check`:
+//! - [`DaemonBackend`] talks to a running daemon over its unix socket and
+//!   passes each file's descriptor, so the daemon's hashers read it with
+//!   io_uring while the client only opens files;
+//! - [`EngineBackend`] runs the same hasher pool in-process, for when no
+//!   daemon is running (or `--no-daemon`).
+//!
+//! Both pipeline up to [`WINDOW`] files and report results in input order.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::AsFd;
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::sync::mpsc;
+
+use bytes::BytesMut;
+use frontends::unix::frame::{self, Kind};
+use hashcore::{Algorithm, HasherPool, JobError, PoolConfig};
+
+use crate::cli::{DigestBackend, Input};
+
+/// Files in flight at once: enough to keep every hasher's lanes and reads
+/// busy, well under the socket's per-connection in-flight limit (1024).
+pub const WINDOW: usize = 256;
+/// Bytes per STREAM_DATA frame when a non-regular input is sent as bytes.
+const STREAM_CHUNK_LEN: usize = 256 << 10;
+
+/// Emits results in input order as they complete in any order.
+struct InOrder<'a> {
+    next: usize,
+    ready: BTreeMap<usize, io::Result<Vec<u8>>>,
+    done: &'a mut dyn FnMut(usize, io::Result<Vec<u8>>),
+}
+
+impl<'a> InOrder<'a> {
+    fn new(done: &'a mut dyn FnMut(usize, io::Result<Vec<u8>>)) -> Self {
+        InOrder { next: 0, ready: BTreeMap::new(), done }
+    }
+
+    fn put(&mut self, index: usize, result: io::Result<Vec<u8>>) {
+        self.ready.insert(index, result);
+        while let Some(r) = self.ready.remove(&self.next) {
+            (self.done)(self.next, r);
+            self.next += 1;
+        }
+    }
+}
+
+/// What an input turned out to be once opened.
+enum Opened {
+    /// A regular file: the hashers read it by descriptor.
+    File(File),
+    /// Anything else (stdin, a pipe, a device): its bytes must be pushed.
+    Stream(Box<dyn Read>),
+}
+
+fn open(input: &Input) -> io::Result<Opened> {
+    match input {
+        Input::Stdin => Ok(Opened::Stream(Box::new(io::stdin()))),
+        Input::Path(p) => {
+            let f = File::open(p)?;
+            let meta = f.metadata()?;
+            if meta.is_dir() {
+                Err(io::Error::from_raw_os_error(libc::EISDIR))
+            } else if meta.is_file() {
+                Ok(Opened::File(f))
+            } else {
+                Ok(Opened::Stream(Box::new(f)))
+            }
+        }
+    }
+}
+
+fn hash_reader(algo: Algorithm, r: &mut dyn Read) -> io::Result<Vec<u8>> {
+    let mut h = algo.hasher();
+    let mut buf = vec![0u8; STREAM_CHUNK_LEN];
+    loop {
+        match r.read(&mut buf) {
+            Ok(0) => return Ok(h.finalize().into_vec()),
+            Ok(n) => h.update(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+fn job_error(e: JobError) -> io::Error {
+    io::Error::other(e.to_string())
+}
+
+/// The same engine as the daemon, in this process.
+pub struct EngineBackend {
+    pool: HasherPool,
+}
+
+impl EngineBackend {
+    pub fn new(uring: bool) -> io::Result<EngineBackend> {
+        let pool = HasherPool::start(PoolConfig {
+            prefer_uring: uring && PoolConfig::default().prefer_uring,
+            max_streams: 1,
+            ..PoolConfig::default()
+        })?;
+        Ok(EngineBackend { pool })
+    }
+}
+
+impl DigestBackend for EngineBackend {
+    fn hash_inputs(
+        &mut self,
+        algo: Algorithm,
+        inputs: &[Input],
+        done: &mut dyn FnMut(usize, io::Result<Vec<u8>>),
+    ) -> io::Result<()> {
+        let mut order = InOrder::new(done);
+        let (tx, rx) = mpsc::channel();
+        let mut in_flight = 0;
+        for (index, input) in inputs.iter().enumerate() {
+            while in_flight >= WINDOW {
+                let (i, r) = rx.recv().map_err(|_| io::Error::other("hasher pool stopped"))?;
+                order.put(i, r);
+                in_flight -= 1;
+            }
+            match open(input) {
+                Err(e) => order.put(index, Err(e)),
+                Ok(Opened::Stream(mut r)) => order.put(index, hash_reader(algo, &mut r)),
+                Ok(Opened::File(f)) => {
+                    let tx = tx.clone();
+                    self.pool.submit_file(
+                        algo,
+                        f,
+                        Box::new(move |o| {
+                            let _ = tx.send((index, o.map(|d| d.bytes).map_err(job_error)));
+                        }),
+                    );
+                    in_flight += 1;
+                }
+            }
+        }
+        while in_flight > 0 {
+            let (i, r) = rx.recv().map_err(|_| io::Error::other("hasher pool stopped"))?;
+            order.put(i, r);
+            in_flight -= 1;
+        }
+        Ok(())
+    }
+}
+
+/// A client of the daemon's unix socket.
+pub struct DaemonBackend {
+    sock: UnixStream,
+    inbox: BytesMut,
+}
+
+impl DaemonBackend {
+    pub fn connect(path: &Path) -> io::Result<DaemonBackend> {
+        let sock = UnixStream::connect(path)?;
+        Ok(DaemonBackend { sock, inbox: BytesMut::with_capacity(64 << 10) })
+    }
+
+    fn send_frame(&mut self, kind: Kind, tag: u64, payload: &[u8]) -> io::Result<()> {
+        let mut out = BytesMut::new();
+        frame::encode(kind, tag, payload, &mut out);
+        self.sock.write_all(&out)
+    }
+
+    /// Sends HASH_FD with the descriptor attached to the frame's first byte.
+    fn send_fd(&mut self, tag: u64, algo: Algorithm, file: &File) -> io::Result<()> {
+        let mut out = BytesMut::new();
+        frame::encode(Kind::HashFd, tag, algo.name().as_bytes(), &mut out);
+        let sent = loop {
+            match hashcore::fdpass::send_with_fd(self.sock.as_fd(), &out, file.as_fd()) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        };
+        self.sock.write_all(&out[sent..])
+    }
+
+    fn send_stream(&mut self, tag: u64, algo: Algorithm, r: &mut dyn Read) -> io::Result<()> {
+        self.send_frame(Kind::StreamOpen, tag, algo.name().as_bytes())?;
+        let mut buf = vec![0u8; STREAM_CHUNK_LEN];
+        loop {
+            match r.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => self.send_frame(Kind::StreamData, tag, &buf[..n])?,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // The daemon's job is abandoned with the stream.
+                Err(e) => return Err(e),
+            }
+        }
+        self.send_frame(Kind::StreamEnd, tag, &[])
+    }
+
+    /// Reads the next reply: (tag, body).
+    fn recv_reply(&mut self) -> io::Result<(u64, serde_json::Value)> {
+        loop {
+            match frame::decode(&mut self.inbox) {
+                Ok(Some(f)) => {
+                    let v: serde_json::Value = serde_json::from_slice(&f.payload)
+                        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+                    if f.tag == 0 {
+                        return Err(io::Error::other(format!("daemon: {}", v["error"])));
+                    }
+                    return Ok((f.tag, v));
+                }
+                Ok(None) => {}
+                Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e)),
+            }
+            let mut buf = [0u8; 64 << 10];
+            let n = self.sock.read(&mut buf)?;
+            if n == 0 {
+                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the daemon closed the connection"));
+            }
+            self.inbox.extend_from_slice(&buf[..n]);
+        }
+    }
+
+    /// Sends a request and waits for its reply (LOOKUP, STATS).
+    pub fn call(&mut self, kind: Kind, payload: &[u8]) -> io::Result<serde_json::Value> {
+        self.send_frame(kind, 1, payload)?;
+        let (_, v) = self.recv_reply()?;
+        Ok(v)
+    }
+}
+
+fn reply_to_result(v: &serde_json::Value) -> io::Result<Vec<u8>> {
+    if v["ok"] == true {
+        let hex = v["hash"].as_str().unwrap_or("");
+        return (0..hex.len() / 2)
+            .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16))
+            .collect::<Result<Vec<u8>, _>>()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e));
+    }
+    Err(io::Error::other(v["error"].as_str().unwrap_or("daemon error").to_string()))
+}
+
+impl DigestBackend for DaemonBackend {
+    fn hash_inputs(
+        &mut self,
+        algo: Algorithm,
+        inputs: &[Input],
+        done: &mut dyn FnMut(usize, io::Result<Vec<u8>>),
+    ) -> io::Result<()> {
+        let mut order = InOrder::new(done);
+        let mut in_flight = 0usize;
+        let handle = |this: &mut Self, order: &mut InOrder<'_>| -> io::Result<()> {
+            let (tag, v) = this.recv_reply()?;
+            let index = tag as usize - 1;
+            if v["busy"] == true {
+                // The daemon's queue is full: send this file again.
+                std::thread::sleep(std::time::Duration::from_millis(1));
+                match open(&inputs[index]) {
+                    Ok(Opened::File(f)) => return this.send_fd(tag, algo, &f),
+                    Ok(Opened::Stream(_)) => {}
+                    Err(e) => {
+                        order.put(index, Err(e));
+                        return Ok(());
+                    }
+                }
+            }
+            order.put(index, reply_to_result(&v));
+            Ok(())
+        };
+        for (index, input) in inputs.iter().enumerate() {
+            let tag = index as u64 + 1;
+            while in_flight >= WINDOW {
+                handle(self, &mut order)?;
+                in_flight -= 1;
+            }
+            match open(input) {
+                Err(e) => order.put(index, Err(e)),
+                Ok(Opened::File(f)) => {
+                    self.send_fd(tag, algo, &f)?;
+                    in_flight += 1;
+                }
+                Ok(Opened::Stream(mut r)) => {
+                    self.send_stream(tag, algo, &mut r)?;
+                    in_flight += 1;
+                }
+            }
+        }
+        while in_flight > 0 {
+            handle(self, &mut order)?;
+            in_flight -= 1;
+        }
+        Ok(())
+    }
+}
