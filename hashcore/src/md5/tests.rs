@@ -1,0 +1,560 @@
+//! Known answers, differential tests of every backend against the portable one
+//! and of the portable one against the md-5 crate, and the planner's table.
+
+use super::*;
+
+/// More random cases where the build is fast enough to afford them.
+const ITERATIONS: usize = if cfg!(debug_assertions) { 24 } else { 400 };
+
+/// A tiny seeded generator, so that failures reproduce without a rand crate.
+struct XorShift(u64);
+
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// Uniform enough in `lo..=hi` for tests.
+    fn range(&mut self, lo: usize, hi: usize) -> usize {
+        lo + (self.next() % (hi - lo + 1) as u64) as usize
+    }
+
+    /// Random bytes of a random [`XorShift::length`].
+    fn message(&mut self) -> Vec<u8> {
+        let len = self.length();
+        self.bytes(len)
+    }
+
+    fn bytes(&mut self, len: usize) -> Vec<u8> {
+        (0..len).map(|_| self.next() as u8).collect()
+    }
+
+    /// A length that favours the interesting sizes: around block
+    /// boundaries, a few blocks, and now and then many.
+    fn length(&mut self) -> usize {
+        match self.range(0, 9) {
+            0..=2 => self.range(0, 130),
+            3..=5 => (self.range(0, 40) * BLOCK_LEN + self.range(0, 2)).saturating_sub(1),
+            6..=8 => self.range(0, 4000),
+            _ => self.range(4000, 70_000),
+        }
+    }
+}
+
+fn reference(data: &[u8]) -> [u8; 16] {
+    use ::md5::Digest;
+    ::md5::Md5::digest(data).into()
+}
+
+fn hex(digest: &[u8]) -> String {
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The platforms this machine can run; prints which it skips.
+fn platforms() -> Vec<Platform> {
+    Platform::ALL
+        .into_iter()
+        .filter(|p| {
+            let available = p.is_available();
+            if !available {
+                println!("skipping md5 backend {p}: not available on this cpu or build");
+            }
+            available
+        })
+        .collect()
+}
+
+/// Digests of `messages`, each absorbed whole by one `update_many` call with
+/// the given single-stream threshold (1 forces every round onto the lanes).
+fn digests_many(platform: Platform, min_lanes: usize, messages: &[Vec<u8>]) -> Vec<[u8; 16]> {
+    let mut hashers: Vec<Md5> = messages.iter().map(|_| Md5::new()).collect();
+    let mut streams: Vec<(&mut Md5, &[u8])> = hashers
+        .iter_mut()
+        .zip(messages)
+        .map(|(h, m)| (h, &m[..]))
+        .collect();
+    update_many_with(platform, min_lanes, &mut streams);
+    hashers.into_iter().map(Md5::finalize).collect()
+}
+
+fn check_all(platform: Platform, messages: &[Vec<u8>], what: &str) {
+    for min_lanes in [1, platform.min_lanes()] {
+        let got = digests_many(platform, min_lanes, messages);
+        for (i, (m, d)) in messages.iter().zip(&got).enumerate() {
+            assert_eq!(
+                hex(d),
+                hex(&reference(m)),
+                "{platform}, {what}: stream {i} of {} ({} bytes), min_lanes {min_lanes}",
+                messages.len(),
+                m.len()
+            );
+        }
+    }
+}
+
+const RFC1321: [(&str, &str); 7] = [
+    ("", "d41d8cd98f00b204e9800998ecf8427e"),
+    ("a", "0cc175b9c0f1b6a831c399e269772661"),
+    ("abc", "900150983cd24fb0d6963f7d28e17f72"),
+    ("message digest", "f96b697d7cb7938d525a2f31aaf161d0"),
+    (
+        "abcdefghijklmnopqrstuvwxyz",
+        "c3fcd3d76192e4007dfb496cca67e13b",
+    ),
+    (
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789",
+        "d174ab98d277d9f5a5611c2c9f419d9f",
+    ),
+    (
+        "12345678901234567890123456789012345678901234567890123456789012345678901234567890",
+        "57edf4a22be3c955ac49da2e2107b67a",
+    ),
+];
+
+#[test]
+fn rfc1321_single_stream() {
+    assert!(Md5::default().is_empty());
+    for (input, want) in RFC1321 {
+        let mut h = Md5::new();
+        h.update(input.as_bytes());
+        assert_eq!(h.len(), input.len() as u64);
+        assert_eq!(hex(&h.finalize()), want, "md5({input:?})");
+    }
+}
+
+#[test]
+fn rfc1321_every_backend() {
+    for platform in platforms() {
+        // Repeated so that every vector lands in many lanes of a full call.
+        let messages: Vec<Vec<u8>> = (0..platform.max_lanes() * 2)
+            .map(|i| RFC1321[i % RFC1321.len()].0.as_bytes().to_vec())
+            .collect();
+        for min_lanes in [1, platform.min_lanes()] {
+            let got = digests_many(platform, min_lanes, &messages);
+            for (i, d) in got.iter().enumerate() {
+                let (input, want) = RFC1321[i % RFC1321.len()];
+                assert_eq!(hex(d), want, "{platform}: md5({input:?}) in lane {i}");
+            }
+        }
+    }
+}
+
+fn boundary_lengths() -> Vec<usize> {
+    let mut lengths: Vec<usize> = (0..=8).collect();
+    lengths.extend([55, 56, 57, 63, 64, 65, 119, 120, 121, 127, 128, 129]);
+    for lanes in [8, 16, 24, 32, 48, 64] {
+        lengths.extend([lanes * 64 - 1, lanes * 64, lanes * 64 + 1]);
+    }
+    lengths
+}
+
+#[test]
+fn boundary_lengths_every_backend() {
+    let mut rng = XorShift(0x0b0d_a1e5);
+    for platform in platforms() {
+        // All boundary lengths side by side, unequal lanes.
+        let messages: Vec<Vec<u8>> = boundary_lengths()
+            .into_iter()
+            .map(|n| rng.bytes(n))
+            .collect();
+        check_all(platform, &messages, "boundary lengths together");
+        // Each length in a full call of equal lanes with different contents.
+        for n in boundary_lengths() {
+            let messages: Vec<Vec<u8>> = (0..platform.max_lanes()).map(|_| rng.bytes(n)).collect();
+            check_all(platform, &messages, &format!("{n}-byte lanes"));
+        }
+    }
+}
+
+#[test]
+fn one_mebibyte_every_backend() {
+    let mut rng = XorShift(0x1_0000_0000);
+    for platform in platforms() {
+        let mut messages: Vec<Vec<u8>> = (0..3).map(|_| rng.bytes(1 << 20)).collect();
+        messages.push(rng.bytes((1 << 20) + 1));
+        messages.push(rng.bytes((1 << 20) - 1));
+        check_all(platform, &messages, "1 MiB lanes");
+    }
+}
+
+#[test]
+fn kernels_match_portable() {
+    let mut rng = XorShift(0x5eed_0001);
+    for platform in platforms() {
+        for _ in 0..ITERATIONS * 4 {
+            let lanes = rng.range(1, platform.max_lanes());
+            let blocks = rng.range(0, 6);
+            let data: Vec<Vec<u8>> = (0..lanes)
+                .map(|_| {
+                    let spare = rng.range(0, 2);
+                    rng.bytes((blocks + spare) * BLOCK_LEN)
+                })
+                .collect();
+            let states: Vec<[u32; 4]> = (0..lanes)
+                .map(|_| [0; 4].map(|_: u32| rng.next() as u32))
+                .collect();
+            let run = |compress: &dyn Fn(&mut [Lane<'_>])| -> Vec<[u32; 4]> {
+                let mut lanes: Vec<Lane<'_>> = states
+                    .iter()
+                    .zip(&data)
+                    .map(|(&state, data)| Lane { state, data })
+                    .collect();
+                compress(&mut lanes);
+                lanes.iter().map(|l| l.state).collect()
+            };
+            assert_eq!(
+                run(&|lanes| platform.compress_lanes(lanes, blocks)),
+                run(&|lanes| portable::compress(lanes, blocks)),
+                "{platform}: {lanes} lanes, {blocks} blocks"
+            );
+        }
+    }
+}
+
+#[test]
+fn portable_kernel_matches_md5_crate() {
+    // Hash on the portable lanes only: every round a kernel call.
+    let mut rng = XorShift(0x5eed_0002);
+    for _ in 0..ITERATIONS {
+        let count = rng.range(1, 64);
+        let messages: Vec<Vec<u8>> = (0..count).map(|_| rng.message()).collect();
+        let got = digests_many(Platform::Portable, 1, &messages);
+        for (m, d) in messages.iter().zip(&got) {
+            assert_eq!(
+                hex(d),
+                hex(&reference(m)),
+                "portable lanes, {} bytes",
+                m.len()
+            );
+        }
+    }
+}
+
+#[test]
+fn opaque_returns_its_input() {
+    let mut rng = XorShift(0x5eed_0007);
+    for x in [0, 1, u32::MAX, 0x8000_0000]
+        .into_iter()
+        .chain((0..1000).map(|_| rng.next() as u32))
+    {
+        assert_eq!(single::opaque(x), x);
+    }
+}
+
+#[test]
+fn single_stream_matches_md5_crate_over_random_splits() {
+    let mut rng = XorShift(0x5eed_0003);
+    for _ in 0..ITERATIONS * 4 {
+        let message = rng.message();
+        let mut h = Md5::new();
+        let mut rest = &message[..];
+        while !rest.is_empty() {
+            let take = rng.range(0, rest.len().min(300));
+            h.update(&rest[..take]);
+            rest = &rest[take..];
+        }
+        assert_eq!(h.len(), message.len() as u64);
+        assert_eq!(hex(&h.clone().finalize()), hex(&reference(&message)));
+    }
+}
+
+#[test]
+fn random_streams_every_backend() {
+    let mut rng = XorShift(0x5eed_0004);
+    for platform in platforms() {
+        for _ in 0..ITERATIONS {
+            let count = rng.range(1, 64);
+            let messages: Vec<Vec<u8>> = (0..count).map(|_| rng.message()).collect();
+            check_all(platform, &messages, "random lengths");
+        }
+    }
+}
+
+#[test]
+fn more_streams_than_any_kernel_has_lanes() {
+    let mut rng = XorShift(0x5eed_0008);
+    for platform in platforms() {
+        for _ in 0..4 {
+            let count = rng.range(65, 200);
+            let messages: Vec<Vec<u8>> = (0..count).map(|_| rng.message()).collect();
+            check_all(platform, &messages, "many streams");
+        }
+    }
+}
+
+/// Streams fed over several calls with random chunk splits; each stream joins
+/// at a random call and leaves when its message is done, and sometimes sits a
+/// call out in between.
+#[test]
+fn streams_join_and_leave_across_calls_every_backend() {
+    let mut rng = XorShift(0x5eed_0005);
+    for platform in platforms() {
+        for _ in 0..ITERATIONS {
+            let count = rng.range(1, 64);
+            let messages: Vec<Vec<u8>> = (0..count).map(|_| rng.message()).collect();
+            let joins: Vec<usize> = (0..count).map(|_| rng.range(0, 3)).collect();
+            let mut hashers: Vec<Md5> = (0..count).map(|_| Md5::new()).collect();
+            let mut fed = vec![0usize; count];
+            let min_lanes = if rng.range(0, 1) == 0 {
+                1
+            } else {
+                platform.min_lanes()
+            };
+            let mut call = 0;
+            while fed.iter().zip(&messages).any(|(f, m)| *f < m.len()) || call <= 3 {
+                let mut streams: Vec<(&mut Md5, &[u8])> = Vec::new();
+                for (i, h) in hashers.iter_mut().enumerate() {
+                    let left = messages[i].len() - fed[i];
+                    if call < joins[i] || rng.range(0, 5) == 0 {
+                        continue;
+                    }
+                    let take = match rng.range(0, 3) {
+                        0 => left,
+                        1 => rng.range(0, left.min(100)),
+                        _ => rng.range(0, left),
+                    };
+                    streams.push((h, &messages[i][fed[i]..fed[i] + take]));
+                    fed[i] += take;
+                }
+                let stats = update_many_with(platform, min_lanes, &mut streams);
+                assert!(stats.lane_blocks <= stats.lane_slots);
+                call += 1;
+            }
+            for (i, h) in hashers.into_iter().enumerate() {
+                assert_eq!(h.len(), messages[i].len() as u64);
+                assert_eq!(
+                    hex(&h.finalize()),
+                    hex(&reference(&messages[i])),
+                    "{platform}: stream {i} of {count} ({} bytes) over {call} calls",
+                    messages[i].len()
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn lane_stats_count_kernel_work() {
+    for platform in platforms() {
+        let messages: Vec<Vec<u8>> = (0..platform.max_lanes())
+            .map(|_| vec![7; 10 * 64])
+            .collect();
+        let mut hashers: Vec<Md5> = messages.iter().map(|_| Md5::new()).collect();
+        let mut streams: Vec<(&mut Md5, &[u8])> = hashers
+            .iter_mut()
+            .zip(&messages)
+            .map(|(h, m)| (h, &m[..]))
+            .collect();
+        let stats = update_many_with(platform, 1, &mut streams);
+        let lanes = platform.max_lanes() as u64;
+        assert_eq!(
+            stats,
+            LaneStats {
+                kernel_calls: 1,
+                lane_blocks: 10 * lanes,
+                lane_slots: 10 * lanes,
+            },
+            "{platform}"
+        );
+    }
+}
+
+#[test]
+fn one_stream_takes_the_single_stream_path() {
+    for platform in platforms() {
+        let mut h = Md5::new();
+        let data = vec![1u8; 4096];
+        let stats = update_many(platform, &mut [(&mut h, &data[..])]);
+        assert_eq!(stats, LaneStats::default(), "{platform}");
+        assert_eq!(hex(&h.finalize()), hex(&reference(&data)));
+    }
+}
+
+#[test]
+fn unavailable_backend_panics_before_touching_streams() {
+    for platform in Platform::ALL.into_iter().filter(|p| !p.is_available()) {
+        let mut h = Md5::new();
+        let data = vec![3u8; 1000];
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            update_many(
+                platform,
+                &mut [(&mut h, &data[..]), (&mut Md5::new(), &data[..])],
+            )
+        }));
+        assert!(result.is_err(), "{platform}");
+        assert!(h.is_empty(), "{platform}: stream touched");
+    }
+}
+
+#[test]
+fn platform_names_round_trip() {
+    for platform in Platform::ALL {
+        match Platform::from_name(platform.name()) {
+            Ok(p) => assert_eq!(p, platform),
+            Err(e) => {
+                assert!(!platform.is_available());
+                assert_eq!(e.unavailable(), Some(platform));
+                assert_eq!(e.name(), platform.name());
+                assert!(e.to_string().contains(platform.name()), "{e}");
+            }
+        }
+    }
+    assert_eq!(Platform::from_name("auto"), Ok(Platform::detect()));
+    assert!(Platform::detect().is_available());
+    let err = Platform::from_name("sse9").unwrap_err();
+    assert_eq!((err.name(), err.unavailable()), ("sse9", None));
+    assert!(err.to_string().contains("\"sse9\""), "{err}");
+}
+
+#[test]
+fn cargo_features_force_fallbacks() {
+    if cfg!(feature = "no_avx512") {
+        assert!(!Platform::Avx512.is_available());
+        assert_ne!(Platform::detect(), Platform::Avx512);
+    }
+    if cfg!(feature = "no_avx2") {
+        assert!(!Platform::Avx2.is_available());
+        assert_ne!(Platform::detect(), Platform::Avx2);
+    }
+    println!("md5 platform detected: {}", Platform::detect());
+}
+
+fn round(path: Path, jobs: &[usize], blocks: usize) -> Round {
+    Round {
+        path,
+        jobs: jobs.to_vec(),
+        blocks,
+    }
+}
+
+#[test]
+fn planner_table() {
+    use Path::{Lanes, Single};
+    #[allow(clippy::type_complexity)]
+    let table: Vec<(&[usize], usize, usize, Vec<Round>)> = vec![
+        // Nothing to do.
+        (&[], 4, 2, vec![]),
+        (&[0, 0], 4, 2, vec![]),
+        // Equal lanes: one call.
+        (&[3, 3, 3], 4, 2, vec![round(Lanes, &[0, 1, 2], 3)]),
+        // Unequal lanes drop out; the last one alone goes single-stream.
+        (
+            &[5, 1, 3],
+            4,
+            2,
+            vec![
+                round(Lanes, &[0, 1, 2], 1),
+                round(Lanes, &[0, 2], 2),
+                round(Single, &[0], 2),
+            ],
+        ),
+        // A job with no blocks takes no lane.
+        (&[2, 0, 2], 4, 2, vec![round(Lanes, &[0, 2], 2)]),
+        // One stream: single-stream path.
+        (&[9], 4, 2, vec![round(Single, &[0], 9)]),
+        // Forced lanes even for one stream.
+        (&[9], 4, 1, vec![round(Lanes, &[0], 9)]),
+        // More jobs than lanes, all shorter than a slice: in job order.
+        (
+            &[4, 4, 4, 4, 4, 4],
+            4,
+            2,
+            vec![round(Lanes, &[0, 1, 2, 3], 4), round(Lanes, &[4, 5], 4)],
+        ),
+        // One long job among many short ones: short ones share the other
+        // lane, the long one finishes alone on the single-stream path.
+        (
+            &[20, 1, 1, 1, 1],
+            2,
+            2,
+            vec![
+                round(Lanes, &[0, 1], 1),
+                round(Lanes, &[0, 2], 1),
+                round(Lanes, &[0, 3], 1),
+                round(Lanes, &[0, 4], 1),
+                round(Single, &[0], 16),
+            ],
+        ),
+        // Long jobs take turns in slices and finish together.
+        (
+            &[40, 40, 40],
+            2,
+            2,
+            vec![
+                round(Lanes, &[0, 1], 16),
+                round(Lanes, &[0, 2], 16),
+                round(Lanes, &[1, 2], 16),
+                round(Lanes, &[0, 1], 8),
+                round(Single, &[2], 8),
+            ],
+        ),
+        // A job waiting for a lane takes one as soon as it is among the longest;
+        // all finish together, every lane busy throughout.
+        (
+            &[50, 20, 30],
+            2,
+            2,
+            vec![
+                round(Lanes, &[0, 2], 16),
+                round(Lanes, &[0, 1], 16),
+                round(Lanes, &[0, 2], 14),
+                round(Lanes, &[0, 1], 4),
+            ],
+        ),
+    ];
+    for (blocks, max_lanes, min_lanes, want) in table {
+        assert_eq!(
+            plan_rounds(blocks, max_lanes, min_lanes, 16),
+            want,
+            "plan_rounds({blocks:?}, {max_lanes}, {min_lanes}, 16)"
+        );
+    }
+}
+
+#[test]
+fn planner_invariants_on_random_inputs() {
+    let mut rng = XorShift(0x5eed_0006);
+    for _ in 0..ITERATIONS * 20 {
+        let jobs = rng.range(0, 70);
+        let blocks: Vec<usize> = (0..jobs)
+            .map(|_| match rng.range(0, 3) {
+                0 => 0,
+                1 => rng.range(1, 4),
+                _ => rng.range(1, 300),
+            })
+            .collect();
+        let max_lanes = rng.range(1, 48);
+        let min_lanes = rng.range(1, 4);
+        let min_slice = rng.range(1, 70);
+        let rounds = plan_rounds(&blocks, max_lanes, min_lanes, min_slice);
+        let mut done = vec![0usize; jobs];
+        for r in &rounds {
+            assert!(
+                r.blocks > 0 && !r.jobs.is_empty(),
+                "{blocks:?}: empty round"
+            );
+            // A short round ends some job (or is the slice of a waiting turn).
+            let ends_a_job = r.jobs.iter().any(|&j| done[j] + r.blocks == blocks[j]);
+            assert!(
+                ends_a_job || r.blocks >= min_slice,
+                "{blocks:?}: {r:?} too short"
+            );
+            let mut seen = r.jobs.clone();
+            seen.sort_unstable();
+            seen.dedup();
+            assert_eq!(seen.len(), r.jobs.len(), "{blocks:?}: job twice in {r:?}");
+            assert_eq!(r.path == Path::Lanes, r.jobs.len() >= min_lanes);
+            // No lane idles while a job waits.
+            let unfinished = (0..jobs).filter(|&j| done[j] < blocks[j]).count();
+            assert_eq!(r.jobs.len(), unfinished.min(max_lanes), "{blocks:?}: {r:?}");
+            for &j in &r.jobs {
+                done[j] += r.blocks;
+                assert!(done[j] <= blocks[j], "{blocks:?}: job {j} overrun");
+            }
+        }
+        assert_eq!(done, blocks, "every job gets exactly its blocks");
+    }
+}
