@@ -36,7 +36,11 @@ struct InOrder<'a> {
 
 impl<'a> InOrder<'a> {
     fn new(done: &'a mut dyn FnMut(usize, io::Result<Vec<u8>>)) -> Self {
-        InOrder { next: 0, ready: BTreeMap::new(), done }
+        InOrder {
+            next: 0,
+            ready: BTreeMap::new(),
+            done,
+        }
     }
 
     fn put(&mut self, index: usize, result: io::Result<Vec<u8>>) {
@@ -118,7 +122,9 @@ impl DigestBackend for EngineBackend {
         let mut in_flight = 0;
         for (index, input) in inputs.iter().enumerate() {
             while in_flight >= WINDOW {
-                let (i, r) = rx.recv().map_err(|_| io::Error::other("hasher pool stopped"))?;
+                let (i, r) = rx
+                    .recv()
+                    .map_err(|_| io::Error::other("hasher pool stopped"))?;
                 order.put(i, r);
                 in_flight -= 1;
             }
@@ -139,7 +145,9 @@ impl DigestBackend for EngineBackend {
             }
         }
         while in_flight > 0 {
-            let (i, r) = rx.recv().map_err(|_| io::Error::other("hasher pool stopped"))?;
+            let (i, r) = rx
+                .recv()
+                .map_err(|_| io::Error::other("hasher pool stopped"))?;
             order.put(i, r);
             in_flight -= 1;
         }
@@ -156,7 +164,10 @@ pub struct DaemonBackend {
 impl DaemonBackend {
     pub fn connect(path: &Path) -> io::Result<DaemonBackend> {
         let sock = UnixStream::connect(path)?;
-        Ok(DaemonBackend { sock, inbox: BytesMut::with_capacity(64 << 10) })
+        Ok(DaemonBackend {
+            sock,
+            inbox: BytesMut::with_capacity(64 << 10),
+        })
     }
 
     fn send_frame(&mut self, kind: Kind, tag: u64, payload: &[u8]) -> io::Result<()> {
@@ -212,7 +223,10 @@ impl DaemonBackend {
             let mut buf = [0u8; 64 << 10];
             let n = self.sock.read(&mut buf)?;
             if n == 0 {
-                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the daemon closed the connection"));
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the daemon closed the connection",
+                ));
             }
             self.inbox.extend_from_slice(&buf[..n]);
         }
@@ -234,7 +248,9 @@ fn reply_to_result(v: &serde_json::Value) -> io::Result<Vec<u8>> {
             .collect::<Result<Vec<u8>, _>>()
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e));
     }
-    Err(io::Error::other(v["error"].as_str().unwrap_or("daemon error").to_string()))
+    Err(io::Error::other(
+        v["error"].as_str().unwrap_or("daemon error").to_string(),
+    ))
 }
 
 impl DigestBackend for DaemonBackend {

@@ -29,6 +29,8 @@ pub struct Config {
     pub socket: Option<PathBuf>,
     /// Read descriptor jobs with io_uring where the kernel allows it.
     pub uring: bool,
+    /// The multi-lane MD5 backend.
+    pub md5: hashcore::md5::Platform,
 }
 
 impl Config {
@@ -49,6 +51,7 @@ impl Config {
             sync: SyncMode::Normal,
             http: HttpConfig::default(),
             uring: true,
+            md5: hashcore::md5::Platform::detect(),
         }
     }
 
@@ -135,6 +138,10 @@ pub struct ServeArgs {
     /// Read files with pread instead of io_uring. [env: HASHD_NO_URING=1]
     #[arg(long)]
     pub no_uring: bool,
+
+    /// MD5 kernel: auto, portable, avx2 or avx512; one the CPU lacks is an error. [env: HASHD_MD5_BACKEND] [default: auto]
+    #[arg(long, value_name = "NAME")]
+    pub md5_backend: Option<String>,
 }
 
 /// Reads `name`, treating an empty value as unset.
@@ -171,10 +178,15 @@ pub fn parse_size(s: &str) -> anyhow::Result<u64> {
         .trim()
         .parse()
         .with_context(|| format!("invalid size {s:?} (examples: 1048576, 64K, 1M, 8G)"))?;
-    n.checked_mul(mult).with_context(|| format!("size {s:?} is too large"))
+    n.checked_mul(mult)
+        .with_context(|| format!("size {s:?} is too large"))
 }
 
-fn pick<T>(flag: Option<T>, names: &[&str], parse: impl Fn(&str, &str) -> anyhow::Result<T>) -> anyhow::Result<Option<T>> {
+fn pick<T>(
+    flag: Option<T>,
+    names: &[&str],
+    parse: impl Fn(&str, &str) -> anyhow::Result<T>,
+) -> anyhow::Result<Option<T>> {
     if flag.is_some() {
         return Ok(flag);
     }
@@ -187,14 +199,18 @@ fn pick<T>(flag: Option<T>, names: &[&str], parse: impl Fn(&str, &str) -> anyhow
 }
 
 fn num<T: std::str::FromStr>(name: &str, v: &str) -> anyhow::Result<T> {
-    v.trim().parse().map_err(|_| anyhow::anyhow!("{name} must be a number, got {v:?}"))
+    v.trim()
+        .parse()
+        .map_err(|_| anyhow::anyhow!("{name} must be a number, got {v:?}"))
 }
 
 impl ServeArgs {
     /// Combines flags, environment and defaults into a validated [`Config`].
     pub fn resolve(self) -> anyhow::Result<Config> {
-        let data_dir = pick(self.data_dir, &["HASHD_DATA_DIR"], |_, v| Ok(PathBuf::from(v)))?
-            .unwrap_or_else(|| PathBuf::from("hashd-data"));
+        let data_dir = pick(self.data_dir, &["HASHD_DATA_DIR"], |_, v| {
+            Ok(PathBuf::from(v))
+        })?
+        .unwrap_or_else(|| PathBuf::from("hashd-data"));
         let mut c = Config::with_data_dir(data_dir);
 
         c.listen = match pick(self.listen, &["HASHD_LISTEN"], |_, v| Ok(v.to_string()))? {
@@ -207,7 +223,9 @@ impl ServeArgs {
                 None => c.listen,
             },
         };
-        if let Some(p) = pick(self.results_log, &["HASHD_RESULTS_LOG"], |_, v| Ok(PathBuf::from(v)))? {
+        if let Some(p) = pick(self.results_log, &["HASHD_RESULTS_LOG"], |_, v| {
+            Ok(PathBuf::from(v))
+        })? {
             c.results_log = p;
         }
         if let Some(n) = pick(self.hashers, &["HASHD_HASHERS"], num)? {
@@ -222,7 +240,11 @@ impl ServeArgs {
             || env_flag("DELETE_FILE")?.is_some_and(|delete| !delete);
         if let Some(secs) = pick(
             self.artificial_delay,
-            &["HASHD_ARTIFICIAL_DELAY", "ARTIFICIAL_DELAY", "ARTIFITIAL_DELAY"],
+            &[
+                "HASHD_ARTIFICIAL_DELAY",
+                "ARTIFICIAL_DELAY",
+                "ARTIFITIAL_DELAY",
+            ],
             num,
         )? {
             if !(0.0..=3600.0).contains(&secs) {
@@ -230,13 +252,21 @@ impl ServeArgs {
             }
             c.artificial_delay = Duration::from_secs_f64(secs);
         }
-        if let Some(size) = pick(self.chunk_size.as_deref().map(parse_size).transpose()?, &["HASHD_CHUNK_SIZE", "CHUNK_SIZE"], |_, v| parse_size(v))? {
+        if let Some(size) = pick(
+            self.chunk_size.as_deref().map(parse_size).transpose()?,
+            &["HASHD_CHUNK_SIZE", "CHUNK_SIZE"],
+            |_, v| parse_size(v),
+        )? {
             if !(4096..=(64 << 20)).contains(&size) {
                 bail!("chunk size must be from 4K to 64M, got {size}");
             }
             c.chunk_size = size as usize;
         }
-        if let Some(max) = pick(self.max_upload.as_deref().map(parse_size).transpose()?, &["HASHD_MAX_UPLOAD"], |_, v| parse_size(v))? {
+        if let Some(max) = pick(
+            self.max_upload.as_deref().map(parse_size).transpose()?,
+            &["HASHD_MAX_UPLOAD"],
+            |_, v| parse_size(v),
+        )? {
             c.http.max_upload = max;
         }
         if let Some(n) = pick(self.max_uploads, &["HASHD_MAX_UPLOADS"], num)? {
@@ -271,6 +301,11 @@ impl ServeArgs {
             c.socket = None;
         }
         c.uring = !(self.no_uring || env_flag("HASHD_NO_URING")?.unwrap_or(false));
+        if let Some(name) = pick(self.md5_backend, &["HASHD_MD5_BACKEND"], |_, v| {
+            Ok(v.to_string())
+        })? {
+            c.md5 = hashcore::md5::Platform::from_name(&name)?;
+        }
         if env("CELERY_WORKER_FILESYSTEM_TIMEOUT").is_some() {
             tracing::info!("CELERY_WORKER_FILESYSTEM_TIMEOUT has no effect: hashd hashes uploads as they stream in, so no worker waits for a file");
         }
@@ -289,7 +324,9 @@ fn parse_listen(s: &str) -> anyhow::Result<SocketAddr> {
     s.to_socket_addrs()
         .ok()
         .and_then(|mut a| a.next())
-        .with_context(|| format!("invalid listen address {s:?} (expected HOST:PORT, e.g. 127.0.0.1:8000)"))
+        .with_context(|| {
+            format!("invalid listen address {s:?} (expected HOST:PORT, e.g. 127.0.0.1:8000)")
+        })
 }
 
 /// Loads `KEY=VALUE` lines from `path` into the environment, never replacing
@@ -345,7 +382,10 @@ mod tests {
     #[test]
     fn listen_addresses() {
         assert_eq!(parse_listen("127.0.0.1:9").unwrap().port(), 9);
-        assert_eq!(parse_listen("8080").unwrap(), SocketAddr::from(([127, 0, 0, 1], 8080)));
+        assert_eq!(
+            parse_listen("8080").unwrap(),
+            SocketAddr::from(([127, 0, 0, 1], 8080))
+        );
         assert!(parse_listen("nonsense:::").is_err());
     }
 }

@@ -33,17 +33,31 @@ pub struct Engine {
 
 impl Engine {
     pub fn new(pool: HasherPool, store: Arc<Store>, config: EngineConfig) -> Engine {
-        Engine { pool, store, config, started: Instant::now() }
+        Engine {
+            pool,
+            store,
+            config,
+            started: Instant::now(),
+        }
     }
 
     /// A completion that records the outcome of job `id` in the store.
-    pub(crate) fn completion(&self, id: String, notify: Option<oneshot::Sender<JobView>>) -> Completion {
+    pub(crate) fn completion(
+        &self,
+        id: String,
+        notify: Option<oneshot::Sender<JobView>>,
+    ) -> Completion {
         let store = self.store.clone();
         let delay = self.config.artificial_delay;
         Box::new(move |outcome| {
             let finish = match outcome {
-                Ok(d) => Finish::Success { hash: to_hex(&d.bytes), size: d.len },
-                Err(e) => Finish::Failure { reason: e.to_string() },
+                Ok(d) => Finish::Success {
+                    hash: to_hex(&d.bytes),
+                    size: d.len,
+                },
+                Err(e) => Finish::Failure {
+                    reason: e.to_string(),
+                },
             };
             let not_before = (!delay.is_zero()).then(|| Instant::now() + delay);
             store.finish(id, finish, not_before, notify);
@@ -68,7 +82,9 @@ impl Backend for Engine {
             None => None,
         };
         let (final_tx, final_rx) = oneshot::channel();
-        let job = self.pool.open_stream(meta.algo, self.completion(id.clone(), Some(final_tx)));
+        let job = self
+            .pool
+            .open_stream(meta.algo, self.completion(id.clone(), Some(final_tx)));
         Ok(HttpUpload {
             id,
             algo: meta.algo,
@@ -124,6 +140,8 @@ impl Backend for Engine {
                     "active_jobs": h.active_jobs,
                     "reads_in_flight": h.reads_in_flight,
                     "reader": h.reader,
+                    "md5_kernel_calls": h.kernel_calls,
+                    "lane_occupancy": (h.lane_slots > 0).then(|| h.lane_blocks as f64 / h.lane_slots as f64),
                 })
             })
             .collect();
@@ -142,6 +160,7 @@ impl Backend for Engine {
             "artificial_delay_secs": self.config.artificial_delay.as_secs_f64(),
             "keep_uploads": self.config.uploads_dir.is_some(),
             "uring_fallback": self.pool.uring_fallback(),
+            "md5_backend": self.pool.md5_platform().name(),
         }))
     }
 }
@@ -156,7 +175,11 @@ struct Spool {
 impl Spool {
     fn create(path: PathBuf) -> std::io::Result<Spool> {
         let file = File::create(&path)?;
-        Ok(Spool { file: Some(file), path, complete: false })
+        Ok(Spool {
+            file: Some(file),
+            path,
+            complete: false,
+        })
     }
 
     async fn write(&mut self, chunk: Bytes) -> Result<(), ApiError> {
@@ -233,7 +256,9 @@ impl Upload for HttpUpload {
             Err(_) => return Err(ApiError::ShuttingDown),
         }
         if wait {
-            return (&mut self.final_rx).await.map_err(|_| ApiError::ShuttingDown);
+            return (&mut self.final_rx)
+                .await
+                .map_err(|_| ApiError::ShuttingDown);
         }
         Ok(self.final_rx.try_recv().unwrap_or_else(|_| JobView {
             id: self.id.clone(),

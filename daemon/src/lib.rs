@@ -39,16 +39,27 @@ use store::{Finish, Interrupted, Store};
 /// Runs the daemon until `shutdown` resolves, then stops in the documented
 /// order. Prints `hashd listening on http://ADDR` once it accepts requests.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("cannot create the data directory {}", config.data_dir.display()))?;
+    std::fs::create_dir_all(&config.data_dir).with_context(|| {
+        format!(
+            "cannot create the data directory {}",
+            config.data_dir.display()
+        )
+    })?;
     let _lock = lock_data_dir(&config.data_dir)?;
     if config.keep_uploads {
         std::fs::create_dir_all(config.uploads_dir()).with_context(|| {
-            format!("cannot create the uploads directory {}", config.uploads_dir().display())
+            format!(
+                "cannot create the uploads directory {}",
+                config.uploads_dir().display()
+            )
         })?;
     }
-    let log = ResultsLog::open(&config.results_log)
-        .with_context(|| format!("cannot open the results log {}", config.results_log.display()))?;
+    let log = ResultsLog::open(&config.results_log).with_context(|| {
+        format!(
+            "cannot open the results log {}",
+            config.results_log.display()
+        )
+    })?;
     let store = Arc::new(Store::open(&config.database(), config.sync, log)?);
     let pool = HasherPool::start(PoolConfig {
         hashers: config.hashers,
@@ -56,9 +67,11 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         // Uploads plus the socket's request-and-reply streams.
         max_streams: config.http.max_uploads + SocketConfig::default().max_connections * 4,
         prefer_uring: config.uring && PoolConfig::default().prefer_uring,
+        md5: config.md5,
         ..PoolConfig::default()
     })
     .context("cannot start the hasher threads")?;
+    tracing::info!(md5_backend = config.md5.name(), "md5 lanes");
     match pool.uring_fallback() {
         Some(reason) => tracing::warn!(reason, "io_uring unavailable; files are read with pread"),
         None => tracing::info!(reader = pool.stats()[0].reader, "file reader"),
@@ -102,10 +115,22 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
-    let http = frontends::http::serve(listener, engine.clone(), config.http.clone(), stopped(stop_rx.clone()));
+    let http = frontends::http::serve(
+        listener,
+        engine.clone(),
+        config.http.clone(),
+        stopped(stop_rx.clone()),
+    );
     let unix = async {
         if let Some((l, path)) = socket {
-            frontends::unix::serve(l, &path, engine.clone(), SocketConfig::default(), stopped(stop_rx.clone())).await;
+            frontends::unix::serve(
+                l,
+                &path,
+                engine.clone(),
+                SocketConfig::default(),
+                stopped(stop_rx.clone()),
+            )
+            .await;
         }
     };
     let signal = async {
@@ -157,7 +182,10 @@ async fn recover_interrupted(engine: &Arc<Engine>, config: &Config) -> anyhow::R
     if pending.is_empty() {
         return Ok(());
     }
-    tracing::warn!(jobs = pending.len(), "jobs left PENDING by the previous run");
+    tracing::warn!(
+        jobs = pending.len(),
+        "jobs left PENDING by the previous run"
+    );
     for job in pending {
         let complete = match (&job.stored_path, job.size) {
             (Some(p), Some(size)) => std::fs::metadata(p).is_ok_and(|m| m.len() == size),
@@ -171,7 +199,9 @@ async fn recover_interrupted(engine: &Arc<Engine>, config: &Config) -> anyhow::R
             }
             _ => engine.store.finish(
                 job.id,
-                Finish::Failure { reason: "interrupted: the daemon stopped before the job finished".into() },
+                Finish::Failure {
+                    reason: "interrupted: the daemon stopped before the job finished".into(),
+                },
                 None,
                 None,
             ),
@@ -182,7 +212,9 @@ async fn recover_interrupted(engine: &Arc<Engine>, config: &Config) -> anyhow::R
 
 async fn rehash(engine: &Engine, job: Interrupted, algo: hashcore::Algorithm, chunk_size: usize) {
     let id = job.id.clone();
-    let mut stream = engine.pool.open_stream(algo, engine.completion(id.clone(), None));
+    let mut stream = engine
+        .pool
+        .open_stream(algo, engine.completion(id.clone(), None));
     let path = job.stored_path.unwrap_or_default();
     let result: std::io::Result<()> = async {
         let mut file = tokio::fs::File::open(&path).await?;
@@ -202,6 +234,8 @@ async fn rehash(engine: &Engine, job: Interrupted, algo: hashcore::Algorithm, ch
             let _ = stream.finish();
             tracing::info!(%id, "re-hashed an interrupted job from its kept upload");
         }
-        Err(e) => stream.abort(format!("interrupted, and re-reading the kept upload failed: {e}")),
+        Err(e) => stream.abort(format!(
+            "interrupted, and re-reading the kept upload failed: {e}"
+        )),
     }
 }

@@ -27,7 +27,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run the daemon (the default when no subcommand is given).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Print or check checksums, like md5sum (sha256sum with -a sha256).
     ///
     /// Uses the running daemon through its unix socket when there is one
@@ -82,7 +82,14 @@ impl ClientArgs {
     }
 }
 
-fn run_client(client: &ClientArgs, run: impl FnOnce(&mut dyn hashd::cli::DigestBackend, &mut dyn std::io::Write, &mut dyn std::io::Write) -> i32) -> ExitCode {
+fn run_client(
+    client: &ClientArgs,
+    run: impl FnOnce(
+        &mut dyn hashd::cli::DigestBackend,
+        &mut dyn std::io::Write,
+        &mut dyn std::io::Write,
+    ) -> i32,
+) -> ExitCode {
     let mut backend = match client.backend() {
         Ok(b) => b,
         Err(e) => {
@@ -103,13 +110,17 @@ fn main() -> ExitCode {
     }
     let cli = Cli::parse();
     let args = match cli.command {
-        Some(Command::Serve(args)) => args,
+        Some(Command::Serve(args)) => *args,
         None => cli.serve,
         Some(Command::Sum { args, client }) => {
-            return run_client(&client, |b, out, err| hashd::cli::run_sum(&args, b, out, err))
+            return run_client(&client, |b, out, err| {
+                hashd::cli::run_sum(&args, b, out, err)
+            })
         }
         Some(Command::Check { args, client }) => {
-            return run_client(&client, |b, out, err| hashd::cli::run_check(&args, b, out, err))
+            return run_client(&client, |b, out, err| {
+                hashd::cli::run_check(&args, b, out, err)
+            })
         }
     };
     init_logging();
@@ -120,7 +131,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("hashd: cannot start the async runtime: {e}");
@@ -139,7 +153,10 @@ fn main() -> ExitCode {
 /// Resolves on SIGINT or SIGTERM.
 async fn shutdown_signal() {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         tracing::error!("cannot install signal handlers; stop hashd with SIGKILL");
         return std::future::pending().await;
     };

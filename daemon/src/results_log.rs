@@ -43,7 +43,11 @@ impl ResultsLog {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)?;
         }
-        let mut file = OpenOptions::new().create(true).read(true).append(true).open(path)?;
+        let mut file = OpenOptions::new()
+            .create(true)
+            .read(true)
+            .append(true)
+            .open(path)?;
         let repaired = repair_torn_tail(&mut file)?;
         if repaired > 0 {
             tracing::warn!(path = %path.display(), bytes = repaired, "cut a torn last line from the results log");
@@ -52,7 +56,11 @@ impl ResultsLog {
         let thread = std::thread::Builder::new()
             .name("results-log".into())
             .spawn(move || write_lines(file, rx))?;
-        Ok(ResultsLog { tx, thread: Some(thread), path: path.to_path_buf() })
+        Ok(ResultsLog {
+            tx,
+            thread: Some(thread),
+            path: path.to_path_buf(),
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -70,7 +78,9 @@ impl ResultsLog {
     pub fn close(&mut self) -> io::Result<()> {
         let _ = self.tx.send(Msg::Close);
         match self.thread.take() {
-            Some(t) => t.join().unwrap_or_else(|_| Err(io::Error::other("results log writer panicked"))),
+            Some(t) => t
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("results log writer panicked"))),
             None => Ok(()),
         }
     }
@@ -189,7 +199,11 @@ mod tests {
     fn a_file_with_no_newline_at_all_is_emptied() {
         let path = std::env::temp_dir().join(format!("hashd-log-torn-{}", std::process::id()));
         std::fs::write(&path, "partial").unwrap();
-        let mut f = OpenOptions::new().read(true).write(true).open(&path).unwrap();
+        let mut f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .unwrap();
         assert_eq!(repair_torn_tail(&mut f).unwrap(), 7);
         assert_eq!(std::fs::metadata(&path).unwrap().len(), 0);
         std::fs::remove_file(&path).unwrap();

@@ -159,7 +159,8 @@ impl Store {
     /// Queues the insert; the receiver resolves once it is committed.
     pub fn insert(&self, job: NewJob) -> oneshot::Receiver<Result<(), String>> {
         let (ack, rx) = oneshot::channel();
-        if let Err(mpsc::SendError(Op::Insert { ack, .. })) = self.tx.send(Op::Insert { job, ack }) {
+        if let Err(mpsc::SendError(Op::Insert { ack, .. })) = self.tx.send(Op::Insert { job, ack })
+        {
             let _ = ack.send(Err("the job store is closed".into()));
         }
         rx
@@ -173,7 +174,12 @@ impl Store {
         not_before: Option<Instant>,
         notify: Option<oneshot::Sender<JobView>>,
     ) {
-        let _ = self.tx.send(Op::Finish { id, finish, not_before, notify });
+        let _ = self.tx.send(Op::Finish {
+            id,
+            finish,
+            not_before,
+            notify,
+        });
     }
 
     pub fn get(&self, id: &str) -> anyhow::Result<Option<JobView>> {
@@ -256,7 +262,10 @@ impl Store {
             None => open_reader(&self.path)?,
         };
         let result = f(&conn);
-        self.readers.lock().unwrap_or_else(|p| p.into_inner()).push(conn);
+        self.readers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(conn);
         Ok(result?)
     }
 }
@@ -267,8 +276,7 @@ impl Drop for Store {
     }
 }
 
-const COLUMNS: &str =
-    "id, status, algorithm, hash, size, name, error, created_ms, finished_ms";
+const COLUMNS: &str = "id, status, algorithm, hash, size, name, error, created_ms, finished_ms";
 
 fn row_to_view(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobView> {
     let status: String = r.get(1)?;
@@ -289,8 +297,19 @@ fn open_writer(path: &Path, sync: SyncMode) -> anyhow::Result<Connection> {
     let conn = Connection::open(path)?;
     conn.busy_timeout(Duration::from_secs(5))?;
     let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
-    anyhow::ensure!(mode.eq_ignore_ascii_case("wal"), "the database refused WAL mode (got {mode})");
-    conn.pragma_update(None, "synchronous", if sync == SyncMode::Full { "FULL" } else { "NORMAL" })?;
+    anyhow::ensure!(
+        mode.eq_ignore_ascii_case("wal"),
+        "the database refused WAL mode (got {mode})"
+    );
+    conn.pragma_update(
+        None,
+        "synchronous",
+        if sync == SyncMode::Full {
+            "FULL"
+        } else {
+            "NORMAL"
+        },
+    )?;
     conn.execute_batch(SCHEMA)?;
     Ok(conn)
 }
@@ -353,7 +372,13 @@ const RETRY_INTERVAL: Duration = Duration::from_secs(1);
 
 impl Writer {
     fn new(conn: Connection, log: ResultsLog) -> Writer {
-        Writer { conn, log, delayed: BinaryHeap::new(), seq: 0, retry: Vec::new() }
+        Writer {
+            conn,
+            log,
+            delayed: BinaryHeap::new(),
+            seq: 0,
+            retry: Vec::new(),
+        }
     }
 
     fn run(mut self, rx: mpsc::Receiver<Op>) {
@@ -390,17 +415,35 @@ impl Writer {
             for op in batch {
                 match op {
                     Op::Close => {}
-                    Op::Finish { id, finish, not_before: Some(due), notify } if due > now && !closing => {
+                    Op::Finish {
+                        id,
+                        finish,
+                        not_before: Some(due),
+                        notify,
+                    } if due > now && !closing => {
                         self.seq += 1;
-                        let op = Op::Finish { id, finish, not_before: None, notify };
-                        self.delayed.push(Reverse(Delayed { due, seq: self.seq, op }));
+                        let op = Op::Finish {
+                            id,
+                            finish,
+                            not_before: None,
+                            notify,
+                        };
+                        self.delayed.push(Reverse(Delayed {
+                            due,
+                            seq: self.seq,
+                            op,
+                        }));
                     }
                     op => ready.push(op),
                 }
             }
             // At close, delayed finishes are applied at once: shutdown must
             // not leave them PENDING.
-            while self.delayed.peek().is_some_and(|Reverse(d)| d.due <= now || closing) {
+            while self
+                .delayed
+                .peek()
+                .is_some_and(|Reverse(d)| d.due <= now || closing)
+            {
                 if let Some(Reverse(d)) = self.delayed.pop() {
                     ready.push(d.op);
                 }
@@ -440,7 +483,9 @@ impl Writer {
     /// Runs the statements of `ops` in one transaction. Returns, per op, the
     /// log line of a finish that ended a recorded job.
     fn commit(&mut self, ops: &[Op]) -> rusqlite::Result<Vec<Option<LogLine>>> {
-        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let mut logged = Vec::with_capacity(ops.len());
         {
             let mut insert = tx.prepare_cached(
@@ -455,7 +500,10 @@ impl Writer {
             for op in ops {
                 match op {
                     Op::Insert { job, .. } => {
-                        let stored = job.stored_path.as_ref().map(|p| p.to_string_lossy().into_owned());
+                        let stored = job
+                            .stored_path
+                            .as_ref()
+                            .map(|p| p.to_string_lossy().into_owned());
                         insert.execute(params![
                             job.id,
                             job.algorithm,
@@ -472,7 +520,9 @@ impl Writer {
                             Finish::Success { hash, size } => {
                                 ("SUCCESS", Some(hash.as_str()), Some(*size as i64), None)
                             }
-                            Finish::Failure { reason } => ("FAILURE", None, None, Some(reason.as_str())),
+                            Finish::Failure { reason } => {
+                                ("FAILURE", None, None, Some(reason.as_str()))
+                            }
                         };
                         let row = finish
                             .query_row(params![id, status, hash, size, error, finished], |r| {
@@ -532,7 +582,9 @@ impl Writer {
         match op {
             Op::Insert { ack, job } => {
                 tracing::error!(id = %job.id, error = %err, "could not record a new job");
-                let _ = ack.send(Err(format!("the job store could not record the job: {err}")));
+                let _ = ack.send(Err(format!(
+                    "the job store could not record the job: {err}"
+                )));
             }
             op @ Op::Finish { .. } => self.retry.push(op),
             Op::Close => {}

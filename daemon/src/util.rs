@@ -15,7 +15,9 @@ pub fn new_id() -> std::io::Result<String> {
 /// Whether `s` has the shape of an id we issue. Anything else is answered
 /// `INVALID_ID` without touching the store.
 pub fn is_valid_id(s: &str) -> bool {
-    s.len() == ID_LEN && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.len() == ID_LEN
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// Milliseconds since the Unix epoch.
@@ -64,7 +66,14 @@ mod tests {
         let b = new_id().unwrap();
         assert_ne!(a, b);
         assert!(is_valid_id(&a));
-        for bad in ["-1", "abc", "", &a.to_uppercase(), &format!("{a}0"), "1' OR '1'='1"] {
+        for bad in [
+            "-1",
+            "abc",
+            "",
+            &a.to_uppercase(),
+            &format!("{a}0"),
+            "1' OR '1'='1",
+        ] {
             assert!(!is_valid_id(bad), "{bad}");
         }
     }

@@ -10,13 +10,23 @@ use hyper::StatusCode;
 pub enum ApiError {
     BadRequest(String),
     NotFound(String),
-    MethodNotAllowed { method: String, path: String },
-    PayloadTooLarge { limit: u64 },
+    MethodNotAllowed {
+        method: String,
+        path: String,
+    },
+    PayloadTooLarge {
+        limit: u64,
+    },
     UnsupportedMediaType(String),
     /// The client went quiet for longer than the body-idle timeout.
-    Timeout { secs: u64 },
+    Timeout {
+        secs: u64,
+    },
     /// Saturated: try again after `retry_after` seconds.
-    Busy { retry_after: u64, what: String },
+    Busy {
+        retry_after: u64,
+        what: String,
+    },
     ShuttingDown,
     Internal(String),
 }

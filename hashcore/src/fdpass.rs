@@ -53,9 +53,14 @@ pub fn send_with_fd(sock: BorrowedFd<'_>, data: &[u8], fd: BorrowedFd<'_>) -> io
 /// close-on-exec set). Returns the bytes read; 0 means the peer closed.
 /// Descriptors cut off by a too-small control buffer are an error: the
 /// kernel has closed them, so the stream no longer matches its frames.
-pub fn recv_with_fds(sock: BorrowedFd<'_>, buf: &mut [u8], fds: &mut Vec<OwnedFd>) -> io::Result<usize> {
+pub fn recv_with_fds(
+    sock: BorrowedFd<'_>,
+    buf: &mut [u8],
+    fds: &mut Vec<OwnedFd>,
+) -> io::Result<usize> {
     // SAFETY: CMSG_SPACE is a pure size computation.
-    let space = unsafe { libc::CMSG_SPACE((MAX_FDS_PER_MSG * std::mem::size_of::<RawFd>()) as u32) } as usize;
+    let space = unsafe { libc::CMSG_SPACE((MAX_FDS_PER_MSG * std::mem::size_of::<RawFd>()) as u32) }
+        as usize;
     let mut control = vec![0u64; space.div_ceil(8)];
     let mut iov = libc::iovec {
         iov_base: buf.as_mut_ptr() as *mut libc::c_void,
@@ -110,7 +115,10 @@ mod tests {
     fn a_passed_descriptor_reads_the_same_file() {
         let (a, b) = UnixStream::pair().unwrap();
         let path = std::env::temp_dir().join(format!("hashcore-fdpass-{}", std::process::id()));
-        std::fs::File::create(&path).unwrap().write_all(b"passed").unwrap();
+        std::fs::File::create(&path)
+            .unwrap()
+            .write_all(b"passed")
+            .unwrap();
         let file = std::fs::File::open(&path).unwrap();
         assert_eq!(send_with_fd(a.as_fd(), b"hello", file.as_fd()).unwrap(), 5);
         drop(file); // the message holds its own reference

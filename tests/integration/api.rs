@@ -7,7 +7,10 @@ fn hashes_match_the_reference_for_boundary_sizes_and_every_algorithm() {
     let dir = TempDir::new("sizes");
     let d = Daemon::start(dir.path());
     for algo in ["md5", "sha1", "sha256", "sha512"] {
-        for (i, len) in [0usize, 1, 55, 56, 63, 64, 65, 1 << 20].into_iter().enumerate() {
+        for (i, len) in [0usize, 1, 55, 56, 63, 64, 65, 1 << 20]
+            .into_iter()
+            .enumerate()
+        {
             let body = data(len, i as u64 + 1);
             let r = d.upload(&format!("?algo={algo}&wait=true"), "f.bin", &body);
             assert_eq!(r.status, 200, "{}", r.text());
@@ -27,7 +30,13 @@ fn a_100_mib_upload_hashes_correctly_for_every_algorithm() {
     let d = Daemon::start(dir.path());
     let body = data(100 << 20, 42);
     for algo in ["md5", "sha1", "sha256", "sha512"] {
-        let r = request(d.addr, "PUT", &format!("/files/big.bin?algo={algo}&wait=1"), &[], &body);
+        let r = request(
+            d.addr,
+            "PUT",
+            &format!("/files/big.bin?algo={algo}&wait=1"),
+            &[],
+            &body,
+        );
         assert_eq!(r.status, 200, "{}", r.text());
         assert_eq!(r.json()["hash"], reference(algo, &body), "{algo}");
     }
@@ -56,7 +65,11 @@ fn original_flow_upload_then_poll_with_every_lookup_form() {
         assert_eq!(v["name"], "hello.txt");
         assert_eq!(d.wait_final(&id)["hash"], want);
 
-        for lookup in [format!("/gethash/?file_id={id}"), format!("/gethash?file_id={id}"), format!("/gethash/{id}")] {
+        for lookup in [
+            format!("/gethash/?file_id={id}"),
+            format!("/gethash?file_id={id}"),
+            format!("/gethash/{id}"),
+        ] {
             let (status, v) = d.get_json(&lookup);
             assert_eq!(status, 200, "{lookup}");
             assert_eq!(v["status"], "SUCCESS");
@@ -65,7 +78,13 @@ fn original_flow_upload_then_poll_with_every_lookup_form() {
         // The documented JSON-body variant, at both paths.
         for lookup in ["/get_hash/gethash/", "/get_hash/gethash", "/gethash/"] {
             let body = format!("{{\"file_id\": \"{id}\"}}");
-            let r = request(d.addr, "GET", lookup, &[("Content-Type", "application/json")], body.as_bytes());
+            let r = request(
+                d.addr,
+                "GET",
+                lookup,
+                &[("Content-Type", "application/json")],
+                body.as_bytes(),
+            );
             assert_eq!(r.status, 200, "{lookup}");
             assert_eq!(r.json()["hash"], want);
         }
@@ -97,9 +116,19 @@ fn invalid_ids_answer_invalid_id_with_404() {
     ] {
         let (status, v) = d.get_json(path);
         assert_eq!(status, 404, "{path}");
-        assert_eq!(v, serde_json::json!({"status": "INVALID_ID", "hash": null}), "{path}");
+        assert_eq!(
+            v,
+            serde_json::json!({"status": "INVALID_ID", "hash": null}),
+            "{path}"
+        );
     }
-    let r = request(d.addr, "GET", "/get_hash/gethash/", &[], br#"{"file_id": -1}"#);
+    let r = request(
+        d.addr,
+        "GET",
+        "/get_hash/gethash/",
+        &[],
+        br#"{"file_id": -1}"#,
+    );
     assert_eq!(r.status, 404);
     assert_eq!(r.json()["status"], "INVALID_ID");
     let (status, v) = d.get_json("/gethash/");
@@ -112,7 +141,9 @@ fn invalid_ids_answer_invalid_id_with_404() {
 fn artificial_delay_keeps_jobs_pending_until_it_passes() {
     let dir = TempDir::new("delay");
     // The original's misspelt name, as its .env has it.
-    let d = Daemon::builder(dir.path()).env("ARTIFITIAL_DELAY", "1").start();
+    let d = Daemon::builder(dir.path())
+        .env("ARTIFITIAL_DELAY", "1")
+        .start();
     let t0 = std::time::Instant::now();
     let r = d.upload("", "a.txt", b"abc");
     let v = r.json();
@@ -147,7 +178,11 @@ fn dotenv_and_original_settings_are_honoured() {
     let id = v["id"].as_str().unwrap().to_string();
     d.wait_final(&id);
     let kept = dir.path().join("data/uploads").join(&id);
-    assert_eq!(std::fs::read(kept).unwrap(), b"keep me", "DELETE_FILE=false keeps uploads");
+    assert_eq!(
+        std::fs::read(kept).unwrap(),
+        b"keep me",
+        "DELETE_FILE=false keeps uploads"
+    );
     let stats = d.get_json("/stats").1;
     assert_eq!(stats["keep_uploads"], true);
 }
@@ -157,14 +192,23 @@ fn raw_put_uploads_with_name_and_algorithm() {
     let dir = TempDir::new("put");
     let d = Daemon::start(dir.path());
     let body = data(300_000, 7);
-    let r = request(d.addr, "PUT", "/files/report%20v2.pdf?algo=sha256&wait=true", &[], &body);
+    let r = request(
+        d.addr,
+        "PUT",
+        "/files/report%20v2.pdf?algo=sha256&wait=true",
+        &[],
+        &body,
+    );
     let v = r.json();
     assert_eq!(v["hash"], reference("sha256", &body));
     assert_eq!(v["name"], "report v2.pdf");
     let r = request(d.addr, "PUT", "/files?name=x.bin", &[], b"");
     let v = r.json();
     assert_eq!(v["name"], "x.bin");
-    assert_eq!(d.wait_final(v["id"].as_str().unwrap())["hash"], reference("md5", b""));
+    assert_eq!(
+        d.wait_final(v["id"].as_str().unwrap())["hash"],
+        reference("md5", b"")
+    );
 }
 
 #[test]
@@ -190,8 +234,20 @@ fn jobs_listing_pages_and_filters_and_stats_count() {
     let last = d.get_json(&format!("/jobs?limit=10&after={}", ids[1])).1;
     assert_eq!(last["jobs"].as_array().unwrap().len(), 1);
     assert!(last["next"].is_null());
-    assert_eq!(d.get_json("/jobs?status=SUCCESS").1["jobs"].as_array().unwrap().len(), 5);
-    assert_eq!(d.get_json("/jobs?status=pending").1["jobs"].as_array().unwrap().len(), 0);
+    assert_eq!(
+        d.get_json("/jobs?status=SUCCESS").1["jobs"]
+            .as_array()
+            .unwrap()
+            .len(),
+        5
+    );
+    assert_eq!(
+        d.get_json("/jobs?status=pending").1["jobs"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
     assert_eq!(d.get_json("/jobs?status=bogus").0, 400);
     assert_eq!(d.get_json("/jobs?limit=0").0, 400);
 
@@ -201,7 +257,13 @@ fn jobs_listing_pages_and_filters_and_stats_count() {
     assert_eq!(stats["bytes_hashed"], 5);
     let hashers = stats["hashers"].as_array().unwrap();
     assert!(!hashers.is_empty());
-    assert_eq!(hashers.iter().map(|h| h["jobs_done"].as_u64().unwrap()).sum::<u64>(), 5);
+    assert_eq!(
+        hashers
+            .iter()
+            .map(|h| h["jobs_done"].as_u64().unwrap())
+            .sum::<u64>(),
+        5
+    );
 }
 
 #[test]
@@ -215,14 +277,32 @@ fn html_pages_upload_and_look_up() {
         let page = r.text();
         assert!(page.contains("action=\"/uploadfile-html/\"") && page.contains("name=\"file\""));
         assert!(page.contains("action=\"/gethash-form/\"") && page.contains("name=\"file_id\""));
-        assert!(!page.contains("<script") && !page.contains("http://") && !page.contains("https://"));
+        assert!(
+            !page.contains("<script") && !page.contains("http://") && !page.contains("https://")
+        );
     }
     let (ct, mp) = multipart(&[Part::file("file", "<b>x</b>.txt", b"page")]);
-    let r = request(d.addr, "POST", "/uploadfile-html/", &[("Content-Type", &ct)], &mp);
+    let r = request(
+        d.addr,
+        "POST",
+        "/uploadfile-html/",
+        &[("Content-Type", &ct)],
+        &mp,
+    );
     assert_eq!(r.status, 200);
     let page = r.text();
-    assert!(page.contains("&lt;b&gt;x&lt;/b&gt;.txt"), "names are escaped");
-    let id = page.split("<code>").nth(1).unwrap().split("</code>").next().unwrap().to_string();
+    assert!(
+        page.contains("&lt;b&gt;x&lt;/b&gt;.txt"),
+        "names are escaped"
+    );
+    let id = page
+        .split("<code>")
+        .nth(1)
+        .unwrap()
+        .split("</code>")
+        .next()
+        .unwrap()
+        .to_string();
     assert_eq!(id.len(), 32);
     d.wait_final(&id);
     let r = d.get(&format!("/gethash-form/?file_id={id}"));

@@ -13,45 +13,84 @@ fn still_serving(d: &Daemon) {
 fn assert_json_error(r: &Response, status: u16, needle: &str) {
     assert_eq!(r.status, status, "{}", r.text());
     let v = r.json();
-    let reason = v["error"].as_str().unwrap_or_else(|| panic!("no reason in {v}"));
+    let reason = v["error"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no reason in {v}"));
     assert!(reason.contains(needle), "{reason:?} lacks {needle:?}");
 }
 
 #[test]
 fn malformed_uploads_get_4xx_with_a_reason() {
     let dir = TempDir::new("bad");
-    let d = Daemon::builder(dir.path()).arg("--max-upload").arg("1M").start();
+    let d = Daemon::builder(dir.path())
+        .arg("--max-upload")
+        .arg("1M")
+        .start();
     let ct = format!("multipart/form-data; boundary={BOUNDARY}");
 
     // Wrong content type.
-    let r = request(d.addr, "POST", "/uploadfile/", &[("Content-Type", "application/json")], b"{}");
+    let r = request(
+        d.addr,
+        "POST",
+        "/uploadfile/",
+        &[("Content-Type", "application/json")],
+        b"{}",
+    );
     assert_json_error(&r, 415, "multipart/form-data");
     assert_eq!(r.json()["success"], false);
     assert!(r.json()["id"].is_null());
     // No boundary.
-    let r = request(d.addr, "POST", "/uploadfile/", &[("Content-Type", "multipart/form-data")], b"x");
+    let r = request(
+        d.addr,
+        "POST",
+        "/uploadfile/",
+        &[("Content-Type", "multipart/form-data")],
+        b"x",
+    );
     assert_json_error(&r, 400, "boundary");
     // No `file` field.
     let (ct2, mp) = multipart(&[Part::field("other", b"x")]);
-    let r = request(d.addr, "POST", "/uploadfile/", &[("Content-Type", &ct2)], &mp);
+    let r = request(
+        d.addr,
+        "POST",
+        "/uploadfile/",
+        &[("Content-Type", &ct2)],
+        &mp,
+    );
     assert_json_error(&r, 400, "no field named `file`");
     // Truncated body: the closing boundary never comes.
     let (_, mp) = multipart(&[Part::file("file", "t.bin", &data(10_000, 1))]);
-    let r = request(d.addr, "POST", "/uploadfile/", &[("Content-Type", &ct)], &mp[..mp.len() - 40]);
+    let r = request(
+        d.addr,
+        "POST",
+        "/uploadfile/",
+        &[("Content-Type", &ct)],
+        &mp[..mp.len() - 40],
+    );
     assert_json_error(&r, 400, "multipart");
     // Over the size limit, declared and streamed.
     let big = data((1 << 20) + 1, 2);
     let r = request(d.addr, "PUT", "/files", &[], &big);
     assert_json_error(&r, 413, "1048576");
     let (_, mp) = multipart(&[Part::file("file", "big.bin", &big)]);
-    let r = request(d.addr, "POST", "/uploadfile/", &[("Content-Type", &ct)], &mp);
+    let r = request(
+        d.addr,
+        "POST",
+        "/uploadfile/",
+        &[("Content-Type", &ct)],
+        &mp,
+    );
     assert_json_error(&r, 413, "1048576");
     // Unsupported algorithm.
     let r = d.upload("?algo=crc32", "a", b"a");
     assert_json_error(&r, 400, "crc32");
     // Unknown route and wrong method.
     assert_json_error(&d.get("/nope"), 404, "no route");
-    assert_json_error(&request(d.addr, "DELETE", "/uploadfile/", &[], b""), 405, "DELETE");
+    assert_json_error(
+        &request(d.addr, "DELETE", "/uploadfile/", &[], b""),
+        405,
+        "DELETE",
+    );
     assert_json_error(&d.get("/uploadfile/"), 405, "GET");
 
     // None of this left a job behind.
@@ -66,7 +105,11 @@ fn a_client_that_disconnects_mid_upload_leaves_no_job_behind() {
     let d = Daemon::start(dir.path());
     {
         let mut s = std::net::TcpStream::connect(d.addr).unwrap();
-        write!(s, "PUT /files HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000\r\n\r\n").unwrap();
+        write!(
+            s,
+            "PUT /files HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000\r\n\r\n"
+        )
+        .unwrap();
         s.write_all(&data(500_000, 3)).unwrap();
     }
     {
@@ -79,13 +122,29 @@ fn a_client_that_disconnects_mid_upload_leaves_no_job_behind() {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
         let stats = d.get_json("/stats").1;
-        let failed: u64 = stats["hashers"].as_array().unwrap().iter().map(|h| h["jobs_failed"].as_u64().unwrap()).sum();
-        let active: u64 = stats["hashers"].as_array().unwrap().iter().map(|h| h["active_jobs"].as_u64().unwrap()).sum();
+        let failed: u64 = stats["hashers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["jobs_failed"].as_u64().unwrap())
+            .sum();
+        let active: u64 = stats["hashers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["active_jobs"].as_u64().unwrap())
+            .sum();
         if failed == 2 && active == 0 {
-            assert_eq!(stats["jobs"]["total"], 0, "no job recorded, so none PENDING");
+            assert_eq!(
+                stats["jobs"]["total"], 0,
+                "no job recorded, so none PENDING"
+            );
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "streams not dropped: {stats}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "streams not dropped: {stats}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     still_serving(&d);
@@ -94,9 +153,16 @@ fn a_client_that_disconnects_mid_upload_leaves_no_job_behind() {
 #[test]
 fn a_silent_client_is_cut_off_with_408() {
     let dir = TempDir::new("idle");
-    let d = Daemon::builder(dir.path()).arg("--body-timeout").arg("1").start();
+    let d = Daemon::builder(dir.path())
+        .arg("--body-timeout")
+        .arg("1")
+        .start();
     let mut s = std::net::TcpStream::connect(d.addr).unwrap();
-    write!(s, "PUT /files HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc").unwrap();
+    write!(
+        s,
+        "PUT /files HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc"
+    )
+    .unwrap();
     let r = read_response(&mut s);
     assert_eq!(r.status, 408);
     still_serving(&d);
@@ -105,9 +171,16 @@ fn a_silent_client_is_cut_off_with_408() {
 #[test]
 fn too_many_uploads_get_503_with_retry_after() {
     let dir = TempDir::new("busy");
-    let d = Daemon::builder(dir.path()).arg("--max-uploads").arg("1").start();
+    let d = Daemon::builder(dir.path())
+        .arg("--max-uploads")
+        .arg("1")
+        .start();
     let mut hog = std::net::TcpStream::connect(d.addr).unwrap();
-    write!(hog, "PUT /files HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc").unwrap();
+    write!(
+        hog,
+        "PUT /files HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc"
+    )
+    .unwrap();
     // The hog holds the only upload slot until it finishes.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     let r = loop {
@@ -133,15 +206,31 @@ fn invalid_settings_exit_2_with_a_clear_message() {
         (vec!["--max-upload", "lots"], "invalid size"),
         (vec!["--listen", "nonsense:::"], "invalid listen address"),
         (vec!["--sync", "maybe"], "--sync"),
+        (vec!["--md5-backend", "sse9"], "sse9"),
     ] {
-        let out = std::process::Command::new(BIN).args(&args).current_dir(dir.path()).output().unwrap();
+        let out = std::process::Command::new(BIN)
+            .args(&args)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(needle), "{args:?}: {err}");
     }
-    let out = std::process::Command::new(BIN).arg("--help").output().unwrap();
+    let out = std::process::Command::new(BIN)
+        .arg("--help")
+        .output()
+        .unwrap();
     let help = String::from_utf8_lossy(&out.stdout);
-    for flag in ["--listen", "--data-dir", "--hashers", "--max-upload", "--keep-uploads", "API_PORT", "ARTIFICIAL_DELAY"] {
+    for flag in [
+        "--listen",
+        "--data-dir",
+        "--hashers",
+        "--max-upload",
+        "--keep-uploads",
+        "API_PORT",
+        "ARTIFICIAL_DELAY",
+    ] {
         assert!(help.contains(flag), "--help lacks {flag}");
     }
 }
@@ -156,5 +245,9 @@ fn a_second_daemon_on_the_same_data_dir_is_refused() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("locked"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("locked"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

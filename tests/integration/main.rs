@@ -3,4 +3,5 @@
 mod api;
 mod durability;
 mod errors;
+mod local;
 mod util;

@@ -75,7 +75,10 @@ impl<'a> DaemonBuilder<'a> {
     pub fn start(self) -> Daemon {
         let stderr_path = self.dir.join(format!(
             "stderr-{}.log",
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
         ));
         let mut cmd = Command::new(BIN);
         cmd.current_dir(self.dir)
@@ -112,7 +115,11 @@ impl<'a> DaemonBuilder<'a> {
         };
         // Keep draining stdout so the daemon never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
-        Daemon { child, addr, stderr_path }
+        Daemon {
+            child,
+            addr,
+            stderr_path,
+        }
     }
 }
 
@@ -121,7 +128,10 @@ impl Daemon {
     pub fn builder(dir: &Path) -> DaemonBuilder<'_> {
         DaemonBuilder {
             dir,
-            args: vec!["--data-dir".into(), dir.join("data").to_string_lossy().into_owned()],
+            args: vec![
+                "--data-dir".into(),
+                dir.join("data").to_string_lossy().into_owned(),
+            ],
             env: Vec::new(),
             listen: true,
         }
@@ -143,7 +153,10 @@ impl Daemon {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status;
             }
-            assert!(Instant::now() < deadline, "hashd did not stop after SIGTERM");
+            assert!(
+                Instant::now() < deadline,
+                "hashd did not stop after SIGTERM"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -162,10 +175,6 @@ impl Daemon {
         proc_status_kib(self.pid(), "VmHWM:")
     }
 
-    pub fn rss_kib(&self) -> u64 {
-        proc_status_kib(self.pid(), "VmRSS:")
-    }
-
     pub fn get(&self, path: &str) -> Response {
         request(self.addr, "GET", path, &[], &[])
     }
@@ -178,7 +187,13 @@ impl Daemon {
     /// Uploads `data` through the original multipart API.
     pub fn upload(&self, query: &str, name: &str, data: &[u8]) -> Response {
         let (ct, body) = multipart(&[Part::file("file", name, data)]);
-        request(self.addr, "POST", &format!("/uploadfile/{query}"), &[("Content-Type", &ct)], &body)
+        request(
+            self.addr,
+            "POST",
+            &format!("/uploadfile/{query}"),
+            &[("Content-Type", &ct)],
+            &body,
+        )
     }
 
     /// Polls `/gethash/?file_id=` until the status is final.
@@ -189,7 +204,10 @@ impl Daemon {
             if v["status"] != "PENDING" {
                 return v;
             }
-            assert!(Instant::now() < deadline, "job {id} still PENDING after 60 s");
+            assert!(
+                Instant::now() < deadline,
+                "job {id} still PENDING after 60 s"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -203,7 +221,11 @@ impl Drop for Daemon {
 }
 
 pub fn signal(pid: u32, sig: &str) {
-    let ok = Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status().unwrap();
+    let ok = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
     assert!(ok.success());
 }
 
@@ -226,9 +248,8 @@ pub struct Response {
 
 impl Response {
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
-            panic!("not JSON ({e}): {:?}", String::from_utf8_lossy(&self.body))
-        })
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", String::from_utf8_lossy(&self.body)))
     }
 
     pub fn text(&self) -> String {
@@ -244,7 +265,13 @@ impl Response {
 }
 
 /// One request on a fresh connection (`Connection: close`).
-pub fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
+pub fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Response {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
     let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
@@ -257,14 +284,6 @@ pub fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &st
     head.push_str("\r\n");
     s.write_all(head.as_bytes()).unwrap();
     s.write_all(body).unwrap();
-    read_response(&mut s)
-}
-
-/// Sends raw bytes and reads one response.
-pub fn raw_request(addr: SocketAddr, bytes: &[u8]) -> Response {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    s.write_all(bytes).unwrap();
     read_response(&mut s)
 }
 
@@ -303,7 +322,11 @@ pub fn read_response(s: &mut TcpStream) -> Response {
             r.read_to_end(&mut body).unwrap();
         }
     }
-    Response { status, headers, body }
+    Response {
+        status,
+        headers,
+        body,
+    }
 }
 
 pub struct Part<'a> {
@@ -314,11 +337,19 @@ pub struct Part<'a> {
 
 impl<'a> Part<'a> {
     pub fn file(name: &'a str, filename: &'a str, data: &'a [u8]) -> Part<'a> {
-        Part { name, filename: Some(filename), data }
+        Part {
+            name,
+            filename: Some(filename),
+            data,
+        }
     }
 
     pub fn field(name: &'a str, data: &'a [u8]) -> Part<'a> {
-        Part { name, filename: None, data }
+        Part {
+            name,
+            filename: None,
+            data,
+        }
     }
 }
 
@@ -373,7 +404,10 @@ pub fn reference(algo: &str, data: &[u8]) -> String {
 /// The lines of the results log, parsed; panics on a torn or non-JSON line.
 pub fn results_log(dir: &Path) -> Vec<serde_json::Value> {
     let text = std::fs::read_to_string(dir.join("data/results.log")).unwrap_or_default();
-    assert!(text.is_empty() || text.ends_with('\n'), "results log ends mid-line");
+    assert!(
+        text.is_empty() || text.ends_with('\n'),
+        "results log ends mid-line"
+    );
     text.lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("torn log line {l:?}: {e}")))
         .collect()

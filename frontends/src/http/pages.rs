@@ -149,7 +149,12 @@ mod tests {
         assert!(!page.contains("<script>"));
         assert!(page.contains("&lt;script&gt;"));
         assert!(!page.contains("refresh"));
-        for p in [form_page(), page, invalid_id_page("\"x"), error_page(&ApiError::NotFound("<".into()))] {
+        for p in [
+            form_page(),
+            page,
+            invalid_id_page("\"x"),
+            error_page(&ApiError::NotFound("<".into())),
+        ] {
             assert!(!p.contains("http://") && !p.contains("https://") && !p.contains("<img"));
             assert!(!p.contains("<script"));
         }

@@ -12,15 +12,13 @@ pub fn decode_component(s: &str) -> String {
     while i < bytes.len() {
         match bytes[i] {
             b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                    (Some(h), Some(l)) => {
-                        out.push(h << 4 | l);
-                        i += 2;
-                    }
-                    _ => out.push(b'%'),
+            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push(h << 4 | l);
+                    i += 2;
                 }
-            }
+                _ => out.push(b'%'),
+            },
             b => out.push(b),
         }
         i += 1;
@@ -53,13 +51,19 @@ pub fn pairs(s: &str) -> Vec<(String, String)> {
 
 /// The first value of `key`, if present.
 pub fn get<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
-    pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    pairs
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
 }
 
 /// A boolean flag: present with no value, or `1`, `true`, `yes`, `on`.
 pub fn flag(pairs: &[(String, String)], key: &str) -> bool {
     get(pairs, key).is_some_and(|v| {
-        matches!(v.to_ascii_lowercase().as_str(), "" | "1" | "true" | "yes" | "on")
+        matches!(
+            v.to_ascii_lowercase().as_str(),
+            "" | "1" | "true" | "yes" | "on"
+        )
     })
 }
 

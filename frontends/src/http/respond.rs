@@ -24,7 +24,10 @@ pub fn html(status: StatusCode, page: String) -> Response<Body> {
     let mut resp = Response::new(Full::new(Bytes::from(page)));
     *resp.status_mut() = status;
     let headers = resp.headers_mut();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
 }
@@ -43,7 +46,8 @@ pub fn error(err: &ApiError) -> Response<Body> {
 /// Adds `Retry-After` where the error calls for it.
 pub fn with_retry_after(mut resp: Response<Body>, err: &ApiError) -> Response<Body> {
     if let Some(secs) = err.retry_after() {
-        resp.headers_mut().insert(RETRY_AFTER, HeaderValue::from(secs));
+        resp.headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from(secs));
     }
     resp
 }

@@ -46,7 +46,10 @@ struct HashAnswer<'a> {
     error: Option<&'a str>,
 }
 
-pub(crate) async fn handle<B: Backend>(shared: &Shared<B>, req: Request<Incoming>) -> Response<Body> {
+pub(crate) async fn handle<B: Backend>(
+    shared: &Shared<B>,
+    req: Request<Incoming>,
+) -> Response<Body> {
     let method = req.method().clone();
     let raw_path = req.uri().path().to_string();
     let path = match raw_path.trim_end_matches('/') {
@@ -90,12 +93,17 @@ pub(crate) async fn handle<B: Backend>(shared: &Shared<B>, req: Request<Incoming
         (&Method::POST, "/uploadfile-html") => match upload_params(&params) {
             Ok(p) => match upload::multipart(shared, req, p).await {
                 Ok(job) => respond::html(StatusCode::OK, pages::job_page(&job)),
-                Err(e) => respond::with_retry_after(respond::html(e.status(), pages::error_page(&e)), &e),
+                Err(e) => {
+                    respond::with_retry_after(respond::html(e.status(), pages::error_page(&e)), &e)
+                }
             },
             Err(e) => respond::html(e.status(), pages::error_page(&e)),
         },
         (&Method::GET, "/gethash-form") => {
-            let id = query::get(&params, "file_id").unwrap_or("").trim().to_string();
+            let id = query::get(&params, "file_id")
+                .unwrap_or("")
+                .trim()
+                .to_string();
             match shared.backend.lookup(&id).await {
                 Ok(Some(job)) => respond::html(StatusCode::OK, pages::job_page(&job)),
                 Ok(None) => respond::html(StatusCode::NOT_FOUND, pages::invalid_id_page(&id)),
@@ -146,9 +154,9 @@ fn is_known_path(p: &str) -> bool {
 
 fn upload_params(params: &[(String, String)]) -> Result<UploadParams, ApiError> {
     let algo = match query::get(params, "algo").or_else(|| query::get(params, "algorithm")) {
-        Some(name) => name.parse().map_err(|e: hashcore::UnknownAlgorithm| {
-            ApiError::BadRequest(e.to_string())
-        })?,
+        Some(name) => name
+            .parse()
+            .map_err(|e: hashcore::UnknownAlgorithm| ApiError::BadRequest(e.to_string()))?,
         None => hashcore::Algorithm::Md5,
     };
     Ok(UploadParams {
@@ -180,8 +188,14 @@ fn list_query(params: &[(String, String)]) -> Result<ListQuery, ApiError> {
         },
         None => DEFAULT_PAGE_LEN,
     };
-    let after = query::get(params, "after").filter(|s| !s.is_empty()).map(str::to_string);
-    Ok(ListQuery { status, limit, after })
+    let after = query::get(params, "after")
+        .filter(|s| !s.is_empty())
+        .map(str::to_string);
+    Ok(ListQuery {
+        status,
+        limit,
+        after,
+    })
 }
 
 /// The id from the query string; failing that, from a JSON or form body
@@ -193,8 +207,12 @@ async fn id_from_query_or_body<B: Backend>(
     params: &[(String, String)],
 ) -> Result<Option<String>, ApiError> {
     let mut body = req.into_body();
-    let bytes =
-        upload::read_small_body(&mut body, MAX_GET_BODY_BYTES, shared.config.body_idle_timeout).await?;
+    let bytes = upload::read_small_body(
+        &mut body,
+        MAX_GET_BODY_BYTES,
+        shared.config.body_idle_timeout,
+    )
+    .await?;
     if let Some(id) = query::get(params, "file_id") {
         return Ok(Some(id.to_string()));
     }

@@ -37,10 +37,16 @@ pub struct UploadParams {
 pub async fn next_chunk(body: &mut Incoming, idle: Duration) -> Result<Option<Bytes>, ApiError> {
     loop {
         match tokio::time::timeout(idle, body.frame()).await {
-            Err(_) => return Err(ApiError::Timeout { secs: idle.as_secs() }),
+            Err(_) => {
+                return Err(ApiError::Timeout {
+                    secs: idle.as_secs(),
+                })
+            }
             Ok(None) => return Ok(None),
             Ok(Some(Err(e))) => {
-                return Err(ApiError::BadRequest(format!("request body could not be read: {e}")))
+                return Err(ApiError::BadRequest(format!(
+                    "request body could not be read: {e}"
+                )))
             }
             Ok(Some(Ok(frame))) => {
                 if let Ok(data) = frame.into_data() {
@@ -61,7 +67,9 @@ pub async fn read_small_body(
     let mut buf = BytesMut::new();
     while let Some(chunk) = next_chunk(body, idle).await? {
         if buf.len() + chunk.len() > limit {
-            return Err(ApiError::PayloadTooLarge { limit: limit as u64 });
+            return Err(ApiError::PayloadTooLarge {
+                limit: limit as u64,
+            });
         }
         buf.extend_from_slice(&chunk);
     }
@@ -69,18 +77,33 @@ pub async fn read_small_body(
 }
 
 fn declared_length(req: &Request<Incoming>) -> Option<u64> {
-    req.headers().get(CONTENT_LENGTH)?.to_str().ok()?.trim().parse().ok()
+    req.headers()
+        .get(CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 fn upload_permit<B>(shared: &Shared<B>) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
-    shared.uploads.clone().try_acquire_owned().map_err(|_| ApiError::Busy {
-        retry_after: 1,
-        what: format!("{} uploads in progress", shared.config.max_uploads),
-    })
+    shared
+        .uploads
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| ApiError::Busy {
+            retry_after: 1,
+            what: format!("{} uploads in progress", shared.config.max_uploads),
+        })
 }
 
 /// Pushes one chunk, enforcing the size limit.
-async fn feed<U: Upload>(upload: &mut U, chunk: Bytes, total: &mut u64, max: u64) -> Result<(), ApiError> {
+async fn feed<U: Upload>(
+    upload: &mut U,
+    chunk: Bytes,
+    total: &mut u64,
+    max: u64,
+) -> Result<(), ApiError> {
     *total += chunk.len() as u64;
     if *total > max {
         return Err(ApiError::PayloadTooLarge { limit: max });
@@ -100,7 +123,10 @@ pub async fn raw<B: Backend>(
     }
     let _permit = upload_permit(shared)?;
     let mut body = req.into_body();
-    let mut upload = shared.backend.begin_upload(UploadMeta { algo: params.algo, name: params.name })?;
+    let mut upload = shared.backend.begin_upload(UploadMeta {
+        algo: params.algo,
+        name: params.name,
+    })?;
     let mut total = 0;
     let idle = shared.config.body_idle_timeout;
     while let Some(chunk) = next_chunk(&mut body, idle).await? {
@@ -123,15 +149,24 @@ pub async fn multipart<B: Backend>(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string();
-    if !content_type.to_ascii_lowercase().starts_with("multipart/form-data") {
-        let shown = if content_type.is_empty() { "none" } else { content_type.as_str() };
+    if !content_type
+        .to_ascii_lowercase()
+        .starts_with("multipart/form-data")
+    {
+        let shown = if content_type.is_empty() {
+            "none"
+        } else {
+            content_type.as_str()
+        };
         return Err(ApiError::UnsupportedMediaType(format!(
             "expected multipart/form-data with the file in field `file`, got content type {}",
             clean_name(shown)
         )));
     }
     let boundary = multer::parse_boundary(&content_type).map_err(|e| {
-        ApiError::BadRequest(format!("multipart content type has no usable boundary: {e}"))
+        ApiError::BadRequest(format!(
+            "multipart content type has no usable boundary: {e}"
+        ))
     })?;
     if declared_length(&req).is_some_and(|n| n > max + MULTIPART_OVERHEAD_BYTES) {
         return Err(ApiError::PayloadTooLarge { limit: max });
@@ -141,7 +176,11 @@ pub async fn multipart<B: Backend>(
     // multer sees body errors only as opaque stream failures; keep ours to
     // answer with the right status (408 for a silent client).
     let failure: Arc<Mutex<Option<ApiError>>> = Arc::default();
-    let stream = body_stream(req.into_body(), shared.config.body_idle_timeout, failure.clone());
+    let stream = body_stream(
+        req.into_body(),
+        shared.config.body_idle_timeout,
+        failure.clone(),
+    );
     let constraints = multer::Constraints::new().size_limit(
         multer::SizeLimit::new()
             .whole_stream(max + MULTIPART_OVERHEAD_BYTES)
@@ -159,7 +198,9 @@ pub async fn multipart<B: Backend>(
                 if field_name.as_deref() == Some(FILE_FIELD) {
                     ApiError::PayloadTooLarge { limit: max }
                 } else {
-                    ApiError::PayloadTooLarge { limit: MAX_OTHER_FIELD_BYTES }
+                    ApiError::PayloadTooLarge {
+                        limit: MAX_OTHER_FIELD_BYTES,
+                    }
                 }
             }
             multer::Error::StreamSizeExceeded { .. } => ApiError::PayloadTooLarge { limit: max },
@@ -171,8 +212,14 @@ pub async fn multipart<B: Backend>(
             while field.chunk().await.map_err(map_err)?.is_some() {}
             continue;
         }
-        let name = field.file_name().map(|n| clean_name(n).into_owned()).or(params.name.clone());
-        let mut upload = shared.backend.begin_upload(UploadMeta { algo: params.algo, name })?;
+        let name = field
+            .file_name()
+            .map(|n| clean_name(n).into_owned())
+            .or(params.name.clone());
+        let mut upload = shared.backend.begin_upload(UploadMeta {
+            algo: params.algo,
+            name,
+        })?;
         let mut total = 0;
         while let Some(chunk) = field.chunk().await.map_err(map_err)? {
             feed(&mut upload, chunk, &mut total, max).await?;
@@ -181,9 +228,8 @@ pub async fn multipart<B: Backend>(
         // slow to arrive and cannot change the file.
         answer = Some(upload.finish(params.wait).await?);
     }
-    answer.ok_or_else(|| {
-        ApiError::BadRequest("multipart body has no field named `file`".to_string())
-    })
+    answer
+        .ok_or_else(|| ApiError::BadRequest("multipart body has no field named `file`".to_string()))
 }
 
 /// The body as the byte stream multer wants, with the idle timeout applied

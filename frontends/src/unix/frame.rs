@@ -59,8 +59,13 @@ pub enum FrameError {
 impl std::fmt::Display for FrameError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            FrameError::TooLong { len, max } => write!(f, "frame of {len} bytes exceeds the limit of {max}"),
-            FrameError::TooShort { len } => write!(f, "frame of {len} bytes is shorter than its {HEADER_LEN}-byte header"),
+            FrameError::TooLong { len, max } => {
+                write!(f, "frame of {len} bytes exceeds the limit of {max}")
+            }
+            FrameError::TooShort { len } => write!(
+                f,
+                "frame of {len} bytes is shorter than its {HEADER_LEN}-byte header"
+            ),
             FrameError::UnknownKind(k) => write!(f, "unknown frame kind 0x{k:02x}"),
         }
     }
@@ -75,7 +80,10 @@ pub fn decode(buf: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
     }
     let len = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
     if len > MAX_FRAME_LEN {
-        return Err(FrameError::TooLong { len, max: MAX_FRAME_LEN });
+        return Err(FrameError::TooLong {
+            len,
+            max: MAX_FRAME_LEN,
+        });
     }
     if len < HEADER_LEN {
         return Err(FrameError::TooShort { len });
@@ -119,7 +127,14 @@ mod tests {
             }
         }
         assert_eq!(frames.len(), 3);
-        assert_eq!(frames[0], Frame { kind: Kind::HashFd, tag: 7, payload: Bytes::from_static(b"md5") });
+        assert_eq!(
+            frames[0],
+            Frame {
+                kind: Kind::HashFd,
+                tag: 7,
+                payload: Bytes::from_static(b"md5")
+            }
+        );
         assert_eq!(frames[1].payload.len(), 1000);
         assert_eq!(frames[2].kind, Kind::Stats);
         assert!(buf.is_empty());

@@ -43,7 +43,11 @@ pub struct SocketConfig {
 
 impl Default for SocketConfig {
     fn default() -> Self {
-        SocketConfig { max_in_flight: 1024, max_connections: 1024, shutdown_grace: Duration::from_secs(10) }
+        SocketConfig {
+            max_in_flight: 1024,
+            max_connections: 1024,
+            shutdown_grace: Duration::from_secs(10),
+        }
     }
 }
 
@@ -121,9 +125,11 @@ pub async fn serve<B: Backend>(
     }
     drop(listener);
     let _ = std::fs::remove_file(path);
-    if tokio::time::timeout(config.shutdown_grace, async { while tasks.join_next().await.is_some() {} })
-        .await
-        .is_err()
+    if tokio::time::timeout(config.shutdown_grace, async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await
+    .is_err()
     {
         tracing::warn!("unix connections still open after the grace period; closing them");
         tasks.abort_all();
@@ -144,8 +150,12 @@ fn reply_body(v: serde_json::Value) -> Vec<u8> {
 
 fn outcome_body(algo: Algorithm, outcome: Outcome) -> Vec<u8> {
     reply_body(match outcome {
-        Ok(d) => json!({"ok": true, "algorithm": algo.name(), "hash": to_hex(&d.bytes), "size": d.len}),
-        Err(e) => json!({"ok": false, "error": e.to_string(), "busy": matches!(e, hashcore::JobError::Busy)}),
+        Ok(d) => {
+            json!({"ok": true, "algorithm": algo.name(), "hash": to_hex(&d.bytes), "size": d.len})
+        }
+        Err(e) => {
+            json!({"ok": false, "error": e.to_string(), "busy": matches!(e, hashcore::JobError::Busy)})
+        }
     })
 }
 
@@ -153,7 +163,11 @@ fn protocol_error(msg: impl Into<String>) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, msg.into())
 }
 
-async fn connection<B: Backend>(backend: Arc<B>, stream: UnixStream, max_in_flight: usize) -> io::Result<()> {
+async fn connection<B: Backend>(
+    backend: Arc<B>,
+    stream: UnixStream,
+    max_in_flight: usize,
+) -> io::Result<()> {
     let stream = Arc::new(stream);
     let (tx, mut rx) = mpsc::unbounded_channel::<Reply>();
     let writer_stream = stream.clone();
@@ -180,7 +194,11 @@ async fn connection<B: Backend>(backend: Arc<B>, stream: UnixStream, max_in_flig
         if e.kind() == io::ErrorKind::InvalidData {
             // Tell the client why before closing; tag 0 is never a request's.
             let body = reply_body(json!({"ok": false, "error": format!("protocol error: {e}")}));
-            let _ = tx.send(Reply { tag: 0, body, _permit: None });
+            let _ = tx.send(Reply {
+                tag: 0,
+                body,
+                _permit: None,
+            });
         }
     }
     drop(tx);
@@ -219,7 +237,10 @@ async fn read_requests<B: Backend>(
         }
         if n == 0 {
             if !buf.is_empty() {
-                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed mid-frame"));
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "connection closed mid-frame",
+                ));
             }
             return Ok(());
         }
@@ -255,31 +276,55 @@ async fn handle_frame<B: Backend>(
         Kind::Reply => return Err(protocol_error("clients do not send REPLY frames")),
         _ => {}
     }
-    let permit = in_flight.clone().acquire_owned().await.map_err(|_| protocol_error("closed"))?;
+    let permit = in_flight
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|_| protocol_error("closed"))?;
     let send = |body: Vec<u8>, permit| {
-        let _ = tx.send(Reply { tag, body, _permit: Some(permit) });
+        let _ = tx.send(Reply {
+            tag,
+            body,
+            _permit: Some(permit),
+        });
     };
     match f.kind {
         Kind::Hello => send(
-            reply_body(json!({"ok": true, "version": frame::VERSION, "server": concat!("hashd ", env!("CARGO_PKG_VERSION"))})),
+            reply_body(
+                json!({"ok": true, "version": frame::VERSION, "server": concat!("hashd ", env!("CARGO_PKG_VERSION"))}),
+            ),
             permit,
         ),
         Kind::HashFd | Kind::StreamOpen => {
             let fd = if f.kind == Kind::HashFd {
-                Some(fd_queue.pop_front().ok_or_else(|| protocol_error("HASH_FD frame without a descriptor"))?)
+                Some(
+                    fd_queue
+                        .pop_front()
+                        .ok_or_else(|| protocol_error("HASH_FD frame without a descriptor"))?,
+                )
             } else {
                 None
             };
-            let algo = match std::str::from_utf8(&f.payload).unwrap_or("").parse::<Algorithm>() {
+            let algo = match std::str::from_utf8(&f.payload)
+                .unwrap_or("")
+                .parse::<Algorithm>()
+            {
                 Ok(a) => a,
                 Err(e) => {
-                    send(reply_body(json!({"ok": false, "error": e.to_string()})), permit);
+                    send(
+                        reply_body(json!({"ok": false, "error": e.to_string()})),
+                        permit,
+                    );
                     return Ok(());
                 }
             };
             let tx = tx.clone();
             let done: Completion = Box::new(move |outcome| {
-                let _ = tx.send(Reply { tag, body: outcome_body(algo, outcome), _permit: Some(permit) });
+                let _ = tx.send(Reply {
+                    tag,
+                    body: outcome_body(algo, outcome),
+                    _permit: Some(permit),
+                });
             });
             match fd {
                 Some(fd) => backend.hash_file(algo, std::fs::File::from(fd), done),

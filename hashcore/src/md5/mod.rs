@@ -26,10 +26,7 @@
 mod consts;
 mod portable;
 mod single;
-// The kernels need Rust 1.89 (AVX-512 intrinsics), above the workspace's
-// declared `rust-version`; this allow goes once that is raised to 1.89.
 #[cfg(target_arch = "x86_64")]
-#[allow(clippy::incompatible_msrv)]
 mod x86;
 
 #[cfg(test)]

@@ -27,6 +27,7 @@ use std::thread::JoinHandle;
 use bytes::Bytes;
 use crossbeam_channel::{Sender, TrySendError};
 
+use crate::md5::Platform;
 use crate::read::{FileReader, ReaderConfig, ReaderKind};
 use crate::Algorithm;
 use credits::Credits;
@@ -92,6 +93,8 @@ pub struct PoolConfig {
     pub prefer_uring: bool,
     /// Read sizes and depth for descriptor jobs.
     pub reader: ReaderConfig,
+    /// The MD5 lane backend; must be available on this CPU.
+    pub md5: Platform,
 }
 
 impl Default for PoolConfig {
@@ -105,6 +108,7 @@ impl Default for PoolConfig {
             file_queue_len: 4096,
             prefer_uring: !cfg!(feature = "no_uring"),
             reader: ReaderConfig::default(),
+            md5: Platform::detect(),
         }
     }
 }
@@ -117,6 +121,9 @@ pub(crate) struct Counters {
     bytes: AtomicU64,
     active: AtomicU64,
     reads_in_flight: AtomicU64,
+    kernel_calls: AtomicU64,
+    lane_blocks: AtomicU64,
+    lane_slots: AtomicU64,
 }
 
 /// A point-in-time view of one hasher, for `/stats`.
@@ -132,6 +139,11 @@ pub struct HasherSnapshot {
     pub reads_in_flight: u64,
     /// `io_uring` or `pread`.
     pub reader: &'static str,
+    /// Multi-lane MD5 kernel calls, and the lane blocks they hashed out of
+    /// the lane slots they had: `lane_blocks / lane_slots` is occupancy.
+    pub kernel_calls: u64,
+    pub lane_blocks: u64,
+    pub lane_slots: u64,
 }
 
 struct Hasher {
@@ -156,6 +168,15 @@ pub struct HasherPool {
 
 impl HasherPool {
     pub fn start(config: PoolConfig) -> io::Result<HasherPool> {
+        if !config.md5.is_available() {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!(
+                    "md5 backend {} is not available on this CPU",
+                    config.md5.name()
+                ),
+            ));
+        }
         let n = config.hashers.max(1);
         let cpus = if config.pin {
             pin::allowed_cpus().unwrap_or_default()
@@ -178,7 +199,7 @@ impl HasherPool {
             if let Some(reason) = reader.fallback_reason() {
                 uring_fallback.get_or_insert_with(|| reason.to_string());
             }
-            let worker = Worker::new(rx, files_rx.clone(), reader, counters.clone());
+            let worker = Worker::new(rx, files_rx.clone(), reader, counters.clone(), config.md5);
             let thread = std::thread::Builder::new()
                 .name(format!("hasher-{index}"))
                 .spawn(move || {
@@ -204,6 +225,11 @@ impl HasherPool {
             next_hasher: AtomicUsize::new(0),
             config,
         })
+    }
+
+    /// The MD5 lane backend in use.
+    pub fn md5_platform(&self) -> Platform {
+        self.config.md5
     }
 
     pub fn hashers(&self) -> usize {
@@ -261,7 +287,12 @@ impl HasherPool {
     /// and a full queue, end the job at once through `done`.
     pub fn submit_file(&self, algo: Algorithm, file: std::fs::File, done: Completion) {
         let key = self.next_key.fetch_add(1, Ordering::Relaxed);
-        match self.files.try_send(FileJob { key, algo, file, done }) {
+        match self.files.try_send(FileJob {
+            key,
+            algo,
+            file,
+            done,
+        }) {
             Ok(()) => {}
             Err(TrySendError::Full(job)) => (job.done)(Err(JobError::Busy)),
             Err(TrySendError::Disconnected(job)) => (job.done)(Err(JobError::ShuttingDown)),
@@ -281,6 +312,9 @@ impl HasherPool {
                 active_jobs: h.counters.active.load(Ordering::Relaxed),
                 reads_in_flight: h.counters.reads_in_flight.load(Ordering::Relaxed),
                 reader: h.reader.name(),
+                kernel_calls: h.counters.kernel_calls.load(Ordering::Relaxed),
+                lane_blocks: h.counters.lane_blocks.load(Ordering::Relaxed),
+                lane_slots: h.counters.lane_slots.load(Ordering::Relaxed),
             })
             .collect()
     }

@@ -213,7 +213,12 @@ fn descriptor_jobs_hash_like_one_shot_with_both_readers() {
         let pool = file_pool(prefer_uring);
         let mut waiting = Vec::new();
         // More files than the readers hold at once, so the queue is used.
-        for (i, len) in [0usize, 1, 4095, 4096, 4097, 100_000, 1 << 20].iter().cycle().take(30).enumerate() {
+        for (i, len) in [0usize, 1, 4095, 4096, 4097, 100_000, 1 << 20]
+            .iter()
+            .cycle()
+            .take(30)
+            .enumerate()
+        {
             let data: Vec<u8> = (0..*len).map(|b| (b * 31 + i) as u8).collect();
             let path = temp_file(&format!("{prefer_uring}-{i}"), &data);
             let algo = Algorithm::ALL[i % 4];
@@ -245,7 +250,10 @@ fn a_pipe_is_refused_as_a_descriptor_job() {
     let (done, rx) = completion();
     pool.submit_file(Algorithm::Md5, std::fs::File::from(pipe), done);
     let err = rx.recv().unwrap().unwrap_err();
-    assert!(matches!(err, JobError::Read(ref m) if m.contains("regular")), "{err}");
+    assert!(
+        matches!(err, JobError::Read(ref m) if m.contains("regular")),
+        "{err}"
+    );
     child.wait().unwrap();
 }
 
@@ -262,7 +270,78 @@ fn shutdown_finishes_queued_descriptor_jobs() {
     }
     pool.shutdown();
     for rx in waiting {
-        assert_eq!(rx.recv().unwrap().unwrap().bytes, Algorithm::Sha256.digest(&data));
+        assert_eq!(
+            rx.recv().unwrap().unwrap().bytes,
+            Algorithm::Sha256.digest(&data)
+        );
     }
     std::fs::remove_file(path).unwrap();
+}
+
+#[test]
+fn md5_streams_share_lanes_on_every_available_backend() {
+    for platform in crate::md5::Platform::ALL {
+        if !platform.is_available() {
+            eprintln!("skipping md5 backend {platform}: not on this CPU");
+            continue;
+        }
+        let pool = HasherPool::start(PoolConfig {
+            hashers: 1,
+            pin: false,
+            md5: platform,
+            ..PoolConfig::default()
+        })
+        .unwrap();
+        let mut jobs = Vec::new();
+        for i in 0..40usize {
+            let data: Vec<u8> = (0..(i * 4099 % 70_000))
+                .map(|b| (b * 7 + i) as u8)
+                .collect();
+            let (done, rx) = completion();
+            jobs.push((pool.open_stream(Algorithm::Md5, done), rx, data));
+        }
+        // Interleave 4 KiB chunks of every stream so batches hold many jobs.
+        block_on(async {
+            for pos in (0..70_000).step_by(4096) {
+                for (job, _, data) in jobs.iter_mut() {
+                    if pos < data.len() {
+                        let end = (pos + 4096).min(data.len());
+                        job.send(Bytes::copy_from_slice(&data[pos..end]))
+                            .await
+                            .unwrap();
+                    }
+                }
+            }
+        });
+        for (job, rx, data) in jobs {
+            job.finish().unwrap();
+            assert_eq!(
+                rx.recv().unwrap().unwrap().bytes,
+                Algorithm::Md5.digest(&data),
+                "{platform}"
+            );
+        }
+        let s = &pool.stats()[0];
+        if platform != crate::md5::Platform::Portable {
+            assert!(
+                s.kernel_calls > 0 && s.lane_blocks > 0,
+                "{platform}: lanes unused: {s:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn an_unavailable_md5_backend_is_refused() {
+    for platform in crate::md5::Platform::ALL {
+        if !platform.is_available() {
+            let err = HasherPool::start(PoolConfig {
+                md5: platform,
+                ..PoolConfig::default()
+            })
+            .err()
+            .unwrap();
+            assert!(err.to_string().contains(platform.name()));
+        }
+    }
 }

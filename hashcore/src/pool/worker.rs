@@ -13,6 +13,7 @@ use digest::DynDigest;
 
 use super::credits::Credits;
 use super::{Completion, Counters, Digest, JobError};
+use crate::md5::{self, Platform};
 use crate::read::{FileReader, ReadEvent};
 use crate::Algorithm;
 
@@ -52,8 +53,50 @@ pub(crate) struct FileJob {
 /// credit flows back to senders and file reads are reaped often.
 const MAX_BATCH_MSGS: usize = 256;
 
+/// A job's running hash. MD5 streams are batched into SIMD lanes together;
+/// the other algorithms hash chunk by chunk.
+enum HashState {
+    Md5(md5::Md5),
+    Other(Box<dyn DynDigest + Send>),
+}
+
+impl HashState {
+    fn new(algo: Algorithm) -> HashState {
+        match algo {
+            Algorithm::Md5 => HashState::Md5(md5::Md5::new()),
+            other => HashState::Other(other.hasher()),
+        }
+    }
+
+    fn finalize(self) -> Vec<u8> {
+        match self {
+            HashState::Md5(m) => m.finalize().to_vec(),
+            HashState::Other(h) => h.finalize().into_vec(),
+        }
+    }
+}
+
+/// Bytes waiting to be hashed in the next lane pass, with what must be
+/// given back once they are.
+enum Chunk {
+    /// An upload chunk: hashing it returns credit to its producer.
+    Upload(Bytes),
+    /// A file read: its buffer goes back to the reader.
+    Read(Vec<u8>),
+}
+
+impl std::ops::Deref for Chunk {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Chunk::Upload(b) => b,
+            Chunk::Read(v) => v,
+        }
+    }
+}
+
 struct ActiveJob {
-    state: Box<dyn DynDigest + Send>,
+    state: HashState,
     len: u64,
     /// Streams only: the producer's budget, returned as chunks are hashed.
     credits: Option<Arc<Credits>>,
@@ -68,6 +111,10 @@ pub(crate) struct Worker {
     jobs: HashMap<u64, ActiveJob>,
     /// Reused between polls so reaping allocates nothing.
     events: Vec<ReadEvent>,
+    /// The MD5 backend the lanes run on.
+    platform: Platform,
+    /// MD5 data gathered from all jobs, hashed together in one lane pass.
+    pending: Vec<(u64, Chunk)>,
 }
 
 impl Worker {
@@ -76,6 +123,7 @@ impl Worker {
         files: Receiver<FileJob>,
         reader: FileReader,
         counters: Arc<Counters>,
+        platform: Platform,
     ) -> Worker {
         Worker {
             rx,
@@ -84,6 +132,8 @@ impl Worker {
             counters,
             jobs: HashMap::new(),
             events: Vec::new(),
+            platform,
+            pending: Vec::new(),
         }
     }
 
@@ -108,6 +158,7 @@ impl Worker {
                     msg => self.handle(msg),
                 }
             }
+            self.flush();
             if self.reader.has_work() {
                 // Block on reads only when no message needed handling.
                 self.poll_reads(idle);
@@ -119,6 +170,7 @@ impl Worker {
                 self.handle(msg);
             }
         }
+        self.flush();
         loop {
             self.take_files();
             if !self.reader.has_work() {
@@ -175,7 +227,7 @@ impl Worker {
         match self.reader.add(job.key, job.file) {
             Ok(()) => {
                 let active = ActiveJob {
-                    state: job.algo.hasher(),
+                    state: HashState::new(job.algo),
                     len: 0,
                     credits: None,
                     done: job.done,
@@ -196,23 +248,21 @@ impl Worker {
         self.reader.poll(wait, &mut events);
         for event in events.drain(..) {
             match event {
-                ReadEvent::Data { token, data } => {
-                    if let Some(job) = self.jobs.get_mut(&token) {
-                        job.state.update(&data);
-                        job.len += data.len() as u64;
-                        self.counters
-                            .bytes
-                            .fetch_add(data.len() as u64, Ordering::Relaxed);
-                    }
-                    self.reader.recycle(data);
+                ReadEvent::Data { token, data } => self.absorb(token, Chunk::Read(data)),
+                ReadEvent::Eof { token, .. } => {
+                    self.flush();
+                    self.end(token)
                 }
-                ReadEvent::Eof { token, .. } => self.end(token),
-                ReadEvent::Failed { token, error } => self.fail(
-                    token,
-                    JobError::Read(format!("reading the file failed: {error}")),
-                ),
+                ReadEvent::Failed { token, error } => {
+                    self.flush();
+                    self.fail(
+                        token,
+                        JobError::Read(format!("reading the file failed: {error}")),
+                    )
+                }
             }
         }
+        self.flush();
         self.events = events;
         self.publish_reader_stats();
     }
@@ -232,28 +282,118 @@ impl Worker {
                 done,
             } => {
                 let job = ActiveJob {
-                    state: algo.hasher(),
+                    state: HashState::new(algo),
                     len: 0,
                     credits: Some(credits),
                     done,
                 };
                 self.jobs.insert(key, job);
             }
-            Msg::Data { key, chunk } => {
-                if let Some(job) = self.jobs.get_mut(&key) {
-                    job.state.update(&chunk);
-                    job.len += chunk.len() as u64;
-                    self.counters
-                        .bytes
-                        .fetch_add(chunk.len() as u64, Ordering::Relaxed);
-                    if let Some(c) = &job.credits {
-                        c.release(chunk.len());
-                    }
+            Msg::Data { key, chunk } => self.absorb(key, Chunk::Upload(chunk)),
+            Msg::End { key } => {
+                self.flush();
+                self.end(key)
+            }
+            Msg::Abort { key, reason } => {
+                self.flush();
+                self.fail(key, JobError::Aborted(reason))
+            }
+            Msg::Shutdown => {}
+        }
+    }
+
+    /// Takes one chunk of a job: MD5 data waits for the next lane pass, the
+    /// other algorithms hash it at once.
+    fn absorb(&mut self, key: u64, chunk: Chunk) {
+        match self.jobs.get_mut(&key) {
+            Some(ActiveJob {
+                state: HashState::Md5(_),
+                ..
+            }) => self.pending.push((key, chunk)),
+            Some(job) => {
+                if let HashState::Other(h) = &mut job.state {
+                    h.update(&chunk);
+                }
+                job.len += chunk.len() as u64;
+                self.counters
+                    .bytes
+                    .fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                let credits = job.credits.clone();
+                self.give_back(credits.as_deref(), chunk);
+            }
+            None => self.give_back(None, chunk),
+        }
+    }
+
+    fn give_back(&mut self, credits: Option<&Credits>, chunk: Chunk) {
+        match chunk {
+            Chunk::Upload(b) => {
+                if let Some(c) = credits {
+                    c.release(b.len());
                 }
             }
-            Msg::End { key } => self.end(key),
-            Msg::Abort { key, reason } => self.fail(key, JobError::Aborted(reason)),
-            Msg::Shutdown => {}
+            Chunk::Read(v) => self.reader.recycle(v),
+        }
+    }
+
+    /// Hashes all pending MD5 data: one `update_many` pass per round, each
+    /// round taking the next chunk of every job that has one, so chunks of a
+    /// job stay in order and different jobs share the lanes.
+    fn flush(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let mut rounds: Vec<Vec<(u64, Chunk)>> = Vec::new();
+        let mut seen: HashMap<u64, usize> = HashMap::new();
+        for (key, chunk) in self.pending.drain(..) {
+            let n = seen.entry(key).or_insert(0);
+            if rounds.len() <= *n {
+                rounds.push(Vec::new());
+            }
+            rounds[*n].push((key, chunk));
+            *n += 1;
+        }
+        for round in rounds {
+            // Move the states out so one call can borrow them all mutably.
+            let mut states: Vec<md5::Md5> = round
+                .iter()
+                .map(
+                    |(key, _)| match self.jobs.get_mut(key).map(|j| &mut j.state) {
+                        Some(HashState::Md5(m)) => std::mem::take(m),
+                        _ => md5::Md5::new(),
+                    },
+                )
+                .collect();
+            let mut items: Vec<(&mut md5::Md5, &[u8])> = states
+                .iter_mut()
+                .zip(round.iter())
+                .map(|(m, (_, c))| (m, &c[..]))
+                .collect();
+            let stats = md5::update_many(self.platform, &mut items);
+            drop(items);
+            self.counters
+                .kernel_calls
+                .fetch_add(stats.kernel_calls, Ordering::Relaxed);
+            self.counters
+                .lane_blocks
+                .fetch_add(stats.lane_blocks, Ordering::Relaxed);
+            self.counters
+                .lane_slots
+                .fetch_add(stats.lane_slots, Ordering::Relaxed);
+            for (state, (key, chunk)) in states.into_iter().zip(round) {
+                let credits = match self.jobs.get_mut(&key) {
+                    Some(job) => {
+                        job.state = HashState::Md5(state);
+                        job.len += chunk.len() as u64;
+                        self.counters
+                            .bytes
+                            .fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                        job.credits.clone()
+                    }
+                    None => None,
+                };
+                self.give_back(credits.as_deref(), chunk);
+            }
         }
     }
 
@@ -261,7 +401,7 @@ impl Worker {
         if let Some(job) = self.jobs.remove(&key) {
             self.counters.active.fetch_sub(1, Ordering::Relaxed);
             self.counters.jobs_done.fetch_add(1, Ordering::Relaxed);
-            let bytes = job.state.finalize().into_vec();
+            let bytes = job.state.finalize();
             (job.done)(Ok(Digest {
                 bytes,
                 len: job.len,

@@ -211,7 +211,7 @@ async fn hash_upload(req: Request<Incoming>, algo: &str) -> Result<String, Strin
 
 /// Numbers for even ids, strings for odd ones: clients must take both.
 fn id_json(id: u64) -> Value {
-    if id % 2 == 0 {
+    if id.is_multiple_of(2) {
         json!(id)
     } else {
         json!(format!("job-{id}"))
@@ -235,7 +235,7 @@ async fn handle(st: &State, req: Request<Incoming>) -> Response<Full<Bytes>> {
                 Err(e) => return reply(StatusCode::BAD_REQUEST, json!({ "detail": e })),
             };
             let id = st.next.fetch_add(1, Ordering::Relaxed);
-            let hit = id % st.every == 0;
+            let hit = id.is_multiple_of(st.every);
             match st.fault {
                 Fault::Http500 if hit => {
                     return reply(StatusCode::INTERNAL_SERVER_ERROR, json!({"detail": "boom"}))
@@ -288,7 +288,7 @@ async fn handle(st: &State, req: Request<Incoming>) -> Response<Full<Bytes>> {
                     json!({"status": "INVALID_ID", "hash": null}),
                 );
             };
-            let hit = id % st.every == 0;
+            let hit = id.is_multiple_of(st.every);
             job.polls += 1;
             let v = match st.fault {
                 Fault::LoseIds if hit => json!({"status": "INVALID_ID", "hash": null}),

@@ -1,0 +1,307 @@
+//! Local clients: `hashd sum`/`check` against coreutils, through the daemon
+//! and in-process, with io_uring and pread; the socket protocol under abuse.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use crate::util::*;
+
+/// A tree exercising md5sum's corners: sizes, and names with a space, a
+/// backslash and a newline.
+fn make_tree(root: &Path) {
+    std::fs::create_dir_all(root.join("sub")).unwrap();
+    std::fs::write(root.join("empty"), b"").unwrap();
+    std::fs::write(root.join("one"), b"1").unwrap();
+    std::fs::write(root.join("k64"), data(64 << 10, 1)).unwrap();
+    std::fs::write(root.join("m1"), data(1 << 20, 2)).unwrap();
+    std::fs::write(root.join("m256"), data(256 << 20, 3)).unwrap();
+    std::fs::write(root.join("with space"), b"s").unwrap();
+    std::fs::write(root.join("back\\slash"), b"b").unwrap();
+    std::fs::write(root.join("new\nline"), b"n").unwrap();
+    std::fs::write(root.join("sub/inner"), b"i").unwrap();
+}
+
+const NAMES: [&str; 10] = [
+    "empty",
+    "one",
+    "k64",
+    "m1",
+    "m256",
+    "with space",
+    "back\\slash",
+    "new\nline",
+    "missing",
+    "sub",
+];
+
+fn run(cwd: &Path, prog: &str, args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = Command::new(prog)
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("HASHD_SOCKET")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn same_as_coreutils(cwd: &Path, tool: &str, ours: &[&str], theirs: &[&str], stdin: &[u8]) {
+    let want = run(cwd, tool, theirs, stdin);
+    let got = run(cwd, BIN, ours, stdin);
+    assert_eq!(
+        String::from_utf8_lossy(&got.stdout),
+        String::from_utf8_lossy(&want.stdout),
+        "stdout of {ours:?}"
+    );
+    let want_err = String::from_utf8_lossy(&want.stderr).replace(&format!("{tool}:"), "hashd:");
+    assert_eq!(
+        String::from_utf8_lossy(&got.stderr),
+        want_err,
+        "stderr of {ours:?}"
+    );
+    assert_eq!(
+        got.status.code(),
+        want.status.code(),
+        "exit code of {ours:?}"
+    );
+}
+
+/// Compares every command in `mode`; the 256 MiB file only where `big`,
+/// since hashing it costs seconds per run.
+fn check_all_modes(tree: &Path, mode: &[&str], big: bool) {
+    let names: Vec<&str> = NAMES
+        .iter()
+        .copied()
+        .filter(|n| big || *n != "m256")
+        .collect();
+    for (tool, algo) in [("md5sum", "md5"), ("sha256sum", "sha256")] {
+        let mut ours = vec!["sum", "-a", algo];
+        ours.extend_from_slice(mode);
+        ours.extend_from_slice(&names);
+        same_as_coreutils(tree, tool, &ours, &names, b"");
+        // Standard input, as `-` and as no argument.
+        let mut ours = vec!["sum", "-a", algo];
+        ours.extend_from_slice(mode);
+        same_as_coreutils(tree, tool, &ours, &[], b"from stdin");
+        ours.push("-");
+        same_as_coreutils(tree, tool, &ours, &["-"], b"from stdin");
+    }
+    // A checksum file with a corrupted entry, a missing file and a bad line.
+    let listed: Vec<&str> = NAMES[..8]
+        .iter()
+        .copied()
+        .filter(|n| *n != "m256")
+        .collect();
+    let good = run(tree, "md5sum", &listed, b"").stdout;
+    let mut list = String::from_utf8(good).unwrap();
+    list = list.replacen(&reference("md5", b"1"), &"0".repeat(32), 1);
+    list.push_str(&format!("{}  gone\n", "1".repeat(32)));
+    list.push_str("this line is not a checksum\n");
+    std::fs::write(tree.join("list.md5"), &list).unwrap();
+    for flags in [
+        &[][..],
+        &["--quiet"],
+        &["--status"],
+        &["--strict"],
+        &["-w"],
+        &["--ignore-missing"],
+    ] {
+        let mut ours = vec!["check"];
+        ours.extend_from_slice(mode);
+        ours.extend_from_slice(flags);
+        ours.push("list.md5");
+        let mut theirs = vec!["-c"];
+        theirs.extend_from_slice(flags);
+        theirs.push("list.md5");
+        same_as_coreutils(tree, "md5sum", &ours, &theirs, b"");
+    }
+}
+
+#[test]
+fn sum_and_check_match_coreutils_through_the_daemon_and_in_process() {
+    let dir = TempDir::new("sum");
+    let tree = dir.path().join("tree");
+    make_tree(&tree);
+    let sock = dir.path().join("d.sock");
+    let sock_s = sock.to_string_lossy().into_owned();
+    for uring in [true, false] {
+        let mut b = Daemon::builder(dir.path()).arg("--socket").arg(&sock_s);
+        if !uring {
+            b = b.arg("--no-uring");
+        }
+        let d = b.start();
+        let readers: Vec<String> = d.get_json("/stats").1["hashers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["reader"].as_str().unwrap().to_string())
+            .collect();
+        if !uring {
+            assert!(readers.iter().all(|r| r == "pread"), "{readers:?}");
+        }
+        check_all_modes(&tree, &["--socket", &sock_s], true);
+        // The daemon really did the hashing.
+        let done: u64 = d.get_json("/stats").1["hashers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["jobs_done"].as_u64().unwrap())
+            .sum();
+        assert!(done > 50, "daemon hashed only {done} files");
+        assert!(d.terminate().success());
+        assert!(!sock.exists(), "socket removed on clean shutdown");
+    }
+    check_all_modes(&tree, &["--no-daemon"], true);
+    check_all_modes(&tree, &["--no-daemon", "--no-uring"], false);
+    // No daemon at all: falls back to in-process.
+    check_all_modes(&tree, &["--socket", "/nonexistent/hashd.sock"], false);
+}
+
+fn fd_count(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count()
+}
+
+fn frame(kind: u8, tag: u64, payload: &[u8]) -> Vec<u8> {
+    let mut f = ((9 + payload.len()) as u32).to_be_bytes().to_vec();
+    f.push(kind);
+    f.extend_from_slice(&tag.to_be_bytes());
+    f.extend_from_slice(payload);
+    f
+}
+
+fn read_frame(s: &mut UnixStream) -> (u64, serde_json::Value) {
+    let mut head = [0u8; 13];
+    s.read_exact(&mut head).unwrap();
+    let len = u32::from_be_bytes(head[..4].try_into().unwrap()) as usize;
+    assert_eq!(head[4], 0x80);
+    let tag = u64::from_be_bytes(head[5..13].try_into().unwrap());
+    let mut body = vec![0u8; len - 9];
+    s.read_exact(&mut body).unwrap();
+    (tag, serde_json::from_slice(&body).unwrap())
+}
+
+#[test]
+fn thousands_of_pipelined_descriptors_answer_each_request_and_leak_none() {
+    use std::os::fd::AsFd;
+    let dir = TempDir::new("pipeline");
+    let sock = dir.path().join("p.sock");
+    let d = Daemon::builder(dir.path())
+        .arg("--socket")
+        .arg(&sock.to_string_lossy())
+        .start();
+    let files: Vec<_> = (0..20)
+        .map(|i| {
+            let p = dir.path().join(format!("f{i}"));
+            let body = data(i * 1000 + 1, i as u64);
+            std::fs::write(&p, &body).unwrap();
+            (p, reference("md5", &body))
+        })
+        .collect();
+    let before = fd_count(d.pid());
+    let s = UnixStream::connect(&sock).unwrap();
+    let mut reader = s.try_clone().unwrap();
+    const N: u64 = 3000;
+    let writer = {
+        let files = files.clone();
+        std::thread::spawn(move || {
+            for tag in 1..=N {
+                let f = std::fs::File::open(&files[tag as usize % files.len()].0).unwrap();
+                let fr = frame(0x02, tag, b"md5");
+                let n = hashcore::fdpass::send_with_fd(s.as_fd(), &fr, f.as_fd()).unwrap();
+                (&s).write_all(&fr[n..]).unwrap();
+            }
+            s
+        })
+    };
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..N {
+        let (tag, v) = read_frame(&mut reader);
+        assert_eq!(v["ok"], true, "{v}");
+        assert_eq!(
+            v["hash"],
+            files[tag as usize % files.len()].1.as_str(),
+            "tag {tag}"
+        );
+        assert!(seen.insert(tag), "tag {tag} answered twice");
+    }
+    drop(writer.join().unwrap());
+    drop(reader);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while fd_count(d.pid()) > before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "descriptors leaked: {} before, {} after",
+            before,
+            fd_count(d.pid())
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn garbage_frames_and_dying_clients_close_only_their_connection() {
+    let dir = TempDir::new("garbage");
+    let sock = dir.path().join("g.sock");
+    let d = Daemon::builder(dir.path())
+        .arg("--socket")
+        .arg(&sock.to_string_lossy())
+        .start();
+    // Garbage: an unknown kind gets a protocol error (tag 0), then EOF.
+    let mut s = UnixStream::connect(&sock).unwrap();
+    s.write_all(&[0, 0, 0, 9, 0x42, 0, 0, 0, 0, 0, 0, 0, 1])
+        .unwrap();
+    let (tag, v) = read_frame(&mut s);
+    assert_eq!(tag, 0);
+    assert!(
+        v["error"].as_str().unwrap().contains("protocol error"),
+        "{v}"
+    );
+    let mut rest = Vec::new();
+    s.read_to_end(&mut rest).unwrap();
+    assert!(rest.is_empty());
+    // HASH_FD with no descriptor.
+    let mut s = UnixStream::connect(&sock).unwrap();
+    s.write_all(&frame(0x02, 5, b"md5")).unwrap();
+    assert!(read_frame(&mut s).1["error"]
+        .as_str()
+        .unwrap()
+        .contains("without a descriptor"));
+    // A client that dies mid-stream.
+    {
+        let mut s = UnixStream::connect(&sock).unwrap();
+        s.write_all(&frame(0x03, 1, b"md5")).unwrap();
+        s.write_all(&frame(0x04, 1, &data(100_000, 1))).unwrap();
+        s.write_all(&frame(0x04, 1, b"part")[..7]).unwrap();
+    }
+    // Others are still served: a stream, a lookup and stats.
+    let mut s = UnixStream::connect(&sock).unwrap();
+    s.write_all(&frame(0x01, 9, br#"{"version":1}"#)).unwrap();
+    assert_eq!(read_frame(&mut s).1["version"], 1);
+    s.write_all(&frame(0x03, 2, b"sha1")).unwrap();
+    s.write_all(&frame(0x04, 2, b"hello ")).unwrap();
+    s.write_all(&frame(0x04, 2, b"world")).unwrap();
+    s.write_all(&frame(0x05, 2, b"")).unwrap();
+    let (tag, v) = read_frame(&mut s);
+    assert_eq!(tag, 2);
+    assert_eq!(v["hash"], reference("sha1", b"hello world"));
+    let id = d.upload("?wait=1", "x", b"x").json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    s.write_all(&frame(0x06, 3, id.as_bytes())).unwrap();
+    assert_eq!(read_frame(&mut s).1["job"]["hash"], reference("md5", b"x"));
+    s.write_all(&frame(0x06, 4, b"-1")).unwrap();
+    assert_eq!(read_frame(&mut s).1["error"], "INVALID_ID");
+    s.write_all(&frame(0x07, 5, b"")).unwrap();
+    assert!(read_frame(&mut s).1["stats"]["hashers"].is_array());
+    let meta = std::fs::metadata(&sock).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(meta.permissions().mode() & 0o777, 0o660);
+}
