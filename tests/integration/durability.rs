@@ -40,7 +40,11 @@ fn kill_9_while_pending_leaves_nothing_pending_after_restart() {
         assert!(v["error"].as_str().unwrap().contains("interrupted"));
     }
     assert_eq!(d.get_json("/stats").1["jobs"]["PENDING"], 0);
-    assert!(d.stderr().contains("jobs left PENDING by the previous run"), "{}", d.stderr());
+    assert!(
+        d.stderr().contains("jobs left PENDING by the previous run"),
+        "{}",
+        d.stderr()
+    );
 }
 
 #[test]

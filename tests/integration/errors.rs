@@ -181,15 +181,26 @@ fn too_many_uploads_get_503_with_retry_after() {
         "PUT /files HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc"
     )
     .unwrap();
-    // The hog holds the only upload slot until it finishes.
+    // Once the hog's stream is open at a hasher, it holds the only slot.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    let r = loop {
-        let r = request(d.addr, "PUT", "/files", &[], b"x");
-        if r.status == 503 || std::time::Instant::now() > deadline {
-            break r;
+    loop {
+        let stats = d.get_json("/stats").1;
+        let active: u64 = stats["hashers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["active_jobs"].as_u64().unwrap())
+            .sum();
+        if active == 1 {
+            break;
         }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the hog's upload never started"
+        );
         std::thread::sleep(Duration::from_millis(10));
-    };
+    }
+    let r = request(d.addr, "PUT", "/files", &[], b"x");
     assert_json_error(&r, 503, "busy");
     assert_eq!(r.header("retry-after"), Some("1"));
     hog.write_all(&[b'x'; 97]).unwrap();

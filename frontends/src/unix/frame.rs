@@ -88,6 +88,9 @@ pub fn decode(buf: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
     if len < HEADER_LEN {
         return Err(FrameError::TooShort { len });
     }
+    if buf.len() < 5 {
+        return Ok(None);
+    }
     let kind = Kind::from_u8(buf[4]).ok_or(FrameError::UnknownKind(buf[4]))?;
     if buf.len() < 4 + len {
         buf.reserve(4 + len - buf.len());
