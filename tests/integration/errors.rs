@@ -1,7 +1,6 @@
 //! Bad input: a 4xx with a JSON reason, and the daemon unaffected.
 
 use std::io::Write;
-use std::time::Duration;
 
 use crate::util::*;
 
@@ -119,34 +118,13 @@ fn a_client_that_disconnects_mid_upload_leaves_no_job_behind() {
         s.write_all(&mp[..1_000_000]).unwrap();
     }
     // The hashers saw both streams and dropped them.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let stats = d.get_json("/stats").1;
-        let failed: u64 = stats["hashers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|h| h["jobs_failed"].as_u64().unwrap())
-            .sum();
-        let active: u64 = stats["hashers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|h| h["active_jobs"].as_u64().unwrap())
-            .sum();
-        if failed == 2 && active == 0 {
-            assert_eq!(
-                stats["jobs"]["total"], 0,
-                "no job recorded, so none PENDING"
-            );
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "streams not dropped: {stats}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let stats = d.wait_for_stats("streams not dropped", |s| {
+        Daemon::hasher_total(s, "jobs_failed") == 2 && Daemon::hasher_total(s, "active_jobs") == 0
+    });
+    assert_eq!(
+        stats["jobs"]["total"], 0,
+        "no job recorded, so none PENDING"
+    );
     still_serving(&d);
 }
 
@@ -182,24 +160,9 @@ fn too_many_uploads_get_503_with_retry_after() {
     )
     .unwrap();
     // Once the hog's stream is open at a hasher, it holds the only slot.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let stats = d.get_json("/stats").1;
-        let active: u64 = stats["hashers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|h| h["active_jobs"].as_u64().unwrap())
-            .sum();
-        if active == 1 {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the hog's upload never started"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    d.wait_for_stats("the hog's upload never started", |s| {
+        Daemon::hasher_total(s, "active_jobs") == 1
+    });
     let r = request(d.addr, "PUT", "/files", &[], b"x");
     assert_json_error(&r, 503, "busy");
     assert_eq!(r.header("retry-after"), Some("1"));

@@ -213,6 +213,35 @@ impl Daemon {
     }
 }
 
+impl Daemon {
+    /// Sum of one counter over all hashers in `/stats`.
+    pub fn hasher_total(stats: &serde_json::Value, counter: &str) -> u64 {
+        stats["hashers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h[counter].as_u64().unwrap())
+            .sum()
+    }
+
+    /// Polls `/stats` until `ready` holds (10 s at most); returns those stats.
+    pub fn wait_for_stats(
+        &self,
+        what: &str,
+        ready: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let stats = self.get_json("/stats").1;
+            if ready(&stats) {
+                return stats;
+            }
+            assert!(Instant::now() < deadline, "{what}: {stats}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
 impl Drop for Daemon {
     fn drop(&mut self) {
         let _ = self.child.kill();
