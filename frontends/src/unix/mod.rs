@@ -133,6 +133,9 @@ pub async fn serve<B: Backend>(
     {
         tracing::warn!("unix connections still open after the grace period; closing them");
         tasks.abort_all();
+        // Wait for the cancellations, so no task still holds the backend
+        // when the daemon goes on to stop the hasher pool.
+        while tasks.join_next().await.is_some() {}
     }
 }
 
