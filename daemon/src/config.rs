@@ -31,6 +31,9 @@ pub struct Config {
     pub uring: bool,
     /// The multi-lane MD5 backend.
     pub md5: hashcore::md5::Platform,
+    /// Roots under which socket clients may ask for files by path; empty
+    /// turns hashing by path off.
+    pub allowed_roots: Vec<PathBuf>,
 }
 
 impl Config {
@@ -52,6 +55,7 @@ impl Config {
             http: HttpConfig::default(),
             uring: true,
             md5: hashcore::md5::Platform::detect(),
+            allowed_roots: Vec::new(),
         }
     }
 
@@ -142,6 +146,10 @@ pub struct ServeArgs {
     /// MD5 kernel: auto, portable, avx2 or avx512; one the CPU lacks is an error. [env: HASHD_MD5_BACKEND] [default: auto]
     #[arg(long, value_name = "NAME")]
     pub md5_backend: Option<String>,
+
+    /// Let socket clients hash files by path under DIR (repeatable). Off by default: clients pass descriptors, so the daemon reads only what they could open. [env: HASHD_ALLOW_PATH_ROOT, colon-separated]
+    #[arg(long, value_name = "DIR")]
+    pub allow_path_root: Vec<PathBuf>,
 }
 
 /// Reads `name`, treating an empty value as unset.
@@ -305,6 +313,24 @@ impl ServeArgs {
             Ok(v.to_string())
         })? {
             c.md5 = hashcore::md5::Platform::from_name(&name)?;
+        }
+        let mut roots = self.allow_path_root;
+        if roots.is_empty() {
+            if let Some(v) = env("HASHD_ALLOW_PATH_ROOT") {
+                roots = std::env::split_paths(&v).collect();
+            }
+        }
+        for root in roots {
+            let canonical = std::fs::canonicalize(&root).with_context(|| {
+                format!(
+                    "--allow-path-root {}: not an existing directory",
+                    root.display()
+                )
+            })?;
+            if !canonical.is_dir() {
+                bail!("--allow-path-root {}: not a directory", root.display());
+            }
+            c.allowed_roots.push(canonical);
         }
         if env("CELERY_WORKER_FILESYSTEM_TIMEOUT").is_some() {
             tracing::info!("CELERY_WORKER_FILESYSTEM_TIMEOUT has no effect: hashd hashes uploads as they stream in, so no worker waits for a file");

@@ -127,7 +127,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
                 l,
                 &path,
                 engine.clone(),
-                SocketConfig::default(),
+                SocketConfig {
+                    allowed_roots: config.allowed_roots.clone(),
+                    ..SocketConfig::default()
+                },
                 stopped(stop_rx.clone()),
             )
             .await;

@@ -305,3 +305,68 @@ fn garbage_frames_and_dying_clients_close_only_their_connection() {
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(meta.permissions().mode() & 0o777, 0o660);
 }
+
+fn hash_path(sock: &Path, tag: u64, algo: &str, path: &Path) -> serde_json::Value {
+    use std::os::unix::ffi::OsStrExt;
+    let mut s = UnixStream::connect(sock).unwrap();
+    let mut payload = algo.as_bytes().to_vec();
+    payload.push(0);
+    payload.extend_from_slice(path.as_os_str().as_bytes());
+    s.write_all(&frame(0x08, tag, &payload)).unwrap();
+    let (got, v) = read_frame(&mut s);
+    assert_eq!(got, tag);
+    v
+}
+
+#[test]
+fn hashing_by_path_is_off_by_default_and_confined_to_allowed_roots() {
+    let dir = TempDir::new("paths");
+    let root = dir.path().join("allowed");
+    std::fs::create_dir_all(root.join("sub")).unwrap();
+    std::fs::write(root.join("sub/in.txt"), b"inside").unwrap();
+    std::fs::write(dir.path().join("secret.txt"), b"outside").unwrap();
+    std::os::unix::fs::symlink(dir.path().join("secret.txt"), root.join("escape")).unwrap();
+    std::os::unix::fs::symlink(root.join("sub/in.txt"), root.join("alias")).unwrap();
+
+    let sock = dir.path().join("off.sock");
+    let d = Daemon::builder(dir.path())
+        .arg("--socket")
+        .arg(&sock.to_string_lossy())
+        .start();
+    let v = hash_path(&sock, 1, "md5", &root.join("sub/in.txt"));
+    assert_eq!(v["ok"], false);
+    assert!(v["error"].as_str().unwrap().contains("off"), "{v}");
+    drop(d);
+
+    let sock = dir.path().join("on.sock");
+    let _d = Daemon::builder(dir.path())
+        .arg("--socket")
+        .arg(&sock.to_string_lossy())
+        .arg("--allow-path-root")
+        .arg(&root.to_string_lossy())
+        .start();
+    let v = hash_path(&sock, 2, "sha256", &root.join("sub/in.txt"));
+    assert_eq!(v["hash"], reference("sha256", b"inside"), "{v}");
+    let v = hash_path(&sock, 3, "md5", &root.join("alias"));
+    assert_eq!(
+        v["hash"],
+        reference("md5", b"inside"),
+        "a link that stays inside is fine: {v}"
+    );
+    for (path, needle) in [
+        (root.join("escape"), "outside"),
+        (dir.path().join("secret.txt"), "outside"),
+        (root.join("sub/../../secret.txt"), ".."),
+        (std::path::PathBuf::from("relative.txt"), "absolute"),
+        (root.join("missing"), "cannot open"),
+    ] {
+        let v = hash_path(&sock, 4, "md5", &path);
+        assert_eq!(v["ok"], false, "{path:?}: {v}");
+        let err = v["error"].as_str().unwrap();
+        assert!(err.contains(needle), "{path:?}: {err}");
+        assert!(
+            !err.contains("secret") && !err.contains(&*dir.path().to_string_lossy()),
+            "error leaks a path: {err}"
+        );
+    }
+}

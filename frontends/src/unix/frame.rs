@@ -21,6 +21,8 @@ pub enum Kind {
     StreamEnd = 0x05,
     Lookup = 0x06,
     Stats = 0x07,
+    /// Hash a file by path; off unless the daemon names allowed roots.
+    HashPath = 0x08,
     /// Server to client: the answer to the request with the same tag.
     Reply = 0x80,
 }
@@ -35,6 +37,7 @@ impl Kind {
             0x05 => Kind::StreamEnd,
             0x06 => Kind::Lookup,
             0x07 => Kind::Stats,
+            0x08 => Kind::HashPath,
             0x80 => Kind::Reply,
             _ => return None,
         })

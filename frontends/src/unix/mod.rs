@@ -14,8 +14,9 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
-use std::path::Path;
+use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -39,6 +40,10 @@ pub struct SocketConfig {
     pub max_connections: usize,
     /// How long shutdown waits for connections to finish.
     pub shutdown_grace: Duration,
+    /// Directories under which HASH_PATH may open files, canonicalised.
+    /// Empty (the default) turns hashing by path off: with descriptor
+    /// passing the daemon reads only what a client itself could open.
+    pub allowed_roots: Vec<PathBuf>,
 }
 
 impl Default for SocketConfig {
@@ -47,6 +52,7 @@ impl Default for SocketConfig {
             max_in_flight: 1024,
             max_connections: 1024,
             shutdown_grace: Duration::from_secs(10),
+            allowed_roots: Vec::new(),
         }
     }
 }
@@ -95,6 +101,7 @@ pub async fn serve<B: Backend>(
     shutdown: impl Future<Output = ()>,
 ) {
     let connections = Arc::new(Semaphore::new(config.max_connections.max(1)));
+    let roots: Arc<[PathBuf]> = config.allowed_roots.clone().into();
     let mut tasks = JoinSet::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -115,8 +122,9 @@ pub async fn serve<B: Backend>(
         };
         let backend = backend.clone();
         let max_in_flight = config.max_in_flight;
+        let roots = roots.clone();
         tasks.spawn(async move {
-            if let Err(e) = connection(backend, stream, max_in_flight).await {
+            if let Err(e) = connection(backend, stream, max_in_flight, roots).await {
                 tracing::debug!(error = %e, "unix connection closed");
             }
             drop(permit);
@@ -170,6 +178,7 @@ async fn connection<B: Backend>(
     backend: Arc<B>,
     stream: UnixStream,
     max_in_flight: usize,
+    roots: Arc<[PathBuf]>,
 ) -> io::Result<()> {
     let stream = Arc::new(stream);
     let (tx, mut rx) = mpsc::unbounded_channel::<Reply>();
@@ -192,7 +201,7 @@ async fn connection<B: Backend>(
         }
     });
     let in_flight = Arc::new(Semaphore::new(max_in_flight.max(1)));
-    let result = read_requests(&backend, &stream, &tx, &in_flight).await;
+    let result = read_requests(&backend, &stream, &tx, &in_flight, &roots).await;
     if let Err(e) = &result {
         if e.kind() == io::ErrorKind::InvalidData {
             // Tell the client why before closing; tag 0 is never a request's.
@@ -214,6 +223,7 @@ async fn read_requests<B: Backend>(
     stream: &UnixStream,
     tx: &mpsc::UnboundedSender<Reply>,
     in_flight: &Arc<Semaphore>,
+    roots: &[PathBuf],
 ) -> io::Result<()> {
     let mut buf = BytesMut::with_capacity(64 << 10);
     let mut fds: Vec<OwnedFd> = Vec::new();
@@ -221,7 +231,16 @@ async fn read_requests<B: Backend>(
     let mut streams: HashMap<u64, StreamJob> = HashMap::new();
     loop {
         while let Some(f) = frame::decode(&mut buf).map_err(|e| protocol_error(e.to_string()))? {
-            handle_frame(backend, f, tx, in_flight, &mut fd_queue, &mut streams).await?;
+            handle_frame(
+                backend,
+                f,
+                tx,
+                in_flight,
+                &mut fd_queue,
+                &mut streams,
+                roots,
+            )
+            .await?;
         }
         // Read straight into the frame buffer: stream payloads are split off
         // it as `Bytes` and reach the hasher without another copy.
@@ -257,6 +276,7 @@ async fn handle_frame<B: Backend>(
     in_flight: &Arc<Semaphore>,
     fd_queue: &mut std::collections::VecDeque<OwnedFd>,
     streams: &mut HashMap<u64, StreamJob>,
+    roots: &[PathBuf],
 ) -> io::Result<()> {
     let tag = f.tag;
     match f.kind {
@@ -298,6 +318,32 @@ async fn handle_frame<B: Backend>(
             ),
             permit,
         ),
+        Kind::HashPath => {
+            // Payload: ALGO, a NUL byte, then the path's bytes.
+            let (algo, path) = match f.payload.iter().position(|&b| b == 0) {
+                Some(i) => (&f.payload[..i], &f.payload[i + 1..]),
+                None => return Err(protocol_error("HASH_PATH payload must be ALGO\\0PATH")),
+            };
+            let algo = std::str::from_utf8(algo).unwrap_or("").parse::<Algorithm>();
+            let path = Path::new(std::ffi::OsStr::from_bytes(path));
+            match algo
+                .map_err(|e| e.to_string())
+                .and_then(|a| Ok((a, open_under_roots(path, roots)?)))
+            {
+                Ok((algo, file)) => {
+                    let tx = tx.clone();
+                    let done: Completion = Box::new(move |outcome| {
+                        let _ = tx.send(Reply {
+                            tag,
+                            body: outcome_body(algo, outcome),
+                            _permit: Some(permit),
+                        });
+                    });
+                    backend.hash_file(algo, file, done);
+                }
+                Err(reason) => send(reply_body(json!({"ok": false, "error": reason})), permit),
+            }
+        }
         Kind::HashFd | Kind::StreamOpen => {
             let fd = if f.kind == Kind::HashFd {
                 Some(
@@ -358,6 +404,47 @@ async fn handle_frame<B: Backend>(
         Kind::StreamData | Kind::StreamEnd | Kind::Reply => unreachable!("handled above"),
     }
     Ok(())
+}
+
+/// Opens `path` for HASH_PATH if it lies under one of `roots` (which are
+/// canonical). `..` is refused outright; symlinks are resolved, and the file
+/// actually opened is checked again through `/proc/self/fd`, so a link
+/// swapped in between the check and the open cannot escape the roots.
+/// Messages name neither the roots nor the resolved path.
+fn open_under_roots(path: &Path, roots: &[PathBuf]) -> Result<std::fs::File, String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if roots.is_empty() {
+        return Err(
+            "hashing by path is off (start hashd with --allow-path-root DIR, or pass a descriptor)"
+                .into(),
+        );
+    }
+    if !path.is_absolute() {
+        return Err("path must be absolute".into());
+    }
+    if path.components().any(|c| c == Component::ParentDir) {
+        return Err("path must not contain '..'".into());
+    }
+    let outside = || "path is outside the allowed roots".to_string();
+    let canonical =
+        std::fs::canonicalize(path).map_err(|e| format!("cannot open the path: {e}"))?;
+    if !roots.iter().any(|r| canonical.starts_with(r)) {
+        return Err(outside());
+    }
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(&canonical)
+        .map_err(|e| format!("cannot open the path: {e}"))?;
+    let opened = std::fs::read_link(format!(
+        "/proc/self/fd/{}",
+        std::os::fd::AsRawFd::as_raw_fd(&file)
+    ))
+    .map_err(|e| format!("cannot verify the opened path: {e}"))?;
+    if !roots.iter().any(|r| opened.starts_with(r)) {
+        return Err(outside());
+    }
+    Ok(file)
 }
 
 async fn write_all(stream: &UnixStream, out: &mut BytesMut) -> io::Result<()> {
