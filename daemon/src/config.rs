@@ -123,7 +123,7 @@ pub struct ServeArgs {
     #[arg(long, value_name = "SECS")]
     pub body_timeout: Option<u64>,
 
-    /// Seconds a client may take to send its request head. [env: HASHD_HEADER_TIMEOUT] [default: 30]
+    /// Seconds a client may take to send its request head; also how long an idle keep-alive connection stays open. Such a connection is closed without an answer. [env: HASHD_HEADER_TIMEOUT] [default: 30]
     #[arg(long, value_name = "SECS")]
     pub header_timeout: Option<u64>,
 

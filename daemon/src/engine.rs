@@ -69,6 +69,19 @@ fn internal(e: impl std::fmt::Display) -> ApiError {
     ApiError::Internal(e.to_string())
 }
 
+/// A failure to keep an upload, without the path (answers never name
+/// server paths): 507 for a full disk, 500 otherwise.
+fn storage_error(e: &std::io::Error) -> ApiError {
+    if matches!(
+        e.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    ) {
+        ApiError::InsufficientStorage("cannot store the upload".into())
+    } else {
+        ApiError::Internal(format!("cannot store the upload: {}", e.kind()))
+    }
+}
+
 impl Backend for Engine {
     type Upload = HttpUpload;
 
@@ -77,7 +90,7 @@ impl Backend for Engine {
         let spool = match &self.config.uploads_dir {
             Some(dir) => Some(Spool::create(dir.join(&id)).map_err(|e| {
                 tracing::error!(error = %e, "cannot store an upload");
-                ApiError::Internal("cannot store the upload on the server".into())
+                storage_error(&e)
             })?),
             None => None,
         };
@@ -196,7 +209,7 @@ impl Spool {
         self.file = Some(file);
         result.map_err(|e| {
             tracing::error!(error = %e, path = %self.path.display(), "writing a stored upload failed");
-            ApiError::Internal("cannot store the upload on the server (disk full?)".into())
+            storage_error(&e)
         })
     }
 }
@@ -235,6 +248,9 @@ impl Upload for HttpUpload {
     }
 
     async fn finish(mut self, wait: bool) -> Result<JobView, ApiError> {
+        // Kept from here on, even if this future is dropped while the insert
+        // is in flight (a client gone at the last moment): the insert may
+        // still commit, and then the job needs its copy.
         if let Some(spool) = &mut self.spool {
             spool.complete = true;
         }
@@ -250,10 +266,18 @@ impl Upload for HttpUpload {
             created_ms: self.created_ms,
         });
         job.finish().map_err(|_| ApiError::ShuttingDown)?;
-        match recorded.await {
-            Ok(Ok(())) => {}
-            Ok(Err(reason)) => return Err(ApiError::Internal(reason)),
-            Err(_) => return Err(ApiError::ShuttingDown),
+        let unrecorded = match recorded.await {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) if e.disk_full => Some(ApiError::InsufficientStorage(e.reason)),
+            Ok(Err(e)) => Some(ApiError::Internal(e.reason)),
+            Err(_) => Some(ApiError::ShuttingDown),
+        };
+        if let Some(err) = unrecorded {
+            // No job owns the copy: remove it (a full disk must not stay full).
+            if let Some(spool) = &mut self.spool {
+                spool.complete = false;
+            }
+            return Err(err);
         }
         if wait {
             return (&mut self.final_rx)

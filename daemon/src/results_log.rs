@@ -1,12 +1,14 @@
 //! The results log: one JSON line per finished job, appended by a single
 //! writer thread so lines never interleave. Lines are written only after the
-//! store committed the result they describe.
+//! store committed the result they describe. Lines a full disk refuses are
+//! kept and retried every second, so they are delayed, not lost or torn.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -29,11 +31,25 @@ enum Msg {
     Close,
 }
 
+/// The last lines of the log as found at start-up: where a crash may have
+/// cut it short of what the store committed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LogTail {
+    /// The `time` of the last line.
+    pub time: String,
+    /// The id of the last line.
+    pub last_id: String,
+    /// Every id logged with that same `time` (lines are in commit order, so
+    /// these are the last lines of the file).
+    pub ids_at_time: Vec<String>,
+}
+
 /// Handle to the log writer thread.
 pub struct ResultsLog {
     tx: mpsc::Sender<Msg>,
     thread: Option<JoinHandle<io::Result<()>>>,
     path: PathBuf,
+    tail: Option<LogTail>,
 }
 
 impl ResultsLog {
@@ -52,6 +68,7 @@ impl ResultsLog {
         if repaired > 0 {
             tracing::warn!(path = %path.display(), bytes = repaired, "cut a torn last line from the results log");
         }
+        let tail = read_tail(&mut file)?;
         let (tx, rx) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("results-log".into())
@@ -60,7 +77,13 @@ impl ResultsLog {
             tx,
             thread: Some(thread),
             path: path.to_path_buf(),
+            tail,
         })
+    }
+
+    /// The last lines found at start-up; `None` for an empty log.
+    pub fn tail(&self) -> Option<&LogTail> {
+        self.tail.as_ref()
     }
 
     pub fn path(&self) -> &Path {
@@ -92,36 +115,138 @@ impl Drop for ResultsLog {
     }
 }
 
-fn write_lines(file: File, rx: mpsc::Receiver<Msg>) -> io::Result<()> {
-    let mut out = BufWriter::with_capacity(64 << 10, file);
-    let mut result = Ok(());
-    'outer: while let Ok(msg) = rx.recv() {
-        let mut next = Some(msg);
-        // Write everything already queued, then flush once.
+/// How long lines the disk refused wait before the next attempt.
+const RETRY_INTERVAL: Duration = Duration::from_secs(1);
+/// Unwritten bytes held while the disk refuses them (about 200,000 lines);
+/// lines beyond are dropped, and the drop is logged.
+const MAX_PENDING_BYTES: usize = 64 << 20;
+
+fn write_lines(mut file: File, rx: mpsc::Receiver<Msg>) -> io::Result<()> {
+    // Whole lines not yet in the file. A failed write (a full disk) leaves
+    // its unwritten tail here for the next attempt, so lines are delayed,
+    // never lost or torn, while the daemon runs.
+    let mut pending: Vec<u8> = Vec::with_capacity(64 << 10);
+    let mut failing = false;
+    let mut dropped = 0u64;
+    loop {
+        let first = if failing {
+            match rx.recv_timeout(RETRY_INTERVAL) {
+                Ok(m) => Some(m),
+                Err(mpsc::RecvTimeoutError::Timeout) => None,
+                Err(mpsc::RecvTimeoutError::Disconnected) => Some(Msg::Close),
+            }
+        } else {
+            Some(rx.recv().unwrap_or(Msg::Close))
+        };
+        // Take everything already queued, then write once.
+        let mut closing = false;
+        let mut next = first;
         while let Some(msg) = next.take() {
             match msg {
-                Msg::Close => break 'outer,
+                Msg::Close => {
+                    closing = true;
+                    break;
+                }
                 Msg::Lines(lines) => {
                     for line in lines {
-                        let mut text = serde_json::to_vec(&line).unwrap_or_default();
-                        text.push(b'\n');
-                        if let Err(e) = out.write_all(&text) {
-                            tracing::error!(error = %e, "results log write failed");
-                            result = Err(e);
+                        if pending.len() >= MAX_PENDING_BYTES {
+                            dropped += 1;
+                            continue;
+                        }
+                        // Our own plain struct: serialising cannot fail.
+                        if serde_json::to_writer(&mut pending, &line).is_ok() {
+                            pending.push(b'\n');
                         }
                     }
                 }
             }
             next = rx.try_recv().ok();
         }
-        if let Err(e) = out.flush() {
-            tracing::error!(error = %e, "results log flush failed");
-            result = Err(e);
+        if dropped > 0 {
+            tracing::error!(
+                lines = dropped,
+                "results log lines dropped: the disk refused them for too long"
+            );
+            dropped = 0;
+        }
+        match write_pending(&mut file, &mut pending) {
+            Ok(()) if failing => {
+                tracing::info!("results log writable again; delayed lines written");
+                failing = false;
+            }
+            Ok(()) => {}
+            Err(e) if !failing => {
+                tracing::error!(error = %e, "results log write failed; retrying every second");
+                failing = true;
+            }
+            Err(_) => {}
+        }
+        if closing {
+            break;
         }
     }
-    out.flush()?;
-    out.get_ref().sync_all()?;
+    if !pending.is_empty() {
+        return Err(io::Error::other(format!(
+            "{} bytes of results could not be written",
+            pending.len()
+        )));
+    }
+    file.sync_all()
+}
+
+/// Writes as much of `pending` as the file takes, removing what was written.
+fn write_pending(file: &mut File, pending: &mut Vec<u8>) -> io::Result<()> {
+    let mut written = 0;
+    let result = loop {
+        if written == pending.len() {
+            break Ok(());
+        }
+        match file.write(&pending[written..]) {
+            Ok(0) => break Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => written += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => break Err(e),
+        }
+    };
+    pending.drain(..written);
     result
+}
+
+/// Most of the file's end read to find its last lines.
+const TAIL_READ_BYTES: u64 = 1 << 20;
+
+/// The last line's time and id, and every id logged at that time (as far
+/// as the last MiB shows). Lines that are not ours (not JSON with `time` and
+/// `id`) end the scan.
+fn read_tail(file: &mut File) -> io::Result<Option<LogTail>> {
+    let len = file.metadata()?.len();
+    let start = len.saturating_sub(TAIL_READ_BYTES);
+    file.seek(SeekFrom::Start(start))?;
+    let mut buf = Vec::with_capacity((len - start) as usize);
+    file.read_to_end(&mut buf)?;
+    let mut tail: Option<LogTail> = None;
+    for line in buf.split(|&b| b == b'\n').rev().filter(|l| !l.is_empty()) {
+        #[derive(serde::Deserialize)]
+        struct Head {
+            time: String,
+            id: String,
+        }
+        let Ok(head) = serde_json::from_slice::<Head>(line) else {
+            break;
+        };
+        match &mut tail {
+            None => {
+                tail = Some(LogTail {
+                    time: head.time,
+                    last_id: head.id.clone(),
+                    ids_at_time: vec![head.id],
+                })
+            }
+            Some(t) if t.time == head.time => t.ids_at_time.push(head.id),
+            Some(_) => break,
+        }
+    }
+    Ok(tail)
 }
 
 /// Truncates the file after its last newline; returns the bytes removed.
@@ -188,6 +313,16 @@ mod tests {
         log.close().unwrap();
         text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(text.lines().count(), 4);
+        let log = ResultsLog::open(&path).unwrap();
+        assert_eq!(
+            log.tail(),
+            Some(&LogTail {
+                time: "t".into(),
+                last_id: "id9".into(),
+                ids_at_time: vec!["id9".into(), "id2".into(), "id1".into(), "id0".into()],
+            })
+        );
+        drop(log);
         for l in text.lines() {
             let v: serde_json::Value = serde_json::from_str(l).unwrap();
             assert_eq!(v["name"], "a\nb");

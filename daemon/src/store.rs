@@ -11,7 +11,8 @@
 //! last transactions. `--sync full` trades throughput for that too.
 //!
 //! Results reach the results log only after their commit, from the writer
-//! thread, in commit order.
+//! thread, in commit order. Results committed but not yet logged when the
+//! daemon was killed are appended when it next opens the store (`unlogged`).
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -25,7 +26,7 @@ use frontends::{JobPage, JobStatus, JobView, ListQuery};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use tokio::sync::oneshot;
 
-use crate::results_log::{LogLine, ResultsLog};
+use crate::results_log::{LogLine, LogTail, ResultsLog};
 use crate::util::{is_valid_id, now_ms, rfc3339};
 
 /// Most operations applied in one transaction; bounds the latency a batch
@@ -86,6 +87,14 @@ pub struct Interrupted {
     pub stored_path: Option<PathBuf>,
 }
 
+/// Why a new job could not be recorded.
+#[derive(Clone, Debug)]
+pub struct RecordError {
+    /// The disk (or the database's quota) is full: retrying later may work.
+    pub disk_full: bool,
+    pub reason: String,
+}
+
 /// Counts for `/stats`.
 #[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct Counts {
@@ -100,7 +109,7 @@ pub struct Counts {
 enum Op {
     Insert {
         job: NewJob,
-        ack: oneshot::Sender<Result<(), String>>,
+        ack: oneshot::Sender<Result<(), RecordError>>,
     },
     Finish {
         id: String,
@@ -126,6 +135,17 @@ impl Store {
     pub fn open(path: &Path, sync: SyncMode, log: ResultsLog) -> anyhow::Result<Store> {
         let conn = open_writer(path, sync)
             .with_context(|| format!("cannot open the job database {}", path.display()))?;
+        if let Some(tail) = log.tail() {
+            let lines = unlogged(&conn, tail)
+                .context("cannot compare the results log with the job database")?;
+            if !lines.is_empty() {
+                tracing::warn!(
+                    lines = lines.len(),
+                    "results committed before a crash were missing from the results log; appended them"
+                );
+                log.append(lines);
+            }
+        }
         let (tx, rx) = mpsc::channel();
         let writer = std::thread::Builder::new()
             .name("store-writer".into())
@@ -157,11 +177,14 @@ impl Store {
     }
 
     /// Queues the insert; the receiver resolves once it is committed.
-    pub fn insert(&self, job: NewJob) -> oneshot::Receiver<Result<(), String>> {
+    pub fn insert(&self, job: NewJob) -> oneshot::Receiver<Result<(), RecordError>> {
         let (ack, rx) = oneshot::channel();
         if let Err(mpsc::SendError(Op::Insert { ack, .. })) = self.tx.send(Op::Insert { job, ack })
         {
-            let _ = ack.send(Err("the job store is closed".into()));
+            let _ = ack.send(Err(RecordError {
+                disk_full: false,
+                reason: "the job store is closed".into(),
+            }));
         }
         rx
     }
@@ -274,6 +297,59 @@ impl Drop for Store {
     fn drop(&mut self) {
         self.close();
     }
+}
+
+/// The finished jobs a crash kept out of the results log: those committed
+/// after the log's last line. Lines are written in commit order and
+/// `finished_ms` grows in commit order, so they are the jobs finished after
+/// the last line's job, plus those finished in the same millisecond that the
+/// log's last lines lack. An empty log, or one whose last job the store
+/// does not know (a log shared or replaced by hand), is left as it is. A
+/// wall clock stepped back across a crash can defeat this.
+fn unlogged(conn: &Connection, tail: &LogTail) -> rusqlite::Result<Vec<LogLine>> {
+    let last: Option<i64> = conn
+        .query_row(
+            "SELECT finished_ms FROM jobs WHERE id = ?1 AND status != 'PENDING'",
+            [&tail.last_id],
+            |r| r.get(0),
+        )
+        .optional()?
+        .flatten();
+    let Some(last) = last else {
+        return Ok(Vec::new());
+    };
+    let mut stmt = conn.prepare(
+        "SELECT id, status, algorithm, hash, size, name, error, finished_ms FROM jobs
+         WHERE status != 'PENDING' AND finished_ms >= ?1 ORDER BY finished_ms, seq",
+    )?;
+    let rows = stmt.query_map([last], |r| {
+        let status: String = r.get(1)?;
+        Ok((
+            r.get::<_, i64>(7)?,
+            LogLine {
+                time: rfc3339(r.get(7)?),
+                id: r.get(0)?,
+                status: if status == "SUCCESS" {
+                    "SUCCESS"
+                } else {
+                    "FAILURE"
+                },
+                algorithm: r.get(2)?,
+                hash: r.get(3)?,
+                size: r.get::<_, Option<i64>>(4)?.map(|s| s as u64),
+                name: r.get(5)?,
+                error: r.get(6)?,
+            },
+        ))
+    })?;
+    let mut lines = Vec::new();
+    for row in rows {
+        let (finished, line) = row?;
+        if finished > last || !tail.ids_at_time.contains(&line.id) {
+            lines.push(line);
+        }
+    }
+    Ok(lines)
 }
 
 const COLUMNS: &str = "id, status, algorithm, hash, size, name, error, created_ms, finished_ms";
@@ -582,9 +658,14 @@ impl Writer {
         match op {
             Op::Insert { ack, job } => {
                 tracing::error!(id = %job.id, error = %err, "could not record a new job");
-                let _ = ack.send(Err(format!(
-                    "the job store could not record the job: {err}"
-                )));
+                let disk_full = matches!(
+                    err,
+                    rusqlite::Error::SqliteFailure(e, _) if e.code == rusqlite::ErrorCode::DiskFull
+                );
+                let _ = ack.send(Err(RecordError {
+                    disk_full,
+                    reason: format!("the job store could not record the job: {err}"),
+                }));
             }
             op @ Op::Finish { .. } => self.retry.push(op),
             Op::Close => {}
@@ -596,5 +677,52 @@ impl Writer {
             .prepare_cached(&format!("SELECT {COLUMNS} FROM jobs WHERE id = ?1"))?
             .query_row([id], row_to_view)
             .optional()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_results_a_crash_kept_out_of_the_log() {
+        let path = std::env::temp_dir().join(format!("hashd-unlogged-{}.db", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let conn = open_writer(&path, SyncMode::Normal).unwrap();
+        // a and b finished at 1000, c at 1000, d at 1001, e still PENDING.
+        for (seq, id, status, finished) in [
+            (1, "a", "SUCCESS", Some(999)),
+            (2, "b", "SUCCESS", Some(1000)),
+            (3, "c", "FAILURE", Some(1000)),
+            (4, "d", "SUCCESS", Some(1001)),
+            (5, "e", "PENDING", None),
+        ] {
+            conn.execute(
+                "INSERT INTO jobs (seq, id, status, algorithm, created_ms, finished_ms)
+                 VALUES (?1, ?2, ?3, 'md5', 0, ?4)",
+                params![seq, id, status, finished],
+            )
+            .unwrap();
+        }
+        let tail = |last: &str, ids: &[&str]| LogTail {
+            time: rfc3339(1000),
+            last_id: last.into(),
+            ids_at_time: ids.iter().map(|s| s.to_string()).collect(),
+        };
+        let ids = |lines: Vec<LogLine>| lines.into_iter().map(|l| l.id).collect::<Vec<_>>();
+        // The log ends with b: c (same millisecond) and d are missing.
+        assert_eq!(
+            ids(unlogged(&conn, &tail("b", &["b"])).unwrap()),
+            ["c", "d"]
+        );
+        // The log ends with c, b before it in the same millisecond.
+        assert_eq!(
+            ids(unlogged(&conn, &tail("c", &["c", "b"])).unwrap()),
+            ["d"]
+        );
+        // A last line the store does not know: left alone.
+        assert!(unlogged(&conn, &tail("zz", &["zz"])).unwrap().is_empty());
+        drop(conn);
+        let _ = std::fs::remove_file(&path);
     }
 }

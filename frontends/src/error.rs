@@ -28,6 +28,9 @@ pub enum ApiError {
         what: String,
     },
     ShuttingDown,
+    /// The server's disk is full (or over quota): the request was fine and
+    /// may succeed once space returns.
+    InsufficientStorage(String),
     Internal(String),
 }
 
@@ -41,6 +44,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Timeout { .. } => StatusCode::REQUEST_TIMEOUT,
             ApiError::Busy { .. } | ApiError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -70,6 +74,7 @@ impl fmt::Display for ApiError {
             ApiError::Timeout { secs } => write!(f, "no data from the client for {secs} s"),
             ApiError::Busy { what, .. } => write!(f, "server busy: {what}"),
             ApiError::ShuttingDown => f.write_str("server is shutting down"),
+            ApiError::InsufficientStorage(m) => write!(f, "server disk full: {m}"),
             ApiError::Internal(m) => write!(f, "internal error: {m}"),
         }
     }

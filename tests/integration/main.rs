@@ -4,4 +4,5 @@ mod api;
 mod durability;
 mod errors;
 mod local;
+mod reliability;
 mod util;

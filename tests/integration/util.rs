@@ -2,7 +2,7 @@
 //! from what it prints, and talk HTTP/1.1 to it over plain sockets so every
 //! byte a test sends is under its control.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -317,44 +317,122 @@ pub fn request(
 }
 
 pub fn read_response(s: &mut TcpStream) -> Response {
-    let mut r = BufReader::new(s);
+    try_read_response(&mut BufReader::new(s)).unwrap()
+}
+
+/// Reads one response from `r`. Keep one reader per connection to read
+/// several pipelined answers: a reader may buffer the start of the next one.
+pub fn try_read_response(r: &mut impl BufRead) -> std::io::Result<Response> {
+    let bad = |what: String| std::io::Error::new(std::io::ErrorKind::InvalidData, what);
     let mut line = String::new();
-    r.read_line(&mut line).unwrap();
+    if r.read_line(&mut line)? == 0 {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
     let status: u16 = line
         .split_whitespace()
         .nth(1)
-        .unwrap_or_else(|| panic!("bad status line {line:?}"))
-        .parse()
-        .unwrap();
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| bad(format!("bad status line {line:?}")))?;
     let mut headers = Vec::new();
     loop {
         line.clear();
-        r.read_line(&mut line).unwrap();
+        r.read_line(&mut line)?;
         let l = line.trim_end();
         if l.is_empty() {
             break;
         }
-        let (k, v) = l.split_once(':').unwrap();
+        let (k, v) = l
+            .split_once(':')
+            .ok_or_else(|| bad(format!("bad header line {l:?}")))?;
         headers.push((k.trim().to_string(), v.trim().to_string()));
     }
     let len = headers
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
-        .map(|(_, v)| v.parse::<usize>().unwrap());
+        .map(|(_, v)| v.parse::<usize>().map_err(|e| bad(e.to_string())))
+        .transpose()?;
     let mut body = Vec::new();
     match len {
         Some(n) => {
             body.resize(n, 0);
-            r.read_exact(&mut body).unwrap();
+            r.read_exact(&mut body)?;
         }
         None => {
-            r.read_to_end(&mut body).unwrap();
+            r.read_to_end(&mut body)?;
         }
     }
-    Response {
+    Ok(Response {
         status,
         headers,
         body,
+    })
+}
+
+/// Like [`request`], but a connection failure (a daemon being killed, a
+/// reset) is an error rather than a panic; `timeout` bounds each read.
+pub fn try_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    timeout: Duration,
+) -> std::io::Result<Response> {
+    let mut s = TcpStream::connect_timeout(&addr, timeout)?;
+    s.set_read_timeout(Some(timeout))?;
+    s.set_write_timeout(Some(timeout))?;
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+    s.write_all(head.as_bytes())?;
+    s.write_all(body)?;
+    try_read_response(&mut BufReader::new(s))
+}
+
+/// Polls `cond` every 20 ms until it holds; panics with `what` after `limit`.
+pub fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !cond() {
+        assert!(Instant::now() < deadline, "{what} (after {limit:?})");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A tmpfs mounted for a test (the tests run as root); unmounted on drop.
+pub struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    /// Mounts a tmpfs with `options` (e.g. `size=2m`, `ro`) on `dir`,
+    /// creating it; `None`, with a message, where mounting is not allowed.
+    pub fn mount(dir: &Path, options: &str) -> Option<Tmpfs> {
+        std::fs::create_dir_all(dir).unwrap();
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", options, "tmpfs"])
+            .arg(dir)
+            .output();
+        match out {
+            Ok(o) if o.status.success() => Some(Tmpfs(dir.to_path_buf())),
+            Ok(o) => {
+                eprintln!(
+                    "skipped: cannot mount a tmpfs on {}: {}",
+                    dir.display(),
+                    String::from_utf8_lossy(&o.stderr).trim()
+                );
+                None
+            }
+            Err(e) => {
+                eprintln!("skipped: cannot run mount: {e}");
+                None
+            }
+        }
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
     }
 }
 

@@ -15,7 +15,6 @@ mod routes;
 mod upload;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -110,7 +109,7 @@ pub async fn serve<B: Backend>(
             },
         };
         let _ = stream.set_nodelay(true);
-        let conn = connection(shared.clone(), stream, peer);
+        let conn = connection(shared.clone(), TokioIo::new(stream));
         let fut = graceful.watch(conn);
         tokio::spawn(async move {
             if let Err(e) = fut.await {
@@ -129,11 +128,34 @@ pub async fn serve<B: Backend>(
     }
 }
 
-fn connection<B: Backend>(
+/// Serves one HTTP/1.1 connection over any byte stream, as [`serve`] does
+/// for each accepted socket, until the client is done. With its own upload
+/// limit; for tests and the fuzz target, which drive it through memory.
+pub async fn serve_connection<B, IO>(
+    backend: Arc<B>,
+    config: HttpConfig,
+    io: IO,
+) -> Result<(), hyper::Error>
+where
+    B: Backend,
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let shared = Arc::new(Shared {
+        backend,
+        uploads: Arc::new(Semaphore::new(config.max_uploads.max(1))),
+        config,
+    });
+    connection(shared, TokioIo::new(io)).await
+}
+
+fn connection<B, IO>(
     shared: Arc<Shared<B>>,
-    stream: tokio::net::TcpStream,
-    _peer: SocketAddr,
-) -> impl hyper_util::server::graceful::GracefulConnection<Error = hyper::Error> + Send + 'static {
+    io: IO,
+) -> impl hyper_util::server::graceful::GracefulConnection<Error = hyper::Error> + Send + 'static
+where
+    B: Backend,
+    IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
     let config = shared.config.clone();
     let service = service_fn(move |req| {
         let shared = shared.clone();
@@ -147,5 +169,5 @@ fn connection<B: Backend>(
         .max_buf_size(config.max_header_bytes.max(8192 + 4096))
         .max_headers(config.max_headers)
         .keep_alive(true);
-    builder.serve_connection(TokioIo::new(stream), service)
+    builder.serve_connection(io, service)
 }

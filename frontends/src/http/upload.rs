@@ -163,11 +163,20 @@ pub async fn multipart<B: Backend>(
             clean_name(shown)
         )));
     }
-    let boundary = multer::parse_boundary(&content_type).map_err(|e| {
-        ApiError::BadRequest(format!(
-            "multipart content type has no usable boundary: {e}"
-        ))
-    })?;
+    let boundary = multer::parse_boundary(&content_type)
+        .map_err(|e| e.to_string())
+        .and_then(|b| {
+            if b.is_empty() {
+                Err("the boundary is empty".to_string())
+            } else {
+                Ok(b)
+            }
+        })
+        .map_err(|e| {
+            ApiError::BadRequest(format!(
+                "multipart content type has no usable boundary: {e}"
+            ))
+        })?;
     if declared_length(&req).is_some_and(|n| n > max + MULTIPART_OVERHEAD_BYTES) {
         return Err(ApiError::PayloadTooLarge { limit: max });
     }
@@ -207,14 +216,27 @@ pub async fn multipart<B: Backend>(
             other => ApiError::BadRequest(format!("malformed multipart body: {other}")),
         }
     };
-    while let Some(mut field) = form.next_field().await.map_err(map_err)? {
+    loop {
+        let next = match form.next_field().await {
+            Ok(next) => next,
+            Err(e) => return answer_despite(answer, map_err(e)),
+        };
+        let Some(mut field) = next else { break };
         if answer.is_some() || field.name() != Some(FILE_FIELD) {
-            while field.chunk().await.map_err(map_err)?.is_some() {}
+            loop {
+                match field.chunk().await {
+                    Ok(Some(_)) => {}
+                    Ok(None) => break,
+                    Err(e) => return answer_despite(answer, map_err(e)),
+                }
+            }
             continue;
         }
         let name = field
             .file_name()
-            .map(|n| clean_name(n).into_owned())
+            .map(str::to_string)
+            .or_else(|| lossy_file_name(field.headers()))
+            .map(|n| clean_name(&n).into_owned())
             .or(params.name.clone());
         let mut upload = shared.backend.begin_upload(UploadMeta {
             algo: params.algo,
@@ -230,6 +252,33 @@ pub async fn multipart<B: Backend>(
     }
     answer
         .ok_or_else(|| ApiError::BadRequest("multipart body has no field named `file`".to_string()))
+}
+
+/// The `filename` of a Content-Disposition that is not valid UTF-8 (multer
+/// then reports none), with the invalid bytes replaced: a Latin-1 name
+/// should not lose the whole name.
+fn lossy_file_name(headers: &hyper::HeaderMap) -> Option<String> {
+    let raw = headers.get(hyper::header::CONTENT_DISPOSITION)?.as_bytes();
+    let text = String::from_utf8_lossy(raw);
+    let rest = &text[text.find("filename=")? + "filename=".len()..];
+    let name = match rest.strip_prefix('"') {
+        Some(quoted) => quoted.split('"').next()?,
+        None => rest.split(';').next()?.trim(),
+    };
+    Some(name.to_string())
+}
+
+/// A failure in the form after the file: once the file is recorded, its job
+/// exists and will finish, so the client gets its id rather than an error
+/// that would leave a job nobody knows of. Before that, the error.
+fn answer_despite(answer: Option<JobView>, err: ApiError) -> Result<JobView, ApiError> {
+    match answer {
+        Some(job) => {
+            tracing::debug!(id = %job.id, error = %err, "ignored a broken form after its file");
+            Ok(job)
+        }
+        None => Err(err),
+    }
 }
 
 /// The body as the byte stream multer wants, with the idle timeout applied
