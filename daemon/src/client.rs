@@ -103,6 +103,10 @@ impl EngineBackend {
     pub fn new(uring: bool) -> io::Result<EngineBackend> {
         let pool = HasherPool::start(PoolConfig {
             prefer_uring: uring && PoolConfig::default().prefer_uring,
+            // A command-line tool shares the machine: pinned hashers cannot
+            // move off a core another process keeps busy, and the hasher on
+            // it then holds its files (up to 32) while the others idle.
+            pin: false,
             max_streams: 1,
             ..PoolConfig::default()
         })?;

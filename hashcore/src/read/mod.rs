@@ -78,23 +78,57 @@ pub struct ReaderConfig {
 pub const MAX_READ_LEN: usize = 1 << 30;
 
 impl Default for ReaderConfig {
-    /// 128 KiB reads, 4 per file, 16 files: 8 MiB of buffers per reader.
+    /// 64 KiB reads, 4 per file, 32 files: 8 MiB of buffers per reader.
     /// Measured with `read::tests::measure_throughput` (one thread, 1000
     /// page-cached 1 MiB files, best of 5, on a 2-vCPU EPYC VM shared with
     /// other builds, so ±30%): io_uring matches pread up to 128 KiB reads
     /// (12-14 GiB/s), then halves (256 KiB: 6.6 vs 13.0; 1 MiB: 4.9 vs 9.8);
     /// both lose a third once the buffers outgrow the caches (16 MiB: ~10,
     /// 32 MiB: ~9). On evicted files io_uring reads 1.4-1.5 GiB/s against
-    /// pread's 0.8-1.2, and 4 reads per file do no worse than 2. 16 files fill
-    /// the 16 AVX-512 MD5 lanes.
+    /// pread's 0.8-1.2, and 4 reads per file do no worse than 2.
+    ///
+    /// Through the whole pool (2 hashers, 1000 page-cached 1 MiB files, CPU
+    /// ms per run, medians of 5, two interleaved rounds, same VM under load):
+    /// 128 KiB x 4 x 16 files 277/287, 64 KiB x 4 x 32 261/271, 128 KiB x 2 x
+    /// 32 264/265, 64 KiB x 2 x 48 259/256, 64 KiB x 4 x 48 297/277. 32 files
+    /// fill 32 AVX-512 lanes (11.3 GB/s against 8.2 for 16); beyond that the
+    /// lanes gain little and the tail (files left on one hasher) grows.
+    /// 64 KiB stays under glibc's mmap threshold, so buffers come from the
+    /// heap, not page-aligned to each other (see [`STAGGER_LEN`]).
+    ///
+    /// End to end, with these sizes and the worker holding back ill-filled
+    /// lane rounds (`pool::worker`): hyperfine, 15 runs, 1000 page-cached
+    /// 1 MiB files, load average ~1.8, medians before -> after: `hashd sum`
+    /// through the daemon 207 -> 151 ms (daemon CPU per run 393 -> 271 ms),
+    /// `--no-daemon` 209 -> 147 ms; `xargs -P2 md5sum` 828 ms in the same run,
+    /// so 5.5x (was 4.0x).
+    ///
+    /// Where the time goes (perf, `hashd sum --no-daemon` over those files):
+    /// the kernel's copy from the page cache (`_copy_to_iter` plus
+    /// `filemap_get_read_batch`) takes as much CPU as MD5 itself, about
+    /// 165 ms per GiB here whatever the buffer size or reuse (16 KiB-1 MiB
+    /// reads into 1-64 buffers, pread, one thread: 154-195 ms). mmap instead
+    /// (prototype: map, hash from the mapping in 32-48 lanes, unmap) cost
+    /// more CPU, 313 ms per run against 290 for the pool: page faults
+    /// (`next_uptodate_folio`), unmapping, and lanes stalled on DRAM instead
+    /// of reading a just-copied buffer; and a file truncated under a mapping
+    /// raises SIGBUS. So files are read, not mapped.
     fn default() -> Self {
         ReaderConfig {
-            read_len: 128 * 1024,
+            read_len: 64 * 1024,
             reads_per_file: 4,
-            max_files: 16,
+            max_files: 32,
         }
     }
 }
+
+/// Spare capacity given to each new buffer so that consecutive heap
+/// allocations start 9 cache lines (plus the allocator's header) apart, not
+/// on the same offset in their pages: MD5 lanes read all their buffers at the
+/// same offset at once, and page-aligned buffers share L1 sets (measured 12%
+/// slower lanes in `benches/benches/md5.rs`). Best effort: it depends on the
+/// allocator placing the buffers side by side.
+const STAGGER_LEN: usize = 9 * 64;
 
 impl ReaderConfig {
     /// The same sizes, each clamped to what the reader can work with.
@@ -710,7 +744,9 @@ impl Buffers {
             {
                 self.allocated += 1;
             }
-            vec![0; self.read_len]
+            let mut buf = Vec::with_capacity(self.read_len + STAGGER_LEN);
+            buf.resize(self.read_len, 0);
+            buf
         })
     }
 
