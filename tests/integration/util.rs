@@ -312,7 +312,9 @@ pub fn request(
     }
     head.push_str("\r\n");
     s.write_all(head.as_bytes()).unwrap();
-    s.write_all(body).unwrap();
+    // A server may answer (413, 415...) and close before reading the whole
+    // body; the answer is what the test checks, so a failed write is not.
+    let _ = s.write_all(body);
     read_response(&mut s)
 }
 
