@@ -387,6 +387,11 @@ fn open_writer(path: &Path, sync: SyncMode) -> anyhow::Result<Connection> {
         },
     )?;
     conn.execute_batch(SCHEMA)?;
+    // Take the write lock once now: another process holding it (a backup
+    // tool, a stray sqlite3 shell) stops start-up with a clear error after the
+    // busy timeout, instead of failing every upload later.
+    conn.execute_batch("BEGIN IMMEDIATE; COMMIT;")
+        .map_err(|e| anyhow::anyhow!("the job database is locked by another process ({e})"))?;
     Ok(conn)
 }
 

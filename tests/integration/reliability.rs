@@ -930,3 +930,49 @@ fn kill_9_under_concurrent_uploads_loses_no_answered_job() {
         "finished jobs missing from the log"
     );
 }
+
+#[test]
+fn a_database_locked_by_another_process_stops_start_up_with_a_clear_error() {
+    let dir = TempDir::new("rel-dblock");
+    let data = dir.path().join("data");
+    // Create the database, then let another process hold its write lock.
+    let d = Daemon::start(dir.path());
+    assert!(d.terminate().success());
+    let db = data.join("jobs.db");
+    let mut holder = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import sqlite3, sys, time\n\
+             c = sqlite3.connect(sys.argv[1], isolation_level=None)\n\
+             c.execute('BEGIN EXCLUSIVE')\n\
+             print('locked', flush=True)\n\
+             time.sleep(60)\n",
+        )
+        .arg(&db)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(holder.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line.trim(), "locked");
+    let out = std::process::Command::new(BIN)
+        .args(["--listen", "127.0.0.1:0", "--no-socket", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    let _ = holder.kill();
+    let _ = holder.wait();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("cannot open the job database") && err.contains("locked"),
+        "{err}"
+    );
+    // Once the other process lets go, the daemon starts on the same data.
+    let d = Daemon::start(dir.path());
+    still_serving(&d);
+}
