@@ -4,20 +4,6 @@ use std::io::Write;
 
 use crate::util::*;
 
-fn still_serving(d: &Daemon) {
-    let v = d.upload("?wait=1", "ok.txt", b"still here").json();
-    assert_eq!(v["hash"], reference("md5", b"still here"));
-}
-
-fn assert_json_error(r: &Response, status: u16, needle: &str) {
-    assert_eq!(r.status, status, "{}", r.text());
-    let v = r.json();
-    let reason = v["error"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no reason in {v}"));
-    assert!(reason.contains(needle), "{reason:?} lacks {needle:?}");
-}
-
 #[test]
 fn malformed_uploads_get_4xx_with_a_reason() {
     let dir = TempDir::new("bad");

@@ -11,33 +11,6 @@ use std::time::{Duration, Instant};
 
 use crate::util::*;
 
-/// An upload and a lookup both work.
-fn still_serving(d: &Daemon) {
-    let body = data(5000, 77);
-    let v = d.upload("?wait=1", "ok.bin", &body).json();
-    assert_eq!(v["hash"], reference("md5", &body), "{v}");
-    let id = v["id"].as_str().unwrap();
-    assert_eq!(d.get_json(&format!("/gethash/{id}")).1["status"], "SUCCESS");
-}
-
-/// `status`, a JSON reason containing `needle`, and nothing internal in it.
-fn assert_json_error(r: &Response, status: u16, needle: &str) {
-    assert_eq!(r.status, status, "{}", r.text());
-    let v = r.json();
-    let reason = v["error"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no reason in {v}"));
-    assert!(reason.contains(needle), "{reason:?} lacks {needle:?}");
-    assert_no_internals(r);
-}
-
-fn assert_no_internals(r: &Response) {
-    let text = r.text();
-    for leak in ["/tmp", "hashd-it-", "jobs.db", "uploads/", "panicked"] {
-        assert!(!text.contains(leak), "answer leaks {leak:?}: {text}");
-    }
-}
-
 fn post_form(d: &Daemon, query: &str, content_type: &str, body: &[u8]) -> Response {
     request(
         d.addr,

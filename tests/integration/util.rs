@@ -521,3 +521,30 @@ pub fn results_log(dir: &Path) -> Vec<serde_json::Value> {
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("torn log line {l:?}: {e}")))
         .collect()
 }
+
+/// An upload and a lookup both work.
+pub fn still_serving(d: &Daemon) {
+    let body = data(5000, 77);
+    let v = d.upload("?wait=1", "ok.bin", &body).json();
+    assert_eq!(v["hash"], reference("md5", &body), "{v}");
+    let id = v["id"].as_str().unwrap();
+    assert_eq!(d.get_json(&format!("/gethash/{id}")).1["status"], "SUCCESS");
+}
+
+/// `status`, a JSON reason containing `needle`, and nothing internal in it.
+pub fn assert_json_error(r: &Response, status: u16, needle: &str) {
+    assert_eq!(r.status, status, "{}", r.text());
+    let v = r.json();
+    let reason = v["error"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no reason in {v}"));
+    assert!(reason.contains(needle), "{reason:?} lacks {needle:?}");
+    assert_no_internals(r);
+}
+
+pub fn assert_no_internals(r: &Response) {
+    let text = r.text();
+    for leak in ["/tmp", "hashd-it-", "jobs.db", "uploads/", "panicked"] {
+        assert!(!text.contains(leak), "answer leaks {leak:?}: {text}");
+    }
+}
