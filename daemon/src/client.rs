@@ -52,6 +52,60 @@ impl<'a> InOrder<'a> {
     }
 }
 
+/// An engine that hashes inputs asynchronously; [`run_pipeline`] drives it.
+trait Pipelined {
+    /// Starts hashing input `index`; `Some(result)` when it is known at once.
+    fn start(
+        &mut self,
+        algo: Algorithm,
+        index: usize,
+        opened: Opened,
+    ) -> io::Result<Option<io::Result<Vec<u8>>>>;
+
+    /// Waits for the next completion; `None` when the engine resubmitted the
+    /// input instead (it is still in flight).
+    fn next(
+        &mut self,
+        algo: Algorithm,
+        inputs: &[Input],
+    ) -> io::Result<Option<(usize, io::Result<Vec<u8>>)>>;
+}
+
+/// Keeps up to [`WINDOW`] inputs in flight and reports every result, in
+/// input order, exactly once.
+fn run_pipeline<P: Pipelined>(
+    engine: &mut P,
+    algo: Algorithm,
+    inputs: &[Input],
+    done: &mut dyn FnMut(usize, io::Result<Vec<u8>>),
+) -> io::Result<()> {
+    let mut order = InOrder::new(done);
+    let mut in_flight = 0usize;
+    let reap = |engine: &mut P, order: &mut InOrder<'_>, in_flight: &mut usize| -> io::Result<()> {
+        if let Some((index, result)) = engine.next(algo, inputs)? {
+            order.put(index, result);
+            *in_flight -= 1;
+        }
+        Ok(())
+    };
+    for (index, input) in inputs.iter().enumerate() {
+        while in_flight >= WINDOW {
+            reap(engine, &mut order, &mut in_flight)?;
+        }
+        match open(input) {
+            Err(e) => order.put(index, Err(e)),
+            Ok(opened) => match engine.start(algo, index, opened)? {
+                Some(result) => order.put(index, result),
+                None => in_flight += 1,
+            },
+        }
+    }
+    while in_flight > 0 {
+        reap(engine, &mut order, &mut in_flight)?;
+    }
+    Ok(())
+}
+
 /// What an input turned out to be once opened.
 enum Opened {
     /// A regular file: the hashers read it by descriptor.
@@ -97,6 +151,9 @@ fn job_error(e: JobError) -> io::Error {
 /// The same engine as the daemon, in this process.
 pub struct EngineBackend {
     pool: HasherPool,
+    /// Completions come back here, tagged with their input's index.
+    tx: mpsc::Sender<(usize, io::Result<Vec<u8>>)>,
+    rx: mpsc::Receiver<(usize, io::Result<Vec<u8>>)>,
 }
 
 impl EngineBackend {
@@ -110,7 +167,43 @@ impl EngineBackend {
             max_streams: 1,
             ..PoolConfig::default()
         })?;
-        Ok(EngineBackend { pool })
+        let (tx, rx) = mpsc::channel();
+        Ok(EngineBackend { pool, tx, rx })
+    }
+}
+
+impl Pipelined for EngineBackend {
+    fn start(
+        &mut self,
+        algo: Algorithm,
+        index: usize,
+        opened: Opened,
+    ) -> io::Result<Option<io::Result<Vec<u8>>>> {
+        match opened {
+            Opened::Stream(mut r) => Ok(Some(hash_reader(algo, &mut r))),
+            Opened::File(f) => {
+                let tx = self.tx.clone();
+                self.pool.submit_file(
+                    algo,
+                    f,
+                    Box::new(move |o| {
+                        let _ = tx.send((index, o.map(|d| d.bytes).map_err(job_error)));
+                    }),
+                );
+                Ok(None)
+            }
+        }
+    }
+
+    fn next(
+        &mut self,
+        _: Algorithm,
+        _: &[Input],
+    ) -> io::Result<Option<(usize, io::Result<Vec<u8>>)>> {
+        self.rx
+            .recv()
+            .map(Some)
+            .map_err(|_| io::Error::other("hasher pool stopped"))
     }
 }
 
@@ -121,41 +214,7 @@ impl DigestBackend for EngineBackend {
         inputs: &[Input],
         done: &mut dyn FnMut(usize, io::Result<Vec<u8>>),
     ) -> io::Result<()> {
-        let mut order = InOrder::new(done);
-        let (tx, rx) = mpsc::channel();
-        let mut in_flight = 0;
-        for (index, input) in inputs.iter().enumerate() {
-            while in_flight >= WINDOW {
-                let (i, r) = rx
-                    .recv()
-                    .map_err(|_| io::Error::other("hasher pool stopped"))?;
-                order.put(i, r);
-                in_flight -= 1;
-            }
-            match open(input) {
-                Err(e) => order.put(index, Err(e)),
-                Ok(Opened::Stream(mut r)) => order.put(index, hash_reader(algo, &mut r)),
-                Ok(Opened::File(f)) => {
-                    let tx = tx.clone();
-                    self.pool.submit_file(
-                        algo,
-                        f,
-                        Box::new(move |o| {
-                            let _ = tx.send((index, o.map(|d| d.bytes).map_err(job_error)));
-                        }),
-                    );
-                    in_flight += 1;
-                }
-            }
-        }
-        while in_flight > 0 {
-            let (i, r) = rx
-                .recv()
-                .map_err(|_| io::Error::other("hasher pool stopped"))?;
-            order.put(i, r);
-            in_flight -= 1;
-        }
-        Ok(())
+        run_pipeline(self, algo, inputs, done)
     }
 }
 
@@ -257,6 +316,50 @@ fn reply_to_result(v: &serde_json::Value) -> io::Result<Vec<u8>> {
     ))
 }
 
+impl Pipelined for DaemonBackend {
+    fn start(
+        &mut self,
+        algo: Algorithm,
+        index: usize,
+        opened: Opened,
+    ) -> io::Result<Option<io::Result<Vec<u8>>>> {
+        let tag = index as u64 + 1;
+        match opened {
+            Opened::File(f) => self.send_fd(tag, algo, &f)?,
+            Opened::Stream(mut r) => self.send_stream(tag, algo, &mut r)?,
+        }
+        Ok(None)
+    }
+
+    fn next(
+        &mut self,
+        algo: Algorithm,
+        inputs: &[Input],
+    ) -> io::Result<Option<(usize, io::Result<Vec<u8>>)>> {
+        let (tag, v) = self.recv_reply()?;
+        let index = usize::try_from(tag - 1)
+            .ok()
+            .filter(|&i| i < inputs.len())
+            .ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("reply for unknown tag {tag}"),
+                )
+            })?;
+        if v["busy"] == true {
+            // The daemon's file queue was full: send the file again; it
+            // stays in flight.
+            std::thread::sleep(std::time::Duration::from_millis(1));
+            return match open(&inputs[index]) {
+                Ok(Opened::File(f)) => self.send_fd(tag, algo, &f).map(|()| None),
+                Ok(Opened::Stream(_)) => Ok(Some((index, reply_to_result(&v)))),
+                Err(e) => Ok(Some((index, Err(e)))),
+            };
+        }
+        Ok(Some((index, reply_to_result(&v))))
+    }
+}
+
 impl DigestBackend for DaemonBackend {
     fn hash_inputs(
         &mut self,
@@ -264,48 +367,73 @@ impl DigestBackend for DaemonBackend {
         inputs: &[Input],
         done: &mut dyn FnMut(usize, io::Result<Vec<u8>>),
     ) -> io::Result<()> {
-        let mut order = InOrder::new(done);
-        let mut in_flight = 0usize;
-        let handle = |this: &mut Self, order: &mut InOrder<'_>| -> io::Result<()> {
-            let (tag, v) = this.recv_reply()?;
-            let index = tag as usize - 1;
-            if v["busy"] == true {
-                // The daemon's queue is full: send this file again.
-                std::thread::sleep(std::time::Duration::from_millis(1));
-                match open(&inputs[index]) {
-                    Ok(Opened::File(f)) => return this.send_fd(tag, algo, &f),
-                    Ok(Opened::Stream(_)) => {}
-                    Err(e) => {
-                        order.put(index, Err(e));
-                        return Ok(());
-                    }
-                }
+        run_pipeline(self, algo, inputs, done)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::{HashSet, VecDeque};
+
+    /// Completes out of order and asks for some inputs to be resubmitted.
+    struct Scrambler {
+        pending: VecDeque<usize>,
+        resubmitted: HashSet<usize>,
+        most_in_flight: usize,
+    }
+
+    impl Pipelined for Scrambler {
+        fn start(
+            &mut self,
+            _: Algorithm,
+            index: usize,
+            _: Opened,
+        ) -> io::Result<Option<io::Result<Vec<u8>>>> {
+            if index % 3 == 0 {
+                return Ok(Some(Ok(index.to_le_bytes().to_vec())));
             }
-            order.put(index, reply_to_result(&v));
-            Ok(())
+            self.pending.push_front(index);
+            self.most_in_flight = self.most_in_flight.max(self.pending.len());
+            Ok(None)
+        }
+
+        fn next(
+            &mut self,
+            _: Algorithm,
+            _: &[Input],
+        ) -> io::Result<Option<(usize, io::Result<Vec<u8>>)>> {
+            let index = self
+                .pending
+                .pop_back()
+                .expect("next() with nothing in flight");
+            if index % 5 == 1 && self.resubmitted.insert(index) {
+                self.pending.push_front(index);
+                return Ok(None);
+            }
+            Ok(Some((index, Ok(index.to_le_bytes().to_vec()))))
+        }
+    }
+
+    #[test]
+    fn every_input_is_reported_once_in_order_despite_resubmissions() {
+        let path = std::env::temp_dir().join(format!("hashd-client-{}", std::process::id()));
+        std::fs::write(&path, b"x").unwrap();
+        let inputs: Vec<Input> = (0..1000).map(|_| Input::Path(path.clone())).collect();
+        let mut engine = Scrambler {
+            pending: VecDeque::new(),
+            resubmitted: HashSet::new(),
+            most_in_flight: 0,
         };
-        for (index, input) in inputs.iter().enumerate() {
-            let tag = index as u64 + 1;
-            while in_flight >= WINDOW {
-                handle(self, &mut order)?;
-                in_flight -= 1;
-            }
-            match open(input) {
-                Err(e) => order.put(index, Err(e)),
-                Ok(Opened::File(f)) => {
-                    self.send_fd(tag, algo, &f)?;
-                    in_flight += 1;
-                }
-                Ok(Opened::Stream(mut r)) => {
-                    self.send_stream(tag, algo, &mut r)?;
-                    in_flight += 1;
-                }
-            }
-        }
-        while in_flight > 0 {
-            handle(self, &mut order)?;
-            in_flight -= 1;
-        }
-        Ok(())
+        let mut seen = Vec::new();
+        run_pipeline(&mut engine, Algorithm::Md5, &inputs, &mut |i, r| {
+            assert_eq!(r.unwrap(), i.to_le_bytes().to_vec());
+            seen.push(i);
+        })
+        .unwrap();
+        assert_eq!(seen, (0..1000).collect::<Vec<_>>());
+        assert!(engine.most_in_flight <= WINDOW);
+        assert!(!engine.resubmitted.is_empty());
+        std::fs::remove_file(path).unwrap();
     }
 }
