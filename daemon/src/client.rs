@@ -390,7 +390,7 @@ mod tests {
             index: usize,
             _: Opened,
         ) -> io::Result<Option<io::Result<Vec<u8>>>> {
-            if index % 3 == 0 {
+            if index.is_multiple_of(3) {
                 return Ok(Some(Ok(index.to_le_bytes().to_vec())));
             }
             self.pending.push_front(index);
