@@ -131,19 +131,6 @@ fn open(input: &Input) -> io::Result<Opened> {
     }
 }
 
-fn hash_reader(algo: Algorithm, r: &mut dyn Read) -> io::Result<Vec<u8>> {
-    let mut h = algo.hasher();
-    let mut buf = vec![0u8; STREAM_CHUNK_LEN];
-    loop {
-        match r.read(&mut buf) {
-            Ok(0) => return Ok(h.finalize().into_vec()),
-            Ok(n) => h.update(&buf[..n]),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-}
-
 fn job_error(e: JobError) -> io::Error {
     io::Error::other(e.to_string())
 }
@@ -180,7 +167,10 @@ impl Pipelined for EngineBackend {
         opened: Opened,
     ) -> io::Result<Option<io::Result<Vec<u8>>>> {
         match opened {
-            Opened::Stream(mut r) => Ok(Some(hash_reader(algo, &mut r))),
+            Opened::Stream(mut r) => {
+                let mut buf = vec![0u8; STREAM_CHUNK_LEN];
+                Ok(Some(crate::cli::hash_reader(algo, &mut r, &mut buf)))
+            }
             Opened::File(f) => {
                 let tx = self.tx.clone();
                 self.pool.submit_file(

@@ -113,6 +113,27 @@ pub fn to_hex(bytes: &[u8]) -> String {
     s
 }
 
+/// RFC 1321, appendix A.5: (input, MD5). Shared by every MD5 test.
+#[cfg(test)]
+pub(crate) const RFC1321_MD5: [(&str, &str); 7] = [
+    ("", "d41d8cd98f00b204e9800998ecf8427e"),
+    ("a", "0cc175b9c0f1b6a831c399e269772661"),
+    ("abc", "900150983cd24fb0d6963f7d28e17f72"),
+    ("message digest", "f96b697d7cb7938d525a2f31aaf161d0"),
+    (
+        "abcdefghijklmnopqrstuvwxyz",
+        "c3fcd3d76192e4007dfb496cca67e13b",
+    ),
+    (
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789",
+        "d174ab98d277d9f5a5611c2c9f419d9f",
+    ),
+    (
+        "12345678901234567890123456789012345678901234567890123456789012345678901234567890",
+        "57edf4a22be3c955ac49da2e2107b67a",
+    ),
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,24 +141,7 @@ mod tests {
     /// RFC 1321, appendix A.5.
     #[test]
     fn md5_rfc1321_vectors() {
-        let cases: [(&str, &str); 7] = [
-            ("", "d41d8cd98f00b204e9800998ecf8427e"),
-            ("a", "0cc175b9c0f1b6a831c399e269772661"),
-            ("abc", "900150983cd24fb0d6963f7d28e17f72"),
-            ("message digest", "f96b697d7cb7938d525a2f31aaf161d0"),
-            (
-                "abcdefghijklmnopqrstuvwxyz",
-                "c3fcd3d76192e4007dfb496cca67e13b",
-            ),
-            (
-                "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789",
-                "d174ab98d277d9f5a5611c2c9f419d9f",
-            ),
-            (
-                "12345678901234567890123456789012345678901234567890123456789012345678901234567890",
-                "57edf4a22be3c955ac49da2e2107b67a",
-            ),
-        ];
+        let cases = RFC1321_MD5;
         for (input, want) in cases {
             assert_eq!(
                 to_hex(&Algorithm::Md5.digest(input.as_bytes())),

@@ -30,14 +30,24 @@ impl InProcessBackend {
     }
 
     fn hash_reader(&mut self, algo: Algorithm, reader: &mut dyn Read) -> io::Result<Vec<u8>> {
-        let mut hasher = algo.hasher();
-        loop {
-            match reader.read(&mut self.buffer) {
-                Ok(0) => return Ok(hasher.finalize().into_vec()),
-                Ok(n) => hasher.update(&self.buffer[..n]),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
+        hash_reader(algo, reader, &mut self.buffer)
+    }
+}
+
+/// Hashes everything `reader` yields, reading through `buf`. Shared by every
+/// backend that must hash bytes itself (stdin, pipes, devices).
+pub(crate) fn hash_reader(
+    algo: Algorithm,
+    reader: &mut dyn Read,
+    buf: &mut [u8],
+) -> io::Result<Vec<u8>> {
+    let mut hasher = algo.hasher();
+    loop {
+        match reader.read(buf) {
+            Ok(0) => return Ok(hasher.finalize().into_vec()),
+            Ok(n) => hasher.update(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
         }
     }
 }

@@ -31,6 +31,7 @@ use std::path::PathBuf;
 
 use hashcore::Algorithm;
 
+pub(crate) use backend::hash_reader;
 pub use backend::InProcessBackend;
 
 /// The name diagnostics start with.
