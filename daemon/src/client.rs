@@ -284,13 +284,6 @@ impl DaemonBackend {
             self.inbox.extend_from_slice(&buf[..n]);
         }
     }
-
-    /// Sends a request and waits for its reply (LOOKUP, STATS).
-    pub fn call(&mut self, kind: Kind, payload: &[u8]) -> io::Result<serde_json::Value> {
-        self.send_frame(kind, 1, payload)?;
-        let (_, v) = self.recv_reply()?;
-        Ok(v)
-    }
 }
 
 fn reply_to_result(v: &serde_json::Value) -> io::Result<Vec<u8>> {
