@@ -10,6 +10,7 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use frontends::JobView;
 use serde::Serialize;
 
 /// One finished job, as a log line.
@@ -24,6 +25,22 @@ pub struct LogLine {
     pub name: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+impl LogLine {
+    /// The line for a job that has ended.
+    pub fn of(view: &JobView) -> LogLine {
+        LogLine {
+            time: view.finished_at.clone().unwrap_or_default(),
+            id: view.id.clone(),
+            status: view.status.as_str(),
+            algorithm: view.algorithm.clone(),
+            hash: view.hash.clone(),
+            size: view.size,
+            name: view.name.clone(),
+            error: view.error.clone(),
+        }
+    }
 }
 
 enum Msg {

@@ -15,9 +15,9 @@
 //! daemon was killed are appended when it next opens the store (`unlogged`).
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
-use std::sync::{mpsc, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -29,13 +29,19 @@ use tokio::sync::oneshot;
 use crate::results_log::{LogLine, LogTail, ResultsLog};
 use crate::util::{is_valid_id, now_ms, rfc3339};
 
+/// Finished jobs kept in memory for lookups. Clients poll a job soon after
+/// uploading it; answering those polls from memory skips a read transaction
+/// (a mutex, shared-memory locks and the SQL engine) per poll. A finished job
+/// never changes, so a copy cannot go stale. About 300 bytes each.
+const RECENT_JOBS: usize = 16 * 1024;
+
 /// Most operations applied in one transaction; bounds the latency a batch
 /// adds to the acknowledgements waiting on it.
 const MAX_BATCH_OPS: usize = 4096;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS jobs (
-    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+    seq         INTEGER PRIMARY KEY,
     id          TEXT    NOT NULL UNIQUE,
     status      TEXT    NOT NULL CHECK (status IN ('PENDING', 'SUCCESS', 'FAILURE')),
     algorithm   TEXT    NOT NULL,
@@ -106,6 +112,40 @@ pub struct Counts {
     pub bytes_hashed: u64,
 }
 
+/// The last [`RECENT_JOBS`] finished jobs, filled by the writer after each
+/// commit, oldest dropped first.
+#[derive(Default)]
+struct Recent {
+    inner: Mutex<RecentInner>,
+}
+
+#[derive(Default)]
+struct RecentInner {
+    views: HashMap<String, JobView>,
+    order: VecDeque<String>,
+}
+
+impl Recent {
+    fn get(&self, id: &str) -> Option<JobView> {
+        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        inner.views.get(id).cloned()
+    }
+
+    fn add<'a>(&self, views: impl Iterator<Item = &'a JobView>) {
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        for view in views {
+            if inner.views.insert(view.id.clone(), view.clone()).is_none() {
+                inner.order.push_back(view.id.clone());
+            }
+        }
+        while inner.order.len() > RECENT_JOBS {
+            if let Some(old) = inner.order.pop_front() {
+                inner.views.remove(&old);
+            }
+        }
+    }
+}
+
 enum Op {
     Insert {
         job: NewJob,
@@ -125,6 +165,7 @@ enum Op {
 pub struct Store {
     tx: mpsc::Sender<Op>,
     path: PathBuf,
+    recent: Arc<Recent>,
     readers: Mutex<Vec<Connection>>,
     writer: Mutex<Option<JoinHandle<()>>>,
 }
@@ -147,12 +188,15 @@ impl Store {
             }
         }
         let (tx, rx) = mpsc::channel();
+        let recent = Arc::new(Recent::default());
+        let writer_recent = recent.clone();
         let writer = std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || Writer::new(conn, log).run(rx))?;
+            .spawn(move || Writer::new(conn, log, writer_recent).run(rx))?;
         Ok(Store {
             tx,
             path: path.to_path_buf(),
+            recent,
             readers: Mutex::new(Vec::new()),
             writer: Mutex::new(Some(writer)),
         })
@@ -208,6 +252,9 @@ impl Store {
     pub fn get(&self, id: &str) -> anyhow::Result<Option<JobView>> {
         if !is_valid_id(id) {
             return Ok(None);
+        }
+        if let Some(view) = self.recent.get(id) {
+            return Ok(Some(view));
         }
         self.with_reader(|c| {
             c.prepare_cached(&format!("SELECT {COLUMNS} FROM jobs WHERE id = ?1"))?
@@ -428,9 +475,37 @@ impl Ord for Delayed {
     }
 }
 
+/// A [`Finish`] as the columns it sets.
+struct Outcome<'a> {
+    status: JobStatus,
+    hash: Option<&'a str>,
+    size: Option<u64>,
+    error: Option<&'a str>,
+}
+
+impl Outcome<'_> {
+    fn of(finish: &Finish) -> Outcome<'_> {
+        match finish {
+            Finish::Success { hash, size } => Outcome {
+                status: JobStatus::Success,
+                hash: Some(hash),
+                size: Some(*size),
+                error: None,
+            },
+            Finish::Failure { reason } => Outcome {
+                status: JobStatus::Failure,
+                hash: None,
+                size: None,
+                error: Some(reason),
+            },
+        }
+    }
+}
+
 struct Writer {
     conn: Connection,
     log: ResultsLog,
+    recent: Arc<Recent>,
     /// Finishes waiting for their artificial delay.
     delayed: BinaryHeap<Reverse<Delayed>>,
     /// Tie-breaker that keeps delayed finishes in arrival order.
@@ -452,10 +527,11 @@ enum Wake {
 const RETRY_INTERVAL: Duration = Duration::from_secs(1);
 
 impl Writer {
-    fn new(conn: Connection, log: ResultsLog) -> Writer {
+    fn new(conn: Connection, log: ResultsLog, recent: Arc<Recent>) -> Writer {
         Writer {
             conn,
             log,
+            recent,
             delayed: BinaryHeap::new(),
             seq: 0,
             retry: Vec::new(),
@@ -562,96 +638,147 @@ impl Writer {
     }
 
     /// Runs the statements of `ops` in one transaction. Returns, per op, the
-    /// log line of a finish that ended a recorded job.
-    fn commit(&mut self, ops: &[Op]) -> rusqlite::Result<Vec<Option<LogLine>>> {
+    /// final state of a job that a finish ended (to log and to tell waiters).
+    ///
+    /// A finish queued after its job's insert in the same batch (a small
+    /// upload hashes in microseconds, so most do) is written with the insert:
+    /// one row and one index entry instead of an insert and an update.
+    fn commit(&mut self, ops: &[Op]) -> rusqlite::Result<Vec<Option<JobView>>> {
+        let mut inserted_at = HashMap::new();
+        let mut merged = vec![None; ops.len()];
+        for (j, op) in ops.iter().enumerate() {
+            match op {
+                Op::Insert { job, .. } => {
+                    inserted_at.insert(job.id.as_str(), j);
+                }
+                Op::Finish { id, .. } => {
+                    if let Some(i) = inserted_at.remove(id.as_str()) {
+                        merged[i] = Some(j);
+                    }
+                }
+                Op::Close => {}
+            }
+        }
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let mut logged = Vec::with_capacity(ops.len());
+        let mut ended: Vec<Option<JobView>> = vec![None; ops.len()];
         {
             let mut insert = tx.prepare_cached(
-                "INSERT INTO jobs (id, status, algorithm, size, name, stored_path, created_ms)
-                 VALUES (?1, 'PENDING', ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO jobs (id, status, algorithm, hash, size, name, error, stored_path, created_ms, finished_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             )?;
             let mut finish = tx.prepare_cached(
                 "UPDATE jobs SET status = ?2, hash = ?3, size = COALESCE(?4, size), error = ?5, finished_ms = ?6
                  WHERE id = ?1 AND status = 'PENDING'
-                 RETURNING algorithm, size, name",
+                 RETURNING algorithm, size, name, created_ms",
             )?;
-            for op in ops {
+            for (i, op) in ops.iter().enumerate() {
                 match op {
                     Op::Insert { job, .. } => {
                         let stored = job
                             .stored_path
                             .as_ref()
                             .map(|p| p.to_string_lossy().into_owned());
+                        let outcome = merged[i].and_then(|j| match &ops[j] {
+                            Op::Finish { finish, .. } => Some((j, Outcome::of(finish))),
+                            _ => None,
+                        });
+                        let finished = outcome.as_ref().map(|_| now_ms());
+                        let (status, hash, size, error) = match &outcome {
+                            Some((_, o)) => (o.status, o.hash, o.size.or(Some(job.size)), o.error),
+                            None => (JobStatus::Pending, None, Some(job.size), None),
+                        };
                         insert.execute(params![
                             job.id,
+                            status.as_str(),
                             job.algorithm,
-                            job.size as i64,
+                            hash,
+                            size.map(|s| s as i64),
                             job.name,
+                            error,
                             stored,
-                            job.created_ms
+                            job.created_ms,
+                            finished,
                         ])?;
-                        logged.push(None);
+                        if let Some((j, o)) = outcome {
+                            ended[j] = Some(JobView {
+                                id: job.id.clone(),
+                                status: o.status,
+                                algorithm: job.algorithm.clone(),
+                                hash: o.hash.map(str::to_string),
+                                size,
+                                name: job.name.clone(),
+                                error: o.error.map(str::to_string),
+                                created_at: rfc3339(job.created_ms),
+                                finished_at: finished.map(rfc3339),
+                            });
+                        }
                     }
                     Op::Finish { id, finish: f, .. } => {
+                        if ended[i].is_some() {
+                            continue; // written with its insert
+                        }
                         let finished = now_ms();
-                        let (status, hash, size, error) = match f {
-                            Finish::Success { hash, size } => {
-                                ("SUCCESS", Some(hash.as_str()), Some(*size as i64), None)
-                            }
-                            Finish::Failure { reason } => {
-                                ("FAILURE", None, None, Some(reason.as_str()))
-                            }
-                        };
+                        let o = Outcome::of(f);
                         let row = finish
-                            .query_row(params![id, status, hash, size, error, finished], |r| {
-                                Ok((
-                                    r.get::<_, String>(0)?,
-                                    r.get::<_, Option<i64>>(1)?,
-                                    r.get::<_, Option<String>>(2)?,
-                                ))
-                            })
+                            .query_row(
+                                params![
+                                    id,
+                                    o.status.as_str(),
+                                    o.hash,
+                                    o.size.map(|s| s as i64),
+                                    o.error,
+                                    finished
+                                ],
+                                |r| {
+                                    Ok((
+                                        r.get::<_, String>(0)?,
+                                        r.get::<_, Option<i64>>(1)?,
+                                        r.get::<_, Option<String>>(2)?,
+                                        r.get::<_, i64>(3)?,
+                                    ))
+                                },
+                            )
                             .optional()?;
                         // No row: the upload was abandoned before it was
                         // recorded (or already ended), so nothing to log.
-                        logged.push(row.map(|(algorithm, size, name)| LogLine {
-                            time: rfc3339(finished),
+                        ended[i] = row.map(|(algorithm, size, name, created)| JobView {
                             id: id.clone(),
-                            status,
+                            status: o.status,
                             algorithm,
-                            hash: hash.map(str::to_string),
+                            hash: o.hash.map(str::to_string),
                             size: size.map(|s| s as u64),
                             name,
-                            error: error.map(str::to_string),
-                        }));
+                            error: o.error.map(str::to_string),
+                            created_at: rfc3339(created),
+                            finished_at: Some(rfc3339(finished)),
+                        });
                     }
-                    Op::Close => logged.push(None),
+                    Op::Close => {}
                 }
             }
         }
         tx.commit()?;
-        Ok(logged)
+        Ok(ended)
     }
 
     /// After a commit: acknowledge inserts, tell waiters, append to the log.
-    fn settle(&mut self, ops: Vec<Op>, logged: Vec<Option<LogLine>>) {
+    fn settle(&mut self, ops: Vec<Op>, ended: Vec<Option<JobView>>) {
+        self.recent.add(ended.iter().flatten());
         let mut lines = Vec::new();
-        for (op, line) in ops.into_iter().zip(logged) {
+        for (op, view) in ops.into_iter().zip(ended) {
             match op {
                 Op::Insert { ack, .. } => {
                     let _ = ack.send(Ok(()));
                 }
-                Op::Finish { id, notify, .. } => {
-                    if line.is_some() {
+                Op::Finish { notify, .. } => {
+                    if let Some(view) = view {
+                        lines.push(LogLine::of(&view));
                         if let Some(tx) = notify {
-                            if let Ok(Some(view)) = self.view(&id) {
-                                let _ = tx.send(view);
-                            }
+                            let _ = tx.send(view);
                         }
                     }
-                    lines.extend(line);
                 }
                 Op::Close => {}
             }
@@ -676,18 +803,146 @@ impl Writer {
             Op::Close => {}
         }
     }
-
-    fn view(&self, id: &str) -> rusqlite::Result<Option<JobView>> {
-        self.conn
-            .prepare_cached(&format!("SELECT {COLUMNS} FROM jobs WHERE id = ?1"))?
-            .query_row([id], row_to_view)
-            .optional()
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn new_job(id: &str) -> NewJob {
+        NewJob {
+            id: id.into(),
+            algorithm: "md5".into(),
+            size: 3,
+            name: Some(format!("{id}.txt")),
+            stored_path: None,
+            created_ms: 1000,
+        }
+    }
+
+    #[test]
+    fn a_batch_writes_each_job_once_with_its_final_state() {
+        let dir = std::env::temp_dir().join(format!("hashd-batch-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let db = dir.join("jobs.db");
+        let log_path = dir.join("results.log");
+        let conn = open_writer(&db, SyncMode::Normal).unwrap();
+        let recent = Arc::new(Recent::default());
+        let mut writer = Writer::new(conn, ResultsLog::open(&log_path).unwrap(), recent.clone());
+        // "old" was recorded by an earlier batch; "new" arrives with its end;
+        // "gone" ends without ever being recorded (an abandoned upload).
+        writer.apply(vec![Op::Insert {
+            job: new_job("old"),
+            ack: oneshot::channel().0,
+        }]);
+        let success = |hash: &str| Finish::Success {
+            hash: hash.into(),
+            size: 3,
+        };
+        let (notify, told) = oneshot::channel();
+        let (ack, acked) = oneshot::channel();
+        writer.apply(vec![
+            Op::Insert {
+                job: new_job("new"),
+                ack,
+            },
+            Op::Finish {
+                id: "gone".into(),
+                finish: success("00"),
+                not_before: None,
+                notify: None,
+            },
+            Op::Finish {
+                id: "old".into(),
+                finish: Finish::Failure {
+                    reason: "broken".into(),
+                },
+                not_before: None,
+                notify: None,
+            },
+            Op::Finish {
+                id: "new".into(),
+                finish: success("abc"),
+                not_before: None,
+                notify: Some(notify),
+            },
+        ]);
+        acked.blocking_recv().unwrap().unwrap();
+        let told = told.blocking_recv().unwrap();
+        assert_eq!(told.status, JobStatus::Success);
+        assert_eq!(told.hash.as_deref(), Some("abc"));
+        assert_eq!(told.name.as_deref(), Some("new.txt"));
+        assert_eq!(told.created_at, rfc3339(1000));
+        assert!(told.finished_at.is_some());
+
+        type Row = (String, String, Option<String>, Option<String>, i64);
+        let rows: Vec<Row> = writer
+            .conn
+            .prepare("SELECT id, status, hash, error, size FROM jobs ORDER BY seq")
+            .unwrap()
+            .query_map([], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            rows,
+            [
+                (
+                    "old".into(),
+                    "FAILURE".into(),
+                    None,
+                    Some("broken".into()),
+                    3
+                ),
+                ("new".into(), "SUCCESS".into(), Some("abc".into()), None, 3),
+            ]
+        );
+        // What the lookups see from memory matches the rows.
+        assert_eq!(recent.get("new"), Some(told));
+        assert_eq!(recent.get("old").unwrap().status, JobStatus::Failure);
+        assert_eq!(recent.get("gone"), None);
+        writer.log.close().unwrap();
+        let log = std::fs::read_to_string(&log_path).unwrap();
+        let ids: Vec<&str> = log
+            .lines()
+            .map(|l| if l.contains("\"old\"") { "old" } else { "new" })
+            .collect();
+        assert_eq!(ids, ["old", "new"], "{log}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn recent_jobs_are_bounded_oldest_out_first() {
+        let recent = Recent::default();
+        let view = |i: usize| JobView {
+            id: format!("{i}"),
+            status: JobStatus::Success,
+            algorithm: "md5".into(),
+            hash: None,
+            size: None,
+            name: None,
+            error: None,
+            created_at: String::new(),
+            finished_at: None,
+        };
+        let views: Vec<JobView> = (0..RECENT_JOBS + 10).map(view).collect();
+        recent.add(views.iter());
+        recent.add(views[RECENT_JOBS..].iter()); // again: no duplicates
+        assert_eq!(recent.get("9"), None);
+        assert_eq!(recent.get("10"), Some(view(10)));
+        assert_eq!(
+            recent.get(&format!("{}", RECENT_JOBS + 9)),
+            Some(view(RECENT_JOBS + 9))
+        );
+        let inner = recent.inner.lock().unwrap();
+        assert_eq!(
+            (inner.views.len(), inner.order.len()),
+            (RECENT_JOBS, RECENT_JOBS)
+        );
+    }
 
     #[test]
     fn finds_the_results_a_crash_kept_out_of_the_log() {

@@ -2,13 +2,25 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// Length of a job id: 128 random bits in lower-case hex.
+/// Length of a job id: 128 bits in lower-case hex.
 pub const ID_LEN: usize = 32;
 
-/// A fresh job id: 128 bits from the OS generator, so ids cannot be guessed.
+/// Bytes of an id that count milliseconds; the other 10 are random.
+const ID_TIME_BYTES: usize = 6;
+
+/// A fresh job id: a 48-bit millisecond timestamp, then 80 bits from the OS
+/// generator, so ids cannot be guessed.
+///
+/// Time first keeps new ids at the end of the store's id index: a batch of
+/// inserts dirties one or two index pages rather than one random page per
+/// job. With fully random ids every job cost a 4 KiB WAL frame of its own
+/// (64 page writes per 40-job commit under `wrk`).
 pub fn new_id() -> std::io::Result<String> {
     let mut bytes = [0u8; ID_LEN / 2];
-    getrandom::getrandom(&mut bytes).map_err(|e| std::io::Error::other(e.to_string()))?;
+    let ms = now_ms().to_be_bytes();
+    bytes[..ID_TIME_BYTES].copy_from_slice(&ms[ms.len() - ID_TIME_BYTES..]);
+    getrandom::getrandom(&mut bytes[ID_TIME_BYTES..])
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
     Ok(hashcore::to_hex(&bytes))
 }
 
@@ -61,10 +73,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ids_are_random_and_recognised() {
+    fn ids_are_unique_ordered_by_time_and_recognised() {
+        let before = now_ms();
         let a = new_id().unwrap();
         let b = new_id().unwrap();
         assert_ne!(a, b);
+        assert_ne!(a[12..], b[12..], "the random part repeats");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let c = new_id().unwrap();
+        assert!(c > a && c > b, "{c} sorts before {a} or {b}");
+        let stamp = i64::from_str_radix(&a[..12], 16).unwrap();
+        assert!((before..=now_ms()).contains(&stamp), "time prefix {stamp}");
         assert!(is_valid_id(&a));
         for bad in [
             "-1",
