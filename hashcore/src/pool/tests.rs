@@ -8,6 +8,8 @@ fn small_pool(hashers: usize) -> HasherPool {
         max_streams: 64,
         stream_budget_bytes: 4096,
         stream_budget_chunks: 4,
+        // These tests are about the hasher threads: no job stays inline.
+        inline_max_bytes: 0,
         ..PoolConfig::default()
     })
     .unwrap()
@@ -143,10 +145,88 @@ fn open_after_shutdown_completes_with_failure() {
         next_hasher: AtomicUsize::new(0),
         config: PoolConfig::default(),
     };
+    let big = Bytes::from(vec![1u8; PoolConfig::default().inline_max_bytes + 1]);
     let (done, rx) = completion();
-    let job = pool.open_stream(Algorithm::Md5, done);
+    let mut job = pool.open_stream(Algorithm::Md5, done);
+    assert_eq!(block_on(job.send(big)), Err(JobClosed));
     assert_eq!(rx.recv().unwrap(), Err(JobError::ShuttingDown));
     assert_eq!(job.finish(), Err(JobClosed));
+}
+
+#[test]
+fn small_streams_are_hashed_inline_and_larger_ones_by_a_hasher() {
+    let inline_max = 16 * 1024;
+    let pool = HasherPool::start(PoolConfig {
+        hashers: 1,
+        pin: false,
+        inline_max_bytes: inline_max,
+        ..PoolConfig::default()
+    })
+    .unwrap();
+    let data: Vec<u8> = (0..3 * inline_max as u32)
+        .map(|i| (i * 13 + i / 7) as u8)
+        .collect();
+    let here = std::thread::current().id();
+    let mut expected_inline = 0;
+    for algo in Algorithm::ALL {
+        for (len, piece) in [
+            (0, 1),
+            (1, 1),
+            (4096, 4096),
+            (inline_max, 1000),
+            (inline_max + 1, 1000),
+            (3 * inline_max, 5000),
+        ] {
+            let (tx, rx) = mpsc::channel();
+            let mut job = pool.open_stream(
+                algo,
+                Box::new(move |o| tx.send((o, std::thread::current().id())).unwrap()),
+            );
+            block_on(async {
+                for chunk in data[..len].chunks(piece) {
+                    job.send(Bytes::copy_from_slice(chunk)).await.unwrap();
+                }
+            });
+            job.finish().unwrap();
+            let (outcome, thread) = rx.recv().unwrap();
+            let d = outcome.unwrap();
+            assert_eq!(d.bytes, algo.digest(&data[..len]), "{algo} {len}");
+            assert_eq!(d.len, len as u64);
+            let inline = len <= inline_max;
+            assert_eq!(
+                thread == here,
+                inline,
+                "{algo} {len}: completed on the wrong thread"
+            );
+            expected_inline += u64::from(inline);
+        }
+    }
+    let stats = pool.stats();
+    assert_eq!(stats[0].jobs_done, 6 * Algorithm::ALL.len() as u64);
+    assert_eq!(stats[0].active_jobs, 0);
+    assert!(expected_inline > 0);
+
+    // Dropped or aborted before the end, inline or not: a failure, at once.
+    for len in [10, 2 * inline_max] {
+        let (done, rx) = completion();
+        let mut job = pool.open_stream(Algorithm::Md5, done);
+        block_on(job.send(Bytes::from(vec![0u8; len]))).unwrap();
+        drop(job);
+        assert!(
+            matches!(rx.recv().unwrap(), Err(JobError::Aborted(_))),
+            "{len}"
+        );
+        let (done, rx) = completion();
+        let mut job = pool.open_stream(Algorithm::Md5, done);
+        block_on(job.send(Bytes::from(vec![0u8; len]))).unwrap();
+        job.abort("too big");
+        assert_eq!(
+            rx.recv().unwrap(),
+            Err(JobError::Aborted("too big".into())),
+            "{len}"
+        );
+    }
+    assert_eq!(pool.stats()[0].jobs_failed, 4);
 }
 
 #[test]
