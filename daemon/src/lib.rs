@@ -143,12 +143,13 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     tokio::join!(http, unix, signal);
     tracing::info!("front ends stopped; finishing queued jobs");
 
-    // Connections are drained, so the engine is ours alone again; were one
-    // still alive, the pool would stop when its last holder drops it.
-    match Arc::try_unwrap(engine) {
-        Ok(engine) => engine.pool.shutdown(),
-        Err(_) => tracing::warn!("a connection outlived the grace period; its job will fail"),
+    // A connection that outlived the grace period still holds the engine;
+    // stopping the pool anyway fails its job now, with a reason, rather than
+    // leaving it PENDING until the next start.
+    if Arc::strong_count(&engine) > 1 {
+        tracing::warn!("a connection outlived the grace period; its job will fail");
     }
+    engine.pool.shutdown();
     store.close();
     tracing::info!("hashd stopped");
     Ok(())

@@ -156,7 +156,8 @@ struct Hasher {
     counters: Arc<Counters>,
     cpu: Option<usize>,
     reader: ReaderKind,
-    thread: Option<JoinHandle<()>>,
+    /// Taken by the first [`HasherPool::shutdown`].
+    thread: std::sync::Mutex<Option<JoinHandle<()>>>,
 }
 
 /// Owns the hasher threads. Dropping it without [`HasherPool::shutdown`]
@@ -219,7 +220,7 @@ impl HasherPool {
                 counters,
                 cpu,
                 reader: kind,
-                thread: Some(thread),
+                thread: std::sync::Mutex::new(Some(thread)),
             });
         }
         Ok(HasherPool {
@@ -345,27 +346,32 @@ impl HasherPool {
     }
 
     /// Stops the hashers: each finishes what is already queued, fails the
-    /// streams still open with [`JobError::ShuttingDown`], and exits. Joins them.
-    pub fn shutdown(mut self) {
-        self.stop();
-    }
-
-    fn stop(&mut self) {
+    /// streams still open with [`JobError::ShuttingDown`], and exits. Joins
+    /// them. Takes `&self` so that a daemon can stop the pool while a
+    /// connection that outlived its grace period still holds a handle; a
+    /// second call does nothing.
+    pub fn shutdown(&self) {
+        let threads: Vec<JoinHandle<()>> = self
+            .hashers
+            .iter()
+            .filter_map(|h| h.thread.lock().unwrap_or_else(|p| p.into_inner()).take())
+            .collect();
+        if threads.is_empty() {
+            return;
+        }
         for h in &self.hashers {
             // Blocking send: shutdown must not be lost to a momentarily full queue.
             let _ = h.tx.send(Msg::Shutdown);
         }
-        for h in &mut self.hashers {
-            if let Some(t) = h.thread.take() {
-                let _ = t.join();
-            }
+        for t in threads {
+            let _ = t.join();
         }
     }
 }
 
 impl Drop for HasherPool {
     fn drop(&mut self) {
-        self.stop();
+        self.shutdown();
     }
 }
 

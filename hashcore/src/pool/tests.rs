@@ -111,10 +111,15 @@ fn explicit_abort_carries_the_reason() {
 
 #[test]
 fn shutdown_fails_open_streams_and_refuses_new_data() {
-    let pool = small_pool(1);
+    let pool = Arc::new(small_pool(1));
     let (done, rx) = completion();
     let mut job = pool.open_stream(Algorithm::Md5, done);
+    // Stopped through a shared handle (another holder, like a connection
+    // past the grace period, keeps the pool alive), twice: the second call
+    // finds nothing left to stop.
+    let holder = pool.clone();
     pool.shutdown();
+    holder.shutdown();
     assert_eq!(rx.recv().unwrap(), Err(JobError::ShuttingDown));
     assert_eq!(
         block_on(job.send(Bytes::from_static(b"late"))),
@@ -134,7 +139,7 @@ fn open_after_shutdown_completes_with_failure() {
         counters: Arc::default(),
         cpu: None,
         reader: crate::read::ReaderKind::Pread,
-        thread: None,
+        thread: std::sync::Mutex::new(None),
     };
     let (files, _) = crossbeam_channel::bounded(1);
     let pool = HasherPool {
