@@ -239,7 +239,8 @@ impl Store {
         rx
     }
 
-    /// Queues a job's end. Never blocks: hashers call it.
+    /// Queues a job's end. Never blocks: completions call it, on hasher
+    /// threads and on the async runtime.
     pub fn finish(
         &self,
         id: String,
@@ -777,15 +778,17 @@ impl Writer {
         Ok(ended)
     }
 
-    /// After a commit: acknowledge inserts, tell waiters, append to the log.
+    /// After a commit: tell waiters, acknowledge inserts, append to the log.
+    /// Waiters first: an upload that ended in its insert's batch then answers
+    /// with its hash even without `?wait`, since its final state is there
+    /// when the acknowledgement wakes it.
     fn settle(&mut self, ops: Vec<Op>, ended: Vec<Option<JobView>>) {
         self.recent.add(ended.iter().flatten());
         let mut lines = Vec::new();
+        let mut acks = Vec::new();
         for (op, view) in ops.into_iter().zip(ended) {
             match op {
-                Op::Insert { ack, .. } => {
-                    let _ = ack.send(Ok(()));
-                }
+                Op::Insert { ack, .. } => acks.push(ack),
                 Op::Finish { notify, .. } => {
                     if let Some(view) = view {
                         lines.push(LogLine::of(&view));
@@ -796,6 +799,9 @@ impl Writer {
                 }
                 Op::Close => {}
             }
+        }
+        for ack in acks {
+            let _ = ack.send(Ok(()));
         }
         self.log.append(lines);
     }

@@ -9,9 +9,11 @@
 //!   stream respects its [`Credits`](credits) budget: the sender waits for
 //!   credit (asynchronously, via a `Waker`), never for channel space, so an
 //!   async front end never blocks its runtime.
-//! - A job ends by calling its [`Completion`] exactly once on the hasher
-//!   thread, with the digest or the reason it failed. Completions must be cheap
-//!   (hand the result to another thread); they run on the hot path.
+//! - A job ends by calling its [`Completion`] exactly once, with the digest or
+//!   the reason it failed: on the hasher thread, or on the producer's thread
+//!   for a stream that never outgrew its head (see [`StreamJob`]).
+//!   Completions must be cheap and must not block (hand the result to another
+//!   thread); they run on the hot path, possibly inside an async runtime.
 
 mod credits;
 mod pin;
