@@ -244,8 +244,10 @@ impl HasherPool {
         self.hashers.len()
     }
 
-    /// Opens a job whose bytes the caller pushes chunk by chunk. The job is
-    /// placed on the hasher with the fewest active jobs.
+    /// Opens a job whose bytes the caller pushes chunk by chunk. An MD5 job
+    /// is placed on the busiest hasher with a free SIMD lane, any other job
+    /// (and MD5 once every lane is taken) on the least busy one; it reaches
+    /// that hasher only once it outgrows its head (see [`StreamJob`]).
     pub fn open_stream(&self, algo: Algorithm, done: Completion) -> StreamJob {
         let start = self.next_hasher.fetch_add(1, Ordering::Relaxed);
         let n = self.hashers.len();
