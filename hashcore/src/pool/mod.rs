@@ -240,6 +240,17 @@ impl HasherPool {
         self.config.md5
     }
 
+    /// MD5 streams one hasher hashes side by side: 1 where the backend never
+    /// uses lanes (the portable one is slower in lanes than one by one).
+    pub fn md5_lanes(&self) -> usize {
+        let md5 = self.config.md5;
+        if md5.min_lanes() <= md5.max_lanes() {
+            md5.max_lanes()
+        } else {
+            1
+        }
+    }
+
     pub fn hashers(&self) -> usize {
         self.hashers.len()
     }
@@ -253,7 +264,7 @@ impl HasherPool {
         let n = self.hashers.len();
         let active = |i: usize| self.hashers[i].counters.active.load(Ordering::Relaxed);
         let order = (0..n).map(|i| (start + i) % n);
-        let lanes = self.config.md5.max_lanes();
+        let lanes = self.md5_lanes();
         // MD5 streams go to the busiest hasher that still has a free SIMD
         // lane: streams side by side in lanes cost a fraction of the CPU of
         // the same streams spread one per hasher, and that CPU is what the

@@ -494,3 +494,45 @@ fn md5_files_and_streams_of_unequal_lengths_hash_right_together() {
         assert_eq!(stats.iter().map(|s| s.active_jobs).sum::<u64>(), 0);
     }
 }
+
+#[test]
+fn md5_streams_fill_one_hashers_lanes_and_other_streams_spread() {
+    let pool = HasherPool::start(PoolConfig {
+        hashers: 2,
+        pin: false,
+        inline_max_bytes: 0,
+        ..PoolConfig::default()
+    })
+    .unwrap();
+    let lanes = pool.md5_lanes();
+    let active =
+        |pool: &HasherPool| -> Vec<u64> { pool.stats().iter().map(|h| h.active_jobs).collect() };
+    let open = |algo| pool.open_stream(algo, Box::new(|_| {}));
+    let mut jobs: Vec<StreamJob> = (0..3).map(|_| open(Algorithm::Md5)).collect();
+    if lanes > 1 {
+        // Packed into one hasher's lanes, until they are full.
+        assert!(active(&pool).contains(&3), "{:?}", active(&pool));
+        jobs.extend((3..lanes).map(|_| open(Algorithm::Md5)));
+        assert!(
+            active(&pool).contains(&(lanes as u64)),
+            "{:?}",
+            active(&pool)
+        );
+        jobs.push(open(Algorithm::Md5));
+        assert!(
+            active(&pool).contains(&1),
+            "the lane-less stream went to the full hasher: {:?}",
+            active(&pool)
+        );
+    } else {
+        assert!(!active(&pool).contains(&3), "{:?}", active(&pool));
+    }
+    // Other algorithms go to the least busy hasher.
+    let before = active(&pool);
+    let least = (0..2).min_by_key(|&i| before[i]).unwrap();
+    jobs.push(open(Algorithm::Sha256));
+    assert_eq!(active(&pool)[least], before[least] + 1);
+    for job in jobs {
+        job.finish().unwrap();
+    }
+}
