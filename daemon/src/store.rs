@@ -40,6 +40,8 @@ const RECENT_JOBS: usize = 16 * 1024;
 const MAX_BATCH_OPS: usize = 4096;
 
 const SCHEMA: &str = "
+-- seq is the rowid: rows are never deleted, so it grows without AUTOINCREMENT
+-- (which only added a sqlite_sequence write per insert).
 CREATE TABLE IF NOT EXISTS jobs (
     seq         INTEGER PRIMARY KEY,
     id          TEXT    NOT NULL UNIQUE,
