@@ -34,7 +34,7 @@ use crate::read::{FileReader, ReaderConfig, ReaderKind};
 use crate::Algorithm;
 use credits::Credits;
 pub use credits::JobClosed;
-use worker::{FileJob, Msg, Worker};
+use worker::{FileJob, HashState, Msg, Worker};
 
 /// A finished job's digest and how many bytes went into it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -464,7 +464,11 @@ impl StreamJob {
     pub fn finish(mut self) -> Result<(), JobClosed> {
         self.ended = true;
         if let Some(head) = self.head.take() {
-            let bytes = digest_chunks(head.algo, &head.chunks);
+            let mut state = HashState::new(head.algo);
+            for chunk in &head.chunks {
+                state.update(chunk);
+            }
+            let bytes = state.finalize();
             self.counters.jobs_done.fetch_add(1, Ordering::Relaxed);
             self.counters
                 .bytes
@@ -559,26 +563,6 @@ impl Drop for StreamJob {
 /// A head's completion, out of its mutex.
 fn take(done: std::sync::Mutex<Completion>) -> Completion {
     done.into_inner().unwrap_or_else(|p| p.into_inner())
-}
-
-/// Hashes a job's chunks in one go on the calling thread.
-fn digest_chunks(algo: Algorithm, chunks: &[Bytes]) -> Vec<u8> {
-    match algo {
-        Algorithm::Md5 => {
-            let mut md5 = crate::md5::Md5::new();
-            for chunk in chunks {
-                md5.update(chunk);
-            }
-            md5.finalize().to_vec()
-        }
-        other => {
-            let mut hasher = other.hasher();
-            for chunk in chunks {
-                hasher.update(chunk);
-            }
-            hasher.finalize().into_vec()
-        }
-    }
 }
 
 #[cfg(test)]

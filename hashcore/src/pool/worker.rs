@@ -62,22 +62,31 @@ enum Flush {
     Filled,
 }
 
-/// A job's running hash. MD5 streams are batched into SIMD lanes together;
-/// the other algorithms hash chunk by chunk.
-enum HashState {
+/// A job's running hash. On a hasher, MD5 streams are batched into SIMD
+/// lanes together (see `hash_round`); the other algorithms, and any stream
+/// hashed outside a hasher, go through [`HashState::update`].
+pub(super) enum HashState {
     Md5(md5::Md5),
     Other(Box<dyn DynDigest + Send>),
 }
 
 impl HashState {
-    fn new(algo: Algorithm) -> HashState {
+    pub(super) fn new(algo: Algorithm) -> HashState {
         match algo {
             Algorithm::Md5 => HashState::Md5(md5::Md5::new()),
             other => HashState::Other(other.hasher()),
         }
     }
 
-    fn finalize(self) -> Vec<u8> {
+    /// Hashes `data` on this thread, MD5 on the single-stream path.
+    pub(super) fn update(&mut self, data: &[u8]) {
+        match self {
+            HashState::Md5(m) => m.update(data),
+            HashState::Other(h) => h.update(data),
+        }
+    }
+
+    pub(super) fn finalize(self) -> Vec<u8> {
         match self {
             HashState::Md5(m) => m.finalize().to_vec(),
             HashState::Other(h) => h.finalize().into_vec(),
@@ -337,9 +346,7 @@ impl Worker {
                 self.pending.push((key, chunk));
             }
             Some(job) => {
-                if let HashState::Other(h) = &mut job.state {
-                    h.update(&chunk);
-                }
+                job.state.update(&chunk);
                 job.len += chunk.len() as u64;
                 self.counters
                     .bytes
