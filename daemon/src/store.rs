@@ -501,6 +501,29 @@ struct Outcome<'a> {
 }
 
 impl Outcome<'_> {
+    /// The final state of a job that ended with this outcome.
+    fn view(
+        &self,
+        id: String,
+        algorithm: String,
+        size: Option<u64>,
+        name: Option<String>,
+        created_ms: i64,
+        finished_at: String,
+    ) -> JobView {
+        JobView {
+            id,
+            status: self.status,
+            algorithm,
+            hash: self.hash.map(str::to_string),
+            size,
+            name,
+            error: self.error.map(str::to_string),
+            created_at: rfc3339(created_ms),
+            finished_at: Some(finished_at),
+        }
+    }
+
     fn of(finish: &Finish) -> Outcome<'_> {
         match finish {
             Finish::Success { hash, size } => Outcome {
@@ -589,19 +612,12 @@ impl Writer {
             for op in batch {
                 match op {
                     Op::Close => {}
-                    Op::Finish {
-                        id,
-                        finish,
+                    op @ Op::Finish {
                         not_before: Some(due),
-                        notify,
+                        ..
                     } if due > now && !closing => {
+                        // `commit` ignores `not_before`: the heap decides when.
                         self.seq += 1;
-                        let op = Op::Finish {
-                            id,
-                            finish,
-                            not_before: None,
-                            notify,
-                        };
                         self.delayed.push(Reverse(Delayed {
                             due,
                             seq: self.seq,
@@ -676,6 +692,10 @@ impl Writer {
                 Op::Close => {}
             }
         }
+        // One end time for the whole commit: it is when these results became
+        // durable, and it keeps `finished_ms` in commit order (see `unlogged`).
+        let finished = now_ms();
+        let finished_at = rfc3339(finished);
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -701,7 +721,6 @@ impl Writer {
                             Op::Finish { finish, .. } => Some((j, Outcome::of(finish))),
                             _ => None,
                         });
-                        let finished = outcome.as_ref().map(|_| now_ms());
                         let (status, hash, size, error) = match &outcome {
                             Some((_, o)) => (o.status, o.hash, o.size.or(Some(job.size)), o.error),
                             None => (JobStatus::Pending, None, Some(job.size), None),
@@ -716,27 +735,23 @@ impl Writer {
                             error,
                             stored,
                             job.created_ms,
-                            finished,
+                            outcome.as_ref().map(|_| finished),
                         ])?;
                         if let Some((j, o)) = outcome {
-                            ended[j] = Some(JobView {
-                                id: job.id.clone(),
-                                status: o.status,
-                                algorithm: job.algorithm.clone(),
-                                hash: o.hash.map(str::to_string),
+                            ended[j] = Some(o.view(
+                                job.id.clone(),
+                                job.algorithm.clone(),
                                 size,
-                                name: job.name.clone(),
-                                error: o.error.map(str::to_string),
-                                created_at: rfc3339(job.created_ms),
-                                finished_at: finished.map(rfc3339),
-                            });
+                                job.name.clone(),
+                                job.created_ms,
+                                finished_at.clone(),
+                            ));
                         }
                     }
                     Op::Finish { id, finish: f, .. } => {
                         if ended[i].is_some() {
                             continue; // written with its insert
                         }
-                        let finished = now_ms();
                         let o = Outcome::of(f);
                         let row = finish
                             .query_row(
@@ -760,16 +775,16 @@ impl Writer {
                             .optional()?;
                         // No row: the upload was abandoned before it was
                         // recorded (or already ended), so nothing to log.
-                        ended[i] = row.map(|(algorithm, size, name, created)| JobView {
-                            id: id.clone(),
-                            status: o.status,
-                            algorithm,
-                            hash: o.hash.map(str::to_string),
-                            size: size.map(|s| s as u64),
-                            name,
-                            error: o.error.map(str::to_string),
-                            created_at: rfc3339(created),
-                            finished_at: Some(rfc3339(finished)),
+                        ended[i] = row.map(|(algorithm, size, name, created)| {
+                            let size = size.map(|s| s as u64);
+                            o.view(
+                                id.clone(),
+                                algorithm,
+                                size,
+                                name,
+                                created,
+                                finished_at.clone(),
+                            )
                         });
                     }
                     Op::Close => {}
