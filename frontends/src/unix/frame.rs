@@ -76,6 +76,13 @@ impl std::fmt::Display for FrameError {
 
 impl std::error::Error for FrameError {}
 
+/// Bytes still to come of the frame at the front of `buf`, once its length
+/// prefix has arrived (0 when the frame is whole).
+pub fn missing(buf: &[u8]) -> Option<usize> {
+    let prefix: [u8; 4] = buf.get(..4)?.try_into().ok()?;
+    Some((4 + u32::from_be_bytes(prefix) as usize).saturating_sub(buf.len()))
+}
+
 /// Takes one whole frame off the front of `buf`, if there is one.
 pub fn decode(buf: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
     if buf.len() < 4 {
@@ -143,6 +150,24 @@ mod tests {
         );
         assert_eq!(frames[1].payload.len(), 1000);
         assert_eq!(frames[2].kind, Kind::Stats);
+        assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn a_frame_read_up_to_what_is_missing_fits_what_decode_reserved() {
+        let mut wire = BytesMut::new();
+        encode(Kind::StreamData, 1, &[7u8; 200_000], &mut wire);
+        assert_eq!(missing(&wire[..3]), None);
+        assert_eq!(missing(&wire), Some(0));
+        let mut buf = BytesMut::from(&wire[..1000]);
+        assert!(decode(&mut buf).unwrap().is_none());
+        let want = missing(&buf).unwrap();
+        assert_eq!(want, wire.len() - 1000);
+        let start = buf.as_ptr();
+        buf.extend_from_slice(&wire[1000..]);
+        assert_eq!(buf.as_ptr(), start, "the frame's bytes were moved");
+        let frame = decode(&mut buf).unwrap().unwrap();
+        assert_eq!(frame.payload.len(), 200_000);
         assert!(buf.is_empty());
     }
 
