@@ -283,6 +283,9 @@ impl HasherPool {
             .or_else(|| order.min_by_key(|&i| active(i)))
             .unwrap_or(0);
         let hasher = &self.hashers[index];
+        // Counted from now, head or not, so that streams opened together see
+        // each other when they are placed.
+        hasher.counters.active.fetch_add(1, Ordering::Relaxed);
         let key = self.next_key.fetch_add(1, Ordering::Relaxed);
         let credits = Arc::new(Credits::new(
             self.config.stream_budget_bytes,
@@ -469,7 +472,7 @@ impl StreamJob {
                 state.update(chunk);
             }
             let bytes = state.finalize();
-            self.counters.jobs_done.fetch_add(1, Ordering::Relaxed);
+            self.head_ended(true);
             self.counters
                 .bytes
                 .fetch_add(head.len as u64, Ordering::Relaxed);
@@ -486,7 +489,7 @@ impl StreamJob {
     pub fn abort(mut self, reason: impl Into<String>) {
         self.ended = true;
         if let Some(head) = self.head.take() {
-            self.counters.jobs_failed.fetch_add(1, Ordering::Relaxed);
+            self.head_ended(false);
             take(head.done)(Err(JobError::Aborted(reason.into())));
             return;
         }
@@ -496,13 +499,24 @@ impl StreamJob {
         });
     }
 
+    /// Counts a job that ends without reaching its hasher (which otherwise
+    /// keeps these counters).
+    fn head_ended(&self, ok: bool) {
+        self.counters.active.fetch_sub(1, Ordering::Relaxed);
+        let outcome = if ok {
+            &self.counters.jobs_done
+        } else {
+            &self.counters.jobs_failed
+        };
+        outcome.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Hands the job and its head to the hasher. The head is within the
     /// budget (see `open_stream`), so its credit is there to spend.
     fn open(&mut self) -> Result<(), JobClosed> {
         let Some(head) = self.head.take() else {
             return Ok(());
         };
-        self.counters.active.fetch_add(1, Ordering::Relaxed);
         let open = Msg::Open {
             key: self.key,
             algo: head.algo,
@@ -511,7 +525,7 @@ impl StreamJob {
         };
         if let Err(e) = self.tx.try_send(open) {
             self.ended = true;
-            self.counters.active.fetch_sub(1, Ordering::Relaxed);
+            self.head_ended(false);
             self.credits.close();
             if let TrySendError::Full(Msg::Open { done, .. })
             | TrySendError::Disconnected(Msg::Open { done, .. }) = e
@@ -549,7 +563,7 @@ impl Drop for StreamJob {
         }
         const REASON: &str = "upload ended before all its data arrived";
         if let Some(head) = self.head.take() {
-            self.counters.jobs_failed.fetch_add(1, Ordering::Relaxed);
+            self.head_ended(false);
             take(head.done)(Err(JobError::Aborted(REASON.into())));
         } else {
             let _ = self.tx.try_send(Msg::Abort {
