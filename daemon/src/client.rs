@@ -197,17 +197,6 @@ impl Pipelined for EngineBackend {
     }
 }
 
-impl DigestBackend for EngineBackend {
-    fn hash_inputs(
-        &mut self,
-        algo: Algorithm,
-        inputs: &[Input],
-        done: &mut dyn FnMut(usize, io::Result<Vec<u8>>),
-    ) -> io::Result<()> {
-        run_pipeline(self, algo, inputs, done)
-    }
-}
-
 /// A client of the daemon's unix socket.
 pub struct DaemonBackend {
     sock: UnixStream,
@@ -343,7 +332,8 @@ impl Pipelined for DaemonBackend {
     }
 }
 
-impl DigestBackend for DaemonBackend {
+/// Every pipelined backend hashes through the one windowed, in-order loop.
+impl<P: Pipelined> DigestBackend for P {
     fn hash_inputs(
         &mut self,
         algo: Algorithm,

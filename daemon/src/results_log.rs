@@ -5,7 +5,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -65,7 +65,6 @@ pub struct LogTail {
 pub struct ResultsLog {
     tx: mpsc::Sender<Msg>,
     thread: Option<JoinHandle<io::Result<()>>>,
-    path: PathBuf,
     tail: Option<LogTail>,
 }
 
@@ -93,7 +92,6 @@ impl ResultsLog {
         Ok(ResultsLog {
             tx,
             thread: Some(thread),
-            path: path.to_path_buf(),
             tail,
         })
     }
@@ -101,10 +99,6 @@ impl ResultsLog {
     /// The last lines found at start-up; `None` for an empty log.
     pub fn tail(&self) -> Option<&LogTail> {
         self.tail.as_ref()
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     /// Queues lines; they are written in the order given, whole.

@@ -241,25 +241,25 @@ impl Checker<'_, '_> {
             return false;
         }
         if !options.status {
-            if misformatted > 0 {
-                let what = plural(misformatted, "line is", "lines are");
-                warn(
-                    stderr,
-                    format_args!("WARNING: {misformatted} {what} improperly formatted"),
-                );
-            }
-            let n = tally.failed_reads;
-            if n > 0 {
-                let what = plural(n, "listed file", "listed files");
-                warn(
-                    stderr,
-                    format_args!("WARNING: {n} {what} could not be read"),
-                );
-            }
-            let n = tally.mismatched;
-            if n > 0 {
-                let what = plural(n, "computed checksum", "computed checksums");
-                warn(stderr, format_args!("WARNING: {n} {what} did NOT match"));
+            for (n, one, many, what) in [
+                (misformatted, "line is", "lines are", "improperly formatted"),
+                (
+                    tally.failed_reads,
+                    "listed file",
+                    "listed files",
+                    "could not be read",
+                ),
+                (
+                    tally.mismatched,
+                    "computed checksum",
+                    "computed checksums",
+                    "did NOT match",
+                ),
+            ] {
+                if n > 0 {
+                    let noun = plural(n, one, many);
+                    warn(stderr, format_args!("WARNING: {n} {noun} {what}"));
+                }
             }
             if options.ignore_missing && !tally.matched {
                 warn(stderr, format_args!("{display}: no file was verified"));
