@@ -220,11 +220,23 @@ async fn rehash(engine: &Engine, job: Interrupted, algo: hashcore::Algorithm, ch
         .pool
         .open_stream(algo, engine.completion(id.clone(), None));
     let path = job.stored_path.unwrap_or_default();
+    let expected = job.size.unwrap_or(0);
     let result: std::io::Result<()> = async {
         let mut file = tokio::fs::File::open(&path).await?;
+        let mut read = 0u64;
         loop {
             let mut buf = BytesMut::with_capacity(chunk_size);
-            if file.read_buf(&mut buf).await? == 0 {
+            let n = file.read_buf(&mut buf).await? as u64;
+            read += n;
+            // The length was checked before, but the copy could change
+            // since: a hash of other bytes than the upload's is never an
+            // answer.
+            if read > expected || (n == 0 && read != expected) {
+                return Err(std::io::Error::other(format!(
+                    "the kept upload no longer has the upload's {expected} bytes"
+                )));
+            }
+            if n == 0 {
                 return Ok(());
             }
             if stream.send(buf.freeze()).await.is_err() {
