@@ -10,14 +10,27 @@ use hyper::StatusCode;
 pub enum ApiError {
     BadRequest(String),
     NotFound(String),
+    /// `allow` is the path's methods, for the `Allow` header RFC 9110
+    /// section 15.5.6 requires on a 405.
     MethodNotAllowed {
         method: String,
         path: String,
+        allow: &'static str,
     },
+    /// An upload with neither Content-Length nor Transfer-Encoding: its end
+    /// cannot be told from a client that meant to send more (RFC 9110
+    /// section 15.5.12).
+    LengthRequired(String),
     PayloadTooLarge {
         limit: u64,
     },
     UnsupportedMediaType(String),
+    /// A body in a content coding hashd does not decode (RFC 9110 section
+    /// 15.5.16): answered 415 with `Accept-Encoding: identity`.
+    UnsupportedContentCoding(String),
+    /// A transfer coding other than `chunked`: RFC 9112 section 6.1 asks
+    /// for 501, and the connection is closed after the answer.
+    NotImplemented(String),
     /// The client went quiet for longer than the body-idle timeout.
     Timeout {
         secs: u64,
@@ -41,7 +54,11 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::LengthRequired(_) => StatusCode::LENGTH_REQUIRED,
+            ApiError::UnsupportedMediaType(_) | ApiError::UnsupportedContentCoding(_) => {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            }
+            ApiError::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             ApiError::Timeout { .. } => StatusCode::REQUEST_TIMEOUT,
             ApiError::Busy { .. } | ApiError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
@@ -62,11 +79,21 @@ impl ApiError {
 impl fmt::Display for ApiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ApiError::BadRequest(m) | ApiError::NotFound(m) | ApiError::UnsupportedMediaType(m) => {
-                f.write_str(m)
-            }
-            ApiError::MethodNotAllowed { method, path } => {
-                write!(f, "method {method} not allowed on {path}")
+            ApiError::BadRequest(m)
+            | ApiError::NotFound(m)
+            | ApiError::LengthRequired(m)
+            | ApiError::UnsupportedMediaType(m)
+            | ApiError::UnsupportedContentCoding(m)
+            | ApiError::NotImplemented(m) => f.write_str(m),
+            ApiError::MethodNotAllowed {
+                method,
+                path,
+                allow,
+            } => {
+                write!(
+                    f,
+                    "method {method} not allowed on {path} (allowed: {allow})"
+                )
             }
             ApiError::PayloadTooLarge { limit } => {
                 write!(f, "upload exceeds the limit of {limit} bytes")

@@ -6,11 +6,15 @@
 //! - [`backend`]: the trait the daemon implements, and the types crossing it.
 //! - [`error`]: the one error type every front end maps to a status.
 //! - [`http`]: the hyper 1.x server: routes, streaming uploads, HTML pages.
+//! - [`unix`]: the unix-socket server for local clients.
+//! - [`testing`]: an in-memory backend and a scripted client connection,
+//!   for driving the real handler in tests and fuzz targets.
 #![forbid(unsafe_code)]
 
 pub mod backend;
 pub mod error;
 pub mod http;
+pub mod testing;
 pub mod unix;
 
 pub use backend::{Backend, JobPage, JobStatus, JobView, ListQuery, Upload, UploadMeta};

@@ -168,6 +168,11 @@ where
         // hyper's floor for its read buffer is 8 KiB + a little.
         .max_buf_size(config.max_header_bytes.max(8192 + 4096))
         .max_headers(config.max_headers)
+        // A client may shut down its sending side once its request is out
+        // (`nc -N`, some HTTP/1.0 clients); without this, hyper closes the
+        // connection unanswered whenever it sees that end of stream before
+        // it has parsed the request.
+        .half_close(true)
         .keep_alive(true);
     builder.serve_connection(io, service)
 }

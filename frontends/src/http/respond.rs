@@ -2,7 +2,9 @@
 
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER};
+use hyper::header::{
+    HeaderValue, ACCEPT_ENCODING, ALLOW, CACHE_CONTROL, CONNECTION, CONTENT_TYPE, RETRY_AFTER,
+};
 use hyper::{Response, StatusCode};
 use serde::Serialize;
 
@@ -32,6 +34,15 @@ pub fn html(status: StatusCode, page: String) -> Response<Body> {
     resp
 }
 
+/// `OPTIONS` on a known path: 204 with its methods (RFC 9110 section 9.3.7).
+pub fn options(allow: &'static str) -> Response<Body> {
+    let mut resp = Response::new(Full::new(Bytes::new()));
+    *resp.status_mut() = StatusCode::NO_CONTENT;
+    resp.headers_mut()
+        .insert(ALLOW, HeaderValue::from_static(allow));
+    resp
+}
+
 #[derive(Serialize)]
 struct ErrorBody<'a> {
     error: &'a str,
@@ -40,14 +51,29 @@ struct ErrorBody<'a> {
 /// The JSON error every endpoint answers with: `{"error": reason}`.
 pub fn error(err: &ApiError) -> Response<Body> {
     let reason = err.to_string();
-    with_retry_after(json(err.status(), &ErrorBody { error: &reason }), err)
+    with_error_headers(json(err.status(), &ErrorBody { error: &reason }), err)
 }
 
-/// Adds `Retry-After` where the error calls for it.
-pub fn with_retry_after(mut resp: Response<Body>, err: &ApiError) -> Response<Body> {
+/// Adds the headers an error's status calls for: `Retry-After` (503),
+/// `Allow` (405, RFC 9110 section 15.5.6), `Accept-Encoding` (415 for a
+/// content coding, section 15.5.16), and `Connection: close` where the rest
+/// of the connection cannot be trusted (501 for a transfer coding).
+pub fn with_error_headers(mut resp: Response<Body>, err: &ApiError) -> Response<Body> {
+    let headers = resp.headers_mut();
     if let Some(secs) = err.retry_after() {
-        resp.headers_mut()
-            .insert(RETRY_AFTER, HeaderValue::from(secs));
+        headers.insert(RETRY_AFTER, HeaderValue::from(secs));
+    }
+    match err {
+        ApiError::MethodNotAllowed { allow, .. } => {
+            headers.insert(ALLOW, HeaderValue::from_static(allow));
+        }
+        ApiError::UnsupportedContentCoding(_) => {
+            headers.insert(ACCEPT_ENCODING, HeaderValue::from_static("identity"));
+        }
+        ApiError::NotImplemented(_) => {
+            headers.insert(CONNECTION, HeaderValue::from_static("close"));
+        }
+        _ => {}
     }
     resp
 }

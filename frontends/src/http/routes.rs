@@ -57,7 +57,27 @@ pub(crate) async fn handle<B: Backend>(
         p => p,
     };
     let params = query::pairs(req.uri().query().unwrap_or(""));
-    match (&method, path) {
+    let Some(allow) = allowed_methods(path) else {
+        return respond::error(&ApiError::NotFound(format!(
+            "no route for {method} {}",
+            query::clean_name(&raw_path)
+        )));
+    };
+    let uploads = allow.starts_with("P");
+    if let Err(e) = upload::transfer_coding(req.headers()) {
+        return match uploads {
+            true => upload_answer(Err(e)),
+            false => respond::error(&e),
+        };
+    }
+    // HEAD is answered wherever GET is (RFC 9110 section 9.3.2); hyper
+    // sends the head of the GET answer without its body.
+    let route = match method {
+        Method::HEAD => Method::GET,
+        ref m => m.clone(),
+    };
+    match (&route, path) {
+        (&Method::OPTIONS, _) => respond::options(allow),
         (&Method::POST, "/uploadfile") => match upload_params(&params) {
             Ok(p) => upload_answer(upload::multipart(shared, req, p).await),
             Err(e) => upload_answer(Err(e)),
@@ -87,15 +107,14 @@ pub(crate) async fn handle<B: Backend>(
             let id = query::decode_component(&p["/gethash/".len()..]);
             hash_answer(shared, Some(id)).await
         }
-        (&Method::GET | &Method::HEAD, "/" | "/uploadform") => {
-            respond::html(StatusCode::OK, pages::form_page())
-        }
+        (&Method::GET, "/" | "/uploadform") => respond::html(StatusCode::OK, pages::form_page()),
         (&Method::POST, "/uploadfile-html") => match upload_params(&params) {
             Ok(p) => match upload::multipart(shared, req, p).await {
                 Ok(job) => respond::html(StatusCode::OK, pages::job_page(&job)),
-                Err(e) => {
-                    respond::with_retry_after(respond::html(e.status(), pages::error_page(&e)), &e)
-                }
+                Err(e) => respond::with_error_headers(
+                    respond::html(e.status(), pages::error_page(&e)),
+                    &e,
+                ),
             },
             Err(e) => respond::html(e.status(), pages::error_page(&e)),
         },
@@ -121,35 +140,32 @@ pub(crate) async fn handle<B: Backend>(
             Ok(stats) => respond::json(StatusCode::OK, &stats),
             Err(e) => respond::error(&e),
         },
-        (&Method::GET | &Method::HEAD, "/health") => {
+        (&Method::GET, "/health") => {
             respond::json(StatusCode::OK, &serde_json::json!({"ok": true}))
         }
-        (_, p) if is_known_path(p) => respond::error(&ApiError::MethodNotAllowed {
+        (_, p) => respond::error(&ApiError::MethodNotAllowed {
             method: method.to_string(),
             path: p.to_string(),
+            allow,
         }),
-        _ => respond::error(&ApiError::NotFound(format!(
-            "no route for {method} {}",
-            query::clean_name(&raw_path)
-        ))),
     }
 }
 
-fn is_known_path(p: &str) -> bool {
-    matches!(
-        p,
-        "/" | "/uploadfile"
-            | "/files"
-            | "/gethash"
-            | "/get_hash/gethash"
-            | "/uploadform"
-            | "/uploadfile-html"
-            | "/gethash-form"
-            | "/jobs"
-            | "/stats"
-            | "/health"
-    ) || p.starts_with("/gethash/")
-        || p.starts_with("/files/")
+/// The methods a path answers (its `Allow` header, RFC 9110 section
+/// 10.2.1), or `None` for no route. Upload paths list POST or PUT first.
+/// The dispatch in [`handle`] must agree; a test asks every path every
+/// method and compares.
+pub(crate) fn allowed_methods(p: &str) -> Option<&'static str> {
+    const READ: &str = "GET, HEAD, OPTIONS";
+    match p {
+        "/uploadfile" | "/uploadfile-html" => Some("POST, OPTIONS"),
+        "/files" => Some("PUT, POST, OPTIONS"),
+        "/" | "/uploadform" | "/gethash" | "/get_hash/gethash" | "/gethash-form" | "/jobs"
+        | "/stats" | "/health" => Some(READ),
+        p if p.starts_with("/files/") => Some("PUT, POST, OPTIONS"),
+        p if p.starts_with("/gethash/") => Some(READ),
+        _ => None,
+    }
 }
 
 fn upload_params(params: &[(String, String)]) -> Result<UploadParams, ApiError> {
@@ -287,7 +303,7 @@ fn upload_answer(result: Result<JobView, ApiError>) -> Response<Body> {
                 name: None,
                 error: Some(e.to_string()),
             };
-            respond::with_retry_after(respond::json(e.status(), &answer), &e)
+            respond::with_error_headers(respond::json(e.status(), &answer), &e)
         }
     }
 }

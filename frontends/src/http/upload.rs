@@ -10,7 +10,9 @@ use futures_util::Stream;
 use hashcore::Algorithm;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use hyper::header::{
+    CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, TRANSFER_ENCODING,
+};
 use hyper::Request;
 
 use super::query::clean_name;
@@ -86,6 +88,55 @@ fn declared_length(req: &Request<Incoming>) -> Option<u64> {
         .ok()
 }
 
+/// Refuses a request whose transfer codings are anything but `chunked`
+/// (hyper decodes `chunked` only, and would hand the other codings' bytes on
+/// as if they were the content): 501, RFC 9112 section 6.1.
+pub fn transfer_coding(headers: &hyper::HeaderMap) -> Result<(), ApiError> {
+    for value in headers.get_all(TRANSFER_ENCODING) {
+        let value = String::from_utf8_lossy(value.as_bytes());
+        for coding in value.split(',').map(str::trim) {
+            if !coding.eq_ignore_ascii_case("chunked") {
+                return Err(ApiError::NotImplemented(format!(
+                    "transfer coding {} is not supported; send the body as it is, or chunked",
+                    clean_name(coding)
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What an upload's head must say for its body to be exactly the bytes the
+/// client meant: a known length or chunked framing (else 411), no content
+/// coding hashd would have to undo (415, RFC 9110 section 8.4.1), and no
+/// Content-Range, which makes the body a part of the file (400, RFC 9110
+/// section 14.5).
+fn upload_framing(req: &Request<Incoming>) -> Result<(), ApiError> {
+    let headers = req.headers();
+    if !headers.contains_key(CONTENT_LENGTH) && !headers.contains_key(TRANSFER_ENCODING) {
+        return Err(ApiError::LengthRequired(
+            "an upload needs Content-Length or Transfer-Encoding: chunked".to_string(),
+        ));
+    }
+    for value in headers.get_all(CONTENT_ENCODING) {
+        let value = String::from_utf8_lossy(value.as_bytes());
+        for coding in value.split(',').map(str::trim) {
+            if !coding.is_empty() && !coding.eq_ignore_ascii_case("identity") {
+                return Err(ApiError::UnsupportedContentCoding(format!(
+                    "content coding {} is not supported: hashd hashes the bytes as sent, so send them unencoded",
+                    clean_name(coding)
+                )));
+            }
+        }
+    }
+    if headers.contains_key(CONTENT_RANGE) {
+        return Err(ApiError::BadRequest(
+            "Content-Range is not supported: send the whole file in one request".to_string(),
+        ));
+    }
+    Ok(())
+}
+
 fn upload_permit<B>(shared: &Shared<B>) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
     shared
         .uploads
@@ -118,6 +169,7 @@ pub async fn raw<B: Backend>(
     params: UploadParams,
 ) -> Result<JobView, ApiError> {
     let max = shared.config.max_upload;
+    upload_framing(&req)?;
     if declared_length(&req).is_some_and(|n| n > max) {
         return Err(ApiError::PayloadTooLarge { limit: max });
     }
@@ -143,6 +195,7 @@ pub async fn multipart<B: Backend>(
     params: UploadParams,
 ) -> Result<JobView, ApiError> {
     let max = shared.config.max_upload;
+    upload_framing(&req)?;
     let content_type = req
         .headers()
         .get(CONTENT_TYPE)
@@ -197,7 +250,6 @@ pub async fn multipart<B: Backend>(
             .for_field(FILE_FIELD, max),
     );
     let mut form = multer::Multipart::with_constraints(stream, boundary, constraints);
-    let mut answer = None;
     let map_err = |e: multer::Error| -> ApiError {
         if let Some(err) = failure.lock().unwrap_or_else(|p| p.into_inner()).take() {
             return err;
@@ -216,27 +268,22 @@ pub async fn multipart<B: Backend>(
             other => ApiError::BadRequest(format!("malformed multipart body: {other}")),
         }
     };
-    loop {
-        let next = match form.next_field().await {
-            Ok(next) => next,
-            Err(e) => return answer_despite(answer, map_err(e)),
-        };
-        let Some(mut field) = next else { break };
-        if answer.is_some() || field.name() != Some(FILE_FIELD) {
-            loop {
-                match field.chunk().await {
-                    Ok(Some(_)) => {}
-                    Ok(None) => break,
-                    Err(e) => return answer_despite(answer, map_err(e)),
-                }
-            }
+    // The latest complete `file` part, hashed but not yet recorded. The
+    // original hashed the last `file` part of a form (Starlette keeps a
+    // field's last value), so a later one replaces it; and only a form that
+    // reached its close delimiter is whole, so nothing is recorded before.
+    let mut file: Option<B::Upload> = None;
+    while let Some(mut field) = form.next_field().await.map_err(map_err)? {
+        if field.name() != Some(FILE_FIELD) {
+            while field.chunk().await.map_err(map_err)?.is_some() {}
             continue;
         }
+        identity_part(field.headers())?;
+        // Dropping an unrecorded upload abandons its job.
+        drop(file.take());
         let name = field
             .file_name()
-            .map(str::to_string)
-            .or_else(|| lossy_file_name(field.headers()))
-            .map(|n| clean_name(&n).into_owned())
+            .map(|n| clean_name(n).into_owned())
             .or(params.name.clone());
         let mut upload = shared.backend.begin_upload(UploadMeta {
             algo: params.algo,
@@ -246,39 +293,34 @@ pub async fn multipart<B: Backend>(
         while let Some(chunk) = field.chunk().await.map_err(map_err)? {
             feed(&mut upload, chunk, &mut total, max).await?;
         }
-        // Record the job before reading the rest of the form, which may be
-        // slow to arrive and cannot change the file.
-        answer = Some(upload.finish(params.wait).await?);
+        file = Some(upload);
     }
-    answer
-        .ok_or_else(|| ApiError::BadRequest("multipart body has no field named `file`".to_string()))
+    let upload = file.ok_or_else(|| {
+        ApiError::BadRequest("multipart body has no field named `file`".to_string())
+    })?;
+    upload.finish(params.wait).await
 }
 
-/// The `filename` of a Content-Disposition that is not valid UTF-8 (multer
-/// then reports none), with the invalid bytes replaced: a Latin-1 name
-/// should not lose the whole name.
-fn lossy_file_name(headers: &hyper::HeaderMap) -> Option<String> {
-    let raw = headers.get(hyper::header::CONTENT_DISPOSITION)?.as_bytes();
-    let text = String::from_utf8_lossy(raw);
-    let rest = &text[text.find("filename=")? + "filename=".len()..];
-    let name = match rest.strip_prefix('"') {
-        Some(quoted) => quoted.split('"').next()?,
-        None => rest.split(';').next()?.trim(),
+/// Refuses a part whose bytes are encoded (`Content-Transfer-Encoding:
+/// base64` or `quoted-printable`, which RFC 7578 section 4.7 deprecates):
+/// hashing them as sent would answer the hash of the encoding, not of the
+/// file.
+fn identity_part(headers: &hyper::HeaderMap) -> Result<(), ApiError> {
+    let Some(coding) = headers.get("content-transfer-encoding") else {
+        return Ok(());
     };
-    Some(name.to_string())
-}
-
-/// A failure in the form after the file: once the file is recorded, its job
-/// exists and will finish, so the client gets its id rather than an error
-/// that would leave a job nobody knows of. Before that, the error.
-fn answer_despite(answer: Option<JobView>, err: ApiError) -> Result<JobView, ApiError> {
-    match answer {
-        Some(job) => {
-            tracing::debug!(id = %job.id, error = %err, "ignored a broken form after its file");
-            Ok(job)
-        }
-        None => Err(err),
+    let coding = String::from_utf8_lossy(coding.as_bytes());
+    let coding = coding.trim();
+    if ["7bit", "8bit", "binary"]
+        .iter()
+        .any(|ok| coding.eq_ignore_ascii_case(ok))
+    {
+        return Ok(());
     }
+    Err(ApiError::BadRequest(format!(
+        "the `file` part has Content-Transfer-Encoding {}; send the file's bytes as they are (binary)",
+        clean_name(coding)
+    )))
 }
 
 /// The body as the byte stream multer wants, with the idle timeout applied

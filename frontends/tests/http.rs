@@ -1,0 +1,255 @@
+//! HTTP conformance of the real handler, in process (issue 10, part 3):
+//! clients that half-close, HEAD and OPTIONS, `Allow` on every 405, and
+//! transfer and content codings hashd must not hash through.
+
+mod common;
+
+use common::{serve_io, serve_with, Answer};
+use frontends::testing::PieceIo;
+
+fn req(method: &str, path: &str, headers: &str, body: &[u8]) -> Vec<u8> {
+    [
+        format!("{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n{headers}\r\n")
+            .into_bytes(),
+        body.to_vec(),
+    ]
+    .concat()
+}
+
+fn send(request: Vec<u8>) -> Answer {
+    serve_with(vec![request], false).0
+}
+
+fn header<'a>(a: &'a Answer, name: &str) -> Option<&'a str> {
+    a.head.lines().skip(1).find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+fn md5_hex(data: &[u8]) -> String {
+    hashcore::to_hex(&hashcore::Algorithm::Md5.digest(data))
+}
+
+/// A client that sends its request and then shuts down its sending side is
+/// answered, whether the server sees the end of stream only after it parsed
+/// the request (a pause between) or together with the request's last bytes
+/// (one read each, no pause: the end comes with the next read).
+#[test]
+fn a_client_that_half_closes_is_answered() {
+    let body = b"half-closed upload".to_vec();
+    let form = [
+        &b"--B\r\nContent-Disposition: form-data; name=\"file\"\r\n\r\n"[..],
+        &body,
+        b"\r\n--B--\r\n",
+    ]
+    .concat();
+    let cases = [
+        (
+            "GET /health",
+            b"GET /health HTTP/1.0\r\n\r\n".to_vec(),
+            None,
+        ),
+        (
+            "PUT /files",
+            format!(
+                "PUT /files/h?wait=1 HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            )
+            .into_bytes()
+            .into_iter()
+            .chain(body.iter().copied())
+            .collect(),
+            Some(&body),
+        ),
+        (
+            "POST /uploadfile",
+            format!(
+                "POST /uploadfile/?wait=1 HTTP/1.1\r\nHost: t\r\n\
+                 Content-Type: multipart/form-data; boundary=B\r\nContent-Length: {}\r\n\r\n",
+                form.len()
+            )
+            .into_bytes()
+            .into_iter()
+            .chain(form.iter().copied())
+            .collect(),
+            Some(&body),
+        ),
+    ];
+    for (what, request, file) in cases {
+        for split in [None, Some(request.len() / 2), Some(request.len() - 1)] {
+            let pieces = match split {
+                None => vec![request.clone()],
+                Some(at) => vec![request[..at].to_vec(), request[at..].to_vec()],
+            };
+            for pause in [false, true] {
+                let io = PieceIo::new(pieces.clone(), true);
+                let io = if pause { io.pause_before_eof() } else { io };
+                let (a, _) = serve_io(io);
+                let how = format!("{what}, split {split:?}, pause before EOF {pause}");
+                assert_eq!(a.status, 200, "{how}: {}", a.json);
+                if let Some(file) = file {
+                    assert_eq!(a.json["hash"], md5_hex(file).as_str(), "{how}");
+                }
+            }
+        }
+    }
+}
+
+const PATHS: [&str; 13] = [
+    "/",
+    "/uploadform",
+    "/uploadfile/",
+    "/uploadfile-html",
+    "/files",
+    "/files/name.bin",
+    "/gethash/",
+    "/gethash/abc",
+    "/get_hash/gethash/",
+    "/gethash-form",
+    "/jobs",
+    "/stats",
+    "/health",
+];
+
+/// Every path answers exactly the methods its `Allow` lists: others get a
+/// 405 that carries `Allow` (RFC 9110 section 15.5.6), OPTIONS gets 204 with
+/// it, and HEAD is answered wherever GET is, without a body.
+#[test]
+fn every_path_answers_the_methods_it_allows() {
+    for path in PATHS {
+        let options = send(req("OPTIONS", path, "", b""));
+        assert_eq!(options.status, 204, "OPTIONS {path}");
+        let allow = header(&options, "allow").unwrap_or_else(|| panic!("no Allow on {path}"));
+        let allowed: Vec<&str> = allow.split(',').map(str::trim).collect();
+        assert_eq!(
+            allowed.contains(&"GET"),
+            allowed.contains(&"HEAD"),
+            "{path}: {allow}"
+        );
+        for method in ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"] {
+            // Uploads get an empty body: a 4xx of their own, not a 405.
+            let a = send(req(method, path, "Content-Length: 0\r\n", b""));
+            if allowed.contains(&method) {
+                assert_ne!(a.status, 405, "{method} {path} is allowed ({allow})");
+            } else {
+                assert_eq!(a.status, 405, "{method} {path}");
+                assert_eq!(header(&a, "allow"), Some(allow), "{method} {path}");
+            }
+        }
+        if allowed.contains(&"GET") {
+            let get = send(req("GET", path, "", b""));
+            let head = send(req("HEAD", path, "", b""));
+            assert_eq!(head.status, get.status, "HEAD {path}");
+            assert!(
+                head.raw.ends_with(b"\r\n\r\n"),
+                "HEAD {path} has a body: {:?}",
+                String::from_utf8_lossy(&head.raw)
+            );
+            assert_eq!(
+                header(&head, "content-length"),
+                header(&get, "content-length"),
+                "HEAD {path}"
+            );
+        }
+    }
+}
+
+/// Bytes hashd would have to decode before hashing are refused, never
+/// hashed as sent: transfer codings other than chunked (501, RFC 9112
+/// section 6.1), content codings (415 with Accept-Encoding, RFC 9110
+/// section 15.5.16), a Content-Range (400, RFC 9110 section 14.5), and a
+/// body with no framing at all (411).
+#[test]
+fn codings_and_partial_bodies_are_refused() {
+    let chunked = b"3\r\nabc\r\n0\r\n\r\n";
+    for te in ["gzip, chunked", "deflate,chunked", "identity, chunked"] {
+        for (method, path, ct) in [
+            ("PUT", "/files/x", ""),
+            (
+                "POST",
+                "/uploadfile/",
+                "Content-Type: multipart/form-data; boundary=B\r\n",
+            ),
+            ("GET", "/health", ""),
+        ] {
+            let a = send(req(
+                method,
+                path,
+                &format!("{ct}Transfer-Encoding: {te}\r\n"),
+                chunked,
+            ));
+            assert_eq!(a.status, 501, "{method} {path} with {te}: {}", a.json);
+            assert!(
+                a.json["error"]
+                    .as_str()
+                    .unwrap()
+                    .contains("transfer coding"),
+                "{}",
+                a.json
+            );
+            assert_eq!(header(&a, "connection"), Some("close"));
+            assert_eq!(a.jobs, 0);
+        }
+    }
+    // Two header lines make one list (RFC 9110 section 5.3).
+    let a = send(req(
+        "PUT",
+        "/files/x",
+        "Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n",
+        chunked,
+    ));
+    assert_eq!(a.status, 501, "{}", a.json);
+
+    // Plain chunked is fine.
+    let a = send(req(
+        "PUT",
+        "/files/x?wait=1",
+        "Transfer-Encoding: chunked\r\n",
+        chunked,
+    ));
+    assert_eq!(a.json["hash"], md5_hex(b"abc").as_str(), "{}", a.json);
+
+    for ce in ["gzip", "br", "identity, gzip"] {
+        let a = send(req(
+            "PUT",
+            "/files/x",
+            &format!("Content-Encoding: {ce}\r\nContent-Length: 3\r\n"),
+            b"abc",
+        ));
+        assert_eq!(a.status, 415, "{ce}: {}", a.json);
+        assert_eq!(header(&a, "accept-encoding"), Some("identity"));
+        assert_eq!(a.jobs, 0);
+    }
+    let a = send(req(
+        "PUT",
+        "/files/x?wait=1",
+        "Content-Encoding: identity\r\nContent-Length: 3\r\n",
+        b"abc",
+    ));
+    assert_eq!(a.json["hash"], md5_hex(b"abc").as_str(), "{}", a.json);
+
+    let a = send(req(
+        "PUT",
+        "/files/x",
+        "Content-Range: bytes 0-2/10\r\nContent-Length: 3\r\n",
+        b"abc",
+    ));
+    assert_eq!(a.status, 400, "{}", a.json);
+    assert!(a.json["error"].as_str().unwrap().contains("Content-Range"));
+
+    for (method, path) in [
+        ("PUT", "/files/x"),
+        ("POST", "/files"),
+        ("POST", "/uploadfile/"),
+    ] {
+        let a = send(req(
+            method,
+            path,
+            "Content-Type: multipart/form-data; boundary=B\r\n",
+            b"",
+        ));
+        assert_eq!(a.status, 411, "{method} {path}: {}", a.json);
+        assert_eq!(a.jobs, 0);
+    }
+}
