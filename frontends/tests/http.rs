@@ -113,13 +113,18 @@ const PATHS: [&str; 13] = [
 ];
 
 /// Every path answers exactly the methods its `Allow` lists: others get a
-/// 405 that carries `Allow` (RFC 9110 section 15.5.6), OPTIONS gets 204 with
+/// 405 that carries `Allow` (RFC 9110 section 15.5.6), OPTIONS gets 200 with
 /// it, and HEAD is answered wherever GET is, without a body.
 #[test]
 fn every_path_answers_the_methods_it_allows() {
     for path in PATHS {
         let options = send(req("OPTIONS", path, "", b""));
-        assert_eq!(options.status, 204, "OPTIONS {path}");
+        assert_eq!(options.status, 200, "OPTIONS {path}");
+        assert_eq!(
+            header(&options, "content-length"),
+            Some("0"),
+            "OPTIONS {path}"
+        );
         let allow = header(&options, "allow").unwrap_or_else(|| panic!("no Allow on {path}"));
         let allowed: Vec<&str> = allow.split(',').map(str::trim).collect();
         assert_eq!(
@@ -252,4 +257,59 @@ fn codings_and_partial_bodies_are_refused() {
         assert_eq!(a.status, 411, "{method} {path}: {}", a.json);
         assert_eq!(a.jobs, 0);
     }
+}
+
+/// RFC 9112 section 3.2 (Host), RFC 9110 section 9.1 (unknown methods) and
+/// section 9.3.7 (`OPTIONS *`).
+#[test]
+fn host_headers_and_unknown_methods() {
+    let bare = |text: &str| send(text.as_bytes().to_vec());
+    for (what, request) in [
+        (
+            "no Host",
+            "GET /health HTTP/1.1\r\nConnection: close\r\n\r\n",
+        ),
+        (
+            "two Hosts",
+            "GET /health HTTP/1.1\r\nHost: a\r\nHost: b\r\nConnection: close\r\n\r\n",
+        ),
+        (
+            "an invalid Host",
+            "GET /health HTTP/1.1\r\nHost: a b/c\r\nConnection: close\r\n\r\n",
+        ),
+        (
+            "a Host with userinfo",
+            "GET /health HTTP/1.1\r\nHost: u@a\r\nConnection: close\r\n\r\n",
+        ),
+        (
+            "two Hosts in HTTP/1.0",
+            "GET /health HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n",
+        ),
+    ] {
+        let a = bare(request);
+        assert_eq!(a.status, 400, "{what}: {}", a.json);
+        assert!(a.json["error"].as_str().unwrap().contains("Host"), "{what}");
+    }
+    for (what, request) in [
+        ("HTTP/1.0 without Host", "GET /health HTTP/1.0\r\n\r\n"),
+        (
+            "an empty Host",
+            "GET /health HTTP/1.1\r\nHost:\r\nConnection: close\r\n\r\n",
+        ),
+        (
+            "host and port",
+            "GET /health HTTP/1.1\r\nHost: [::1]:8000\r\nConnection: close\r\n\r\n",
+        ),
+        (
+            "absolute form",
+            "GET http://x/health HTTP/1.1\r\nHost: y\r\nConnection: close\r\n\r\n",
+        ),
+    ] {
+        assert_eq!(bare(request).status, 200, "{what}");
+    }
+    let a = send(req("FOO", "/health", "", b""));
+    assert_eq!(a.status, 501, "{}", a.json);
+    let a = send(req("OPTIONS", "*", "", b""));
+    assert_eq!(a.status, 200);
+    assert_eq!(header(&a, "allow"), Some("GET, HEAD, POST, PUT, OPTIONS"));
 }

@@ -34,10 +34,10 @@ pub fn html(status: StatusCode, page: String) -> Response<Body> {
     resp
 }
 
-/// `OPTIONS` on a known path: 204 with its methods (RFC 9110 section 9.3.7).
+/// `OPTIONS` on a known path (or `*`): 200 with its methods and
+/// `Content-Length: 0` (RFC 9110 section 9.3.7).
 pub fn options(allow: &'static str) -> Response<Body> {
     let mut resp = Response::new(Full::new(Bytes::new()));
-    *resp.status_mut() = StatusCode::NO_CONTENT;
     resp.headers_mut()
         .insert(ALLOW, HeaderValue::from_static(allow));
     resp

@@ -57,6 +57,18 @@ pub(crate) async fn handle<B: Backend>(
         p => p,
     };
     let params = query::pairs(req.uri().query().unwrap_or(""));
+    if let Err(e) = request_target(&req) {
+        return respond::error(&e);
+    }
+    if !KNOWN_METHODS.contains(&method.as_str()) {
+        return respond::error(&ApiError::NotImplemented(format!(
+            "method {} is not implemented",
+            query::clean_name(method.as_str())
+        )));
+    }
+    if method == Method::OPTIONS && raw_path == "*" {
+        return respond::options(SERVER_METHODS);
+    }
     let Some(allow) = allowed_methods(path) else {
         return respond::error(&ApiError::NotFound(format!(
             "no route for {method} {}",
@@ -148,6 +160,43 @@ pub(crate) async fn handle<B: Backend>(
             path: p.to_string(),
             allow,
         }),
+    }
+}
+
+/// The methods RFC 9110 section 9 defines, plus PATCH (RFC 5789): any
+/// other is 501 (section 9.1), while these get 405 where a path does not
+/// take them.
+const KNOWN_METHODS: [&str; 9] = [
+    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+];
+
+/// What `OPTIONS *` answers: every method some path takes.
+const SERVER_METHODS: &str = "GET, HEAD, POST, PUT, OPTIONS";
+
+/// RFC 9112 section 3.2: an HTTP/1.1 request without a Host, and any
+/// request with two or with an invalid one, is 400. hashd does not route by
+/// host, so the value is only checked (an empty one is allowed, as the RFC
+/// allows it when the target has no authority).
+fn request_target(req: &Request<Incoming>) -> Result<(), ApiError> {
+    let mut hosts = req.headers().get_all(hyper::header::HOST).iter();
+    let host = match (hosts.next(), hosts.next()) {
+        (Some(_), Some(_)) => return Err(ApiError::BadRequest("more than one Host header".into())),
+        (None, _) if req.version() == hyper::Version::HTTP_11 => {
+            return Err(ApiError::BadRequest(
+                "an HTTP/1.1 request needs a Host header".into(),
+            ))
+        }
+        (None, _) => return Ok(()),
+        (Some(host), None) => host.as_bytes(),
+    };
+    let valid = host.is_empty()
+        || (!host.contains(&b'@') && hyper::http::uri::Authority::try_from(host).is_ok());
+    match valid {
+        true => Ok(()),
+        false => Err(ApiError::BadRequest(format!(
+            "invalid Host header {:?}",
+            query::clean_name(&String::from_utf8_lossy(host))
+        ))),
     }
 }
 
