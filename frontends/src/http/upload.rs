@@ -11,7 +11,7 @@ use hashcore::Algorithm;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::header::{
-    CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, TRANSFER_ENCODING,
+    HeaderName, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, TRANSFER_ENCODING,
 };
 use hyper::Request;
 
@@ -88,22 +88,36 @@ fn declared_length(req: &Request<Incoming>) -> Option<u64> {
         .ok()
 }
 
+/// The members of a list-valued header across all its lines (RFC 9110
+/// section 5.3), trimmed, empty ones skipped.
+fn list_members(headers: &hyper::HeaderMap, name: HeaderName) -> Vec<String> {
+    headers
+        .get_all(name)
+        .iter()
+        .flat_map(|v| {
+            String::from_utf8_lossy(v.as_bytes())
+                .split(',')
+                .map(|m| m.trim().to_string())
+                .filter(|m| !m.is_empty())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
 /// Refuses a request whose transfer codings are anything but `chunked`
 /// (hyper decodes `chunked` only, and would hand the other codings' bytes on
 /// as if they were the content): 501, RFC 9112 section 6.1.
 pub fn transfer_coding(headers: &hyper::HeaderMap) -> Result<(), ApiError> {
-    for value in headers.get_all(TRANSFER_ENCODING) {
-        let value = String::from_utf8_lossy(value.as_bytes());
-        for coding in value.split(',').map(str::trim) {
-            if !coding.eq_ignore_ascii_case("chunked") {
-                return Err(ApiError::NotImplemented(format!(
-                    "transfer coding {} is not supported; send the body as it is, or chunked",
-                    clean_name(coding)
-                )));
-            }
-        }
+    match list_members(headers, TRANSFER_ENCODING)
+        .into_iter()
+        .find(|c| !c.eq_ignore_ascii_case("chunked"))
+    {
+        Some(coding) => Err(ApiError::NotImplemented(format!(
+            "transfer coding {} is not supported; send the body as it is, or chunked",
+            clean_name(&coding)
+        ))),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// What an upload's head must say for its body to be exactly the bytes the
@@ -118,16 +132,14 @@ fn upload_framing(req: &Request<Incoming>) -> Result<(), ApiError> {
             "an upload needs Content-Length or Transfer-Encoding: chunked".to_string(),
         ));
     }
-    for value in headers.get_all(CONTENT_ENCODING) {
-        let value = String::from_utf8_lossy(value.as_bytes());
-        for coding in value.split(',').map(str::trim) {
-            if !coding.is_empty() && !coding.eq_ignore_ascii_case("identity") {
-                return Err(ApiError::UnsupportedContentCoding(format!(
-                    "content coding {} is not supported: hashd hashes the bytes as sent, so send them unencoded",
-                    clean_name(coding)
-                )));
-            }
-        }
+    if let Some(coding) = list_members(headers, CONTENT_ENCODING)
+        .into_iter()
+        .find(|c| !c.eq_ignore_ascii_case("identity"))
+    {
+        return Err(ApiError::UnsupportedContentCoding(format!(
+            "content coding {} is not supported: hashd hashes the bytes as sent, so send them unencoded",
+            clean_name(&coding)
+        )));
     }
     if headers.contains_key(CONTENT_RANGE) {
         return Err(ApiError::BadRequest(
