@@ -35,7 +35,7 @@ pub(crate) use backend::hash_reader;
 pub use backend::InProcessBackend;
 
 /// The name diagnostics start with.
-const PROGRAM: &str = "hashd";
+pub(crate) const PROGRAM: &str = "hashd";
 
 /// One thing to hash.
 #[derive(Clone, Debug, PartialEq, Eq)]
