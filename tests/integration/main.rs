@@ -1,6 +1,7 @@
 //! Integration tests: each starts the real `hashd` binary.
 
 mod api;
+mod cli_faults;
 mod durability;
 mod errors;
 mod local;
