@@ -179,6 +179,7 @@ pub fn run_sum(
     let ok = if args.check {
         check::run(
             args.algorithm(),
+            false,
             &args.verify,
             &args.files,
             backend,
@@ -203,6 +204,7 @@ pub fn run_check(
     let mut out = Output::new(stdout);
     let ok = check::run(
         args.algorithm(),
+        true,
         &args.options,
         &args.files,
         backend,
