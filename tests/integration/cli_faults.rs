@@ -1,6 +1,7 @@
 //! `hashd sum` and `hashd check` against daemons that misbehave (stopped,
 //! silent, gone, answering garbage), closed output pipes, and usage errors:
-//! the command never hangs and prints what md5sum prints.
+//! the command never hangs and prints what md5sum prints. And `hashd check`
+//! on BSD-tagged lists, against `cksum -c`.
 //!
 //! The client's silence bound is shortened through `HASHD_CLIENT_SILENCE_MS`
 //! so a wedged daemon costs a fraction of a second; nothing here asserts a
@@ -278,21 +279,14 @@ fn a_busy_daemon_that_sends_heartbeats_is_waited_for() {
     let sock = fake_daemon(&dir.path().join("busy.sock"), |mut s, _| {
         hello(&mut s);
         let mut reader = s.try_clone().unwrap();
-        let tags = std::thread::spawn(move || {
-            let mut tags = Vec::new();
-            while let Some((kind, tag, _)) = read_frame(&mut reader) {
-                if kind == 0x02 {
-                    tags.push(tag);
-                }
-            }
-            tags
-        });
+        let tags = std::thread::spawn(move || while read_frame(&mut reader).is_some() {});
         for _ in 0..40 {
             std::thread::sleep(Duration::from_millis(25));
             s.write_all(&frame(0x81, 0, b"")).unwrap();
         }
-        // Three files exist; all three requests are in by now.
-        let _ = tags;
+        // Replies may precede their requests' arrival here: the client
+        // sends all three before it reads anything.
+        drop(tags);
         for tag in 1..=3u64 {
             let body = format!(
                 r#"{{"ok":true,"algorithm":"md5","hash":"{}","size":1}}"#,
@@ -456,4 +450,85 @@ fn version_and_usage_errors_exit_as_md5sum_does() {
     assert_eq!(md5sum(dir.path(), &["--bogus"]).status.code(), Some(1));
     // The daemon keeps its documented code for invalid usage.
     assert_eq!(hashd(dir.path(), &["--bogus"]).status.code(), Some(2));
+}
+
+#[test]
+fn check_follows_each_lines_tag_as_cksum_c_does_and_names_other_algorithms() {
+    let dir = TempDir::new("tags");
+    make_files(dir.path());
+    let sock = dir.path().join("t.sock");
+    let _d = Daemon::builder(dir.path())
+        .arg("--socket")
+        .arg(sock.to_str().unwrap())
+        .start();
+    let mut list = Vec::new();
+    for (tool, file) in [
+        ("sha256sum", "a"),
+        ("sha256sum", "b"),
+        ("md5sum", "with space"),
+        ("sha1sum", "a"),
+        ("sha512sum", "b"),
+    ] {
+        let out = Command::new(tool)
+            .args(["--tag", file])
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        list.extend_from_slice(&out.stdout);
+    }
+    let good = list.clone();
+    // One line that no longer matches its file.
+    list.extend_from_slice(format!("SHA1 (b) = {}\n", "0".repeat(40)).as_bytes());
+    for (name, content) in [("tagged", &good), ("tagged-bad", &list)] {
+        std::fs::write(dir.path().join(name), content).unwrap();
+        let want = Command::new("cksum")
+            .args(["-c", name])
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        for via in ["--no-daemon", "--socket"] {
+            let mut args = vec!["check", via];
+            if via == "--socket" {
+                args.push(sock.to_str().unwrap());
+            }
+            args.push(name);
+            let got = hashd(dir.path(), &args);
+            assert_eq!(
+                String::from_utf8_lossy(&got.stdout),
+                String::from_utf8_lossy(&want.stdout),
+                "{args:?}"
+            );
+            assert_eq!(
+                String::from_utf8_lossy(&got.stderr),
+                String::from_utf8_lossy(&want.stderr).replace("cksum:", "hashd:"),
+                "{args:?}"
+            );
+            assert_eq!(got.status.code(), want.status.code(), "{args:?}");
+        }
+    }
+    // Untagged SHA-256 lines checked as MD5: say what they look like.
+    let untagged = Command::new("sha256sum")
+        .args(["a", "b"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    std::fs::write(dir.path().join("untagged"), &untagged.stdout).unwrap();
+    for args in [
+        &["check", "--no-daemon", "untagged"][..],
+        &["sum", "-c", "--no-daemon", "untagged"],
+    ] {
+        let got = hashd(dir.path(), args);
+        assert_eq!(got.status.code(), Some(1));
+        assert!(got.stdout.is_empty());
+        assert_eq!(
+            String::from_utf8_lossy(&got.stderr),
+            "hashd: untagged: no properly formatted checksum lines found\n\
+             hashd: untagged: the lines look like SHA256 checksums, not MD5 (try -a sha256)\n"
+        );
+        let mut with_algo = args.to_vec();
+        with_algo.splice(1..1, ["-a", "sha256"]);
+        let got = hashd(dir.path(), &with_algo);
+        assert!(got.status.success(), "{with_algo:?}");
+        assert_eq!(String::from_utf8_lossy(&got.stdout), "a: OK\nb: OK\n");
+    }
 }
