@@ -106,9 +106,9 @@ impl ClientArgs {
 }
 
 /// Standard output or error of `sum` and `check`: a write to a closed pipe
-/// ends the process by SIGPIPE, silently, as it ends `md5sum` (`hashd sum
-/// * | head -1`), instead of a `write error: Broken pipe` message. Every
-/// byte either command writes goes through one of these.
+/// ends the process by SIGPIPE, silently, as it ends `md5sum` (as in
+/// `hashd sum *.iso | head -1`), instead of a `write error: Broken pipe`
+/// message. Every byte either command writes goes through one of these.
 struct DieOnBrokenPipe<W>(W);
 
 impl<W: Write> DieOnBrokenPipe<W> {

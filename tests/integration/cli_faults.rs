@@ -117,9 +117,13 @@ fn frame(kind: u8, tag: u64, payload: &[u8]) -> Vec<u8> {
     f
 }
 
+/// What a stand-in daemon does with a connection; the path is the test's
+/// directory.
+type FakeConn = fn(UnixStream, &Path);
+
 /// A stand-in daemon on `sock` that runs `conn` for every connection it
 /// accepts, for as long as the test runs.
-fn fake_daemon(sock: &Path, conn: fn(UnixStream, &Path)) -> PathBuf {
+fn fake_daemon(sock: &Path, conn: FakeConn) -> PathBuf {
     let listener = UnixListener::bind(sock).unwrap();
     let dir = sock.parent().unwrap().to_path_buf();
     std::thread::spawn(move || {
@@ -202,7 +206,7 @@ fn a_daemon_that_never_answers_or_never_accepts_or_is_gone() {
 fn a_daemon_that_answers_garbage_or_dies_mid_run() {
     let dir = TempDir::new("garbage");
     make_files(dir.path());
-    let cases: [(&str, fn(UnixStream, &Path)); 7] = [
+    let cases: [(&str, FakeConn); 7] = [
         ("garbage-hello", |mut s, _| {
             read_frame(&mut s);
             s.write_all(b"HTTP/1.1 200 OK\r\n\r\nnot a frame").unwrap();

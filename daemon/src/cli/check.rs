@@ -186,13 +186,11 @@ impl Checker<'_, '_> {
                         report(start + index, result)
                     });
             if let Err(e) = result {
-                drop(report);
                 warn(self.stderr, format_args!("{}", describe(&e)));
                 return false;
             }
             start = end;
         }
-        drop(report);
         for (_, n) in pending {
             warn_misformatted(stderr, *n);
         }
