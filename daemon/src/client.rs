@@ -1,7 +1,9 @@
 //! The digest backends behind `hashd sum` and `hashd check`:
 //! - [`DaemonBackend`] talks to a running daemon over its unix socket and
 //!   passes each file's descriptor, so the daemon's hashers read it with
-//!   io_uring while the client only opens files;
+//!   io_uring while the client only opens files. It bounds the daemon's
+//!   silence (the daemon sends heartbeats while it works) and, when the
+//!   daemon misbehaves in any way, finishes in-process with the same output;
 //! - [`EngineBackend`] runs the same hasher pool in-process, for when no
 //!   daemon is running (or `--no-daemon`).
 //!
@@ -593,6 +595,26 @@ mod tests {
                 return Ok(None);
             }
             Ok(Some((index, Ok(index.to_le_bytes().to_vec()))))
+        }
+    }
+
+    #[test]
+    fn only_a_well_formed_digest_of_the_asked_algorithm_is_taken() {
+        let hex = hashcore::to_hex(&Algorithm::Md5.digest(b"a"));
+        let ok = serde_json::json!({"ok": true, "algorithm": "md5", "hash": hex, "size": 1});
+        assert_eq!(
+            reply_digest(Algorithm::Md5, &ok).unwrap(),
+            Algorithm::Md5.digest(b"a")
+        );
+        for bad in [
+            serde_json::json!({"ok": true, "algorithm": "sha1", "hash": hex}),
+            serde_json::json!({"ok": true, "algorithm": "md5", "hash": &hex[1..]}),
+            serde_json::json!({"ok": true, "algorithm": "md5", "hash": format!("{}zz", &hex[2..])}),
+            serde_json::json!({"ok": true, "algorithm": "md5", "hash": format!("+{}", &hex[1..])}),
+            serde_json::json!({"ok": true, "algorithm": "md5"}),
+        ] {
+            let e = reply_digest(Algorithm::Md5, &bad).unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::InvalidData, "{bad}");
         }
     }
 
