@@ -326,14 +326,13 @@ fn a_busy_daemon_that_sends_heartbeats_is_waited_for() {
 }
 
 #[test]
-fn the_daemon_sends_heartbeats_only_to_clients_that_ask_and_only_while_busy() {
+fn the_daemon_sends_heartbeats_only_to_clients_that_ask_and_only_while_hashing() {
     let dir = TempDir::new("heartbeat");
     let sock = dir.path().join("h.sock");
     let _d = Daemon::builder(dir.path())
         .arg("--socket")
         .arg(sock.to_str().unwrap())
         .start();
-    // A client that asked: a stream left open keeps a request outstanding.
     let mut s = UnixStream::connect(&sock).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     s.write_all(&frame(0x01, 7, br#"{"version":1,"heartbeat_ms":20}"#))
@@ -342,17 +341,38 @@ fn the_daemon_sends_heartbeats_only_to_clients_that_ask_and_only_while_busy() {
     assert_eq!((kind, tag), (0x80, 7));
     let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(v["heartbeat_ms"], 20, "{v}");
-    // Idle: nothing outstanding, so nothing is sent.
-    s.set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
-    let mut byte = [0u8; 1];
-    let idle = s.read(&mut byte).unwrap_err();
-    assert_eq!(idle.kind(), std::io::ErrorKind::WouldBlock);
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let quiet_for = |s: &mut UnixStream, ms: u64| {
+        s.set_read_timeout(Some(Duration::from_millis(ms))).unwrap();
+        let e = s.read(&mut [0u8; 1]).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock);
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    };
+    // Nothing outstanding: nothing to say.
+    quiet_for(&mut s, 200);
+    // A stream outstanding, but no byte to hash: the daemon is not working
+    // on it, so it does not claim to be.
     s.write_all(&frame(0x03, 1, b"md5")).unwrap();
+    quiet_for(&mut s, 300);
+    // While its bytes are being hashed: heartbeats.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sender = {
+        let mut s = s.try_clone().unwrap();
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut sent = 0usize;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                s.write_all(&frame(0x04, 1, &[0u8; 64 << 10])).unwrap();
+                sent += 64 << 10;
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            s.write_all(&frame(0x05, 1, b"")).unwrap();
+            sent
+        })
+    };
     let (kind, tag, body) = read_frame(&mut s).unwrap();
     assert_eq!((kind, tag, body.len()), (0x81, 0, 0));
-    s.write_all(&frame(0x05, 1, b"")).unwrap();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let sent = sender.join().unwrap();
     let reply = loop {
         let (kind, tag, body) = read_frame(&mut s).unwrap();
         if kind == 0x80 {
@@ -361,7 +381,7 @@ fn the_daemon_sends_heartbeats_only_to_clients_that_ask_and_only_while_busy() {
         }
         assert_eq!(kind, 0x81);
     };
-    assert_eq!(reply["hash"], reference("md5", b""));
+    assert_eq!(reply["hash"], reference("md5", &vec![0u8; sent]));
 
     // A client that did not ask (an older hashd sum) never sees one.
     let mut s = UnixStream::connect(&sock).unwrap();
@@ -370,10 +390,14 @@ fn the_daemon_sends_heartbeats_only_to_clients_that_ask_and_only_while_busy() {
     let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert!(v.get("heartbeat_ms").is_none(), "{v}");
     s.write_all(&frame(0x03, 1, b"md5")).unwrap();
-    s.set_read_timeout(Some(Duration::from_millis(300)))
-        .unwrap();
-    let quiet = s.read(&mut byte).unwrap_err();
-    assert_eq!(quiet.kind(), std::io::ErrorKind::WouldBlock);
+    for _ in 0..5 {
+        s.write_all(&frame(0x04, 1, &[0u8; 64 << 10])).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    quiet_for(&mut s, 100);
+    s.write_all(&frame(0x05, 1, b"")).unwrap();
+    let (kind, tag, _) = read_frame(&mut s).unwrap();
+    assert_eq!((kind, tag), (0x80, 1));
 }
 
 /// Runs `prog args`, reads one line of the stream `which` (1 stdout, 2

@@ -194,8 +194,8 @@ fn protocol_error(msg: impl Into<String>) -> io::Error {
 
 /// The heartbeat interval a client may ask for in HELLO is clamped to this
 /// range. The floor keeps a client from making us write a frame every few
-/// microseconds (tests ask for 20 ms so that short silence bounds stay
-/// exact); the ceiling is past any silence bound a client would use.
+/// microseconds, yet lets tests use silence bounds of a few hundred
+/// milliseconds; the ceiling is past any silence bound a client would use.
 const HEARTBEAT_MIN: Duration = Duration::from_millis(20);
 /// See [`HEARTBEAT_MIN`].
 const HEARTBEAT_MAX: Duration = Duration::from_secs(60);
@@ -241,20 +241,25 @@ async fn connection<B: Backend>(
     });
     let writer_stream = stream.clone();
     let writer_state = state.clone();
+    let writer_backend = backend.clone();
     let writer = tokio::spawn(async move {
         let mut out = BytesMut::new();
+        let mut last_progress = writer_backend.progress();
         loop {
             // A client that asked for heartbeats learns after each quiet
             // interval that its unanswered requests are still being worked
             // on, so it can bound the silence between frames instead of
             // the whole job (which for a large file legitimately takes
-            // minutes) and tell a busy daemon from a stopped one.
+            // minutes) and tell a busy daemon from a stopped or stuck one.
             let next = match writer_state.heartbeat() {
                 None => rx.recv().await,
                 Some(every) => match tokio::time::timeout(every, rx.recv()).await {
                     Ok(next) => next,
                     Err(_) => {
-                        if writer_state.outstanding() > 0 {
+                        let progress = writer_backend.progress();
+                        let moved = progress.is_none() || progress != last_progress;
+                        last_progress = progress;
+                        if moved && writer_state.outstanding() > 0 {
                             frame::encode(Kind::Heartbeat, 0, &[], &mut out);
                             if write_all(&writer_stream, &mut out).await.is_err() {
                                 break;
