@@ -1,7 +1,9 @@
 //! The digest backends behind `hashd sum` and `hashd check`:
 //! - [`DaemonBackend`] talks to a running daemon over its unix socket and
 //!   passes each file's descriptor, so the daemon's hashers read it with
-//!   io_uring while the client only opens files;
+//!   io_uring while the client only opens files. It bounds the daemon's
+//!   silence (the daemon sends heartbeats while it works) and, when the
+//!   daemon misbehaves in any way, finishes in-process with the same output;
 //! - [`EngineBackend`] runs the same hasher pool in-process, for when no
 //!   daemon is running (or `--no-daemon`).
 //!
@@ -14,6 +16,7 @@ use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::sync::mpsc;
+use std::time::Duration;
 
 use bytes::BytesMut;
 use frontends::unix::frame::{self, Kind};
@@ -197,25 +200,215 @@ impl Pipelined for EngineBackend {
     }
 }
 
-/// A client of the daemon's unix socket.
+/// How long `hashd sum` waits for the daemon to say anything (a reply or a
+/// heartbeat) while it has requests outstanding, and to write a request.
+/// Past it the daemon counts as wedged (stopped with SIGSTOP, deadlocked)
+/// and the remaining files are hashed in this process. Five heartbeat
+/// intervals: a daemon whose threads are merely starved by a loaded
+/// machine misses one or two, not five, and a wrong guess costs only
+/// hashing in-process, never a wrong line.
+pub const SILENCE_LIMIT: Duration = Duration::from_secs(5);
+/// How long connecting and the HELLO exchange may take. A live daemon
+/// answers HELLO in microseconds; a stopped one still completes the connect
+/// (the kernel queues it) but never answers, and that wait is the only
+/// delay it adds before the command goes on without it, so this is short.
+pub const HANDSHAKE_LIMIT: Duration = Duration::from_secs(2);
+/// Heartbeats asked for per [`SILENCE_LIMIT`].
+const HEARTBEATS_PER_SILENCE: u32 = 5;
+/// Overrides [`SILENCE_LIMIT`] (and caps [`HANDSHAKE_LIMIT`]), in
+/// milliseconds. Not a documented setting: it lets tests simulate a wedged
+/// daemon in a fraction of a second.
+pub const SILENCE_ENV: &str = "HASHD_CLIENT_SILENCE_MS";
+/// The tag of the HELLO a client sends on connecting; file requests use
+/// their input's index + 1, far below it.
+const HELLO_TAG: u64 = u64::MAX;
+
+/// A daemon that broke the protocol or stopped answering: any of these
+/// makes [`DaemonBackend`] finish the job in-process.
+fn misbehaved(what: impl Into<String>) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, what.into())
+}
+
+/// The digest backend `hashd sum` and `hashd check` use when a daemon runs.
+/// Whatever the daemon does wrong (stays silent past [`SILENCE_LIMIT`],
+/// closes the connection, sends garbage or a malformed reply, dies), the
+/// inputs not yet reported are hashed in this process with
+/// [`EngineBackend`], so the output is the same as without a daemon.
 pub struct DaemonBackend {
-    sock: UnixStream,
-    inbox: BytesMut,
+    /// `None` once the daemon has misbehaved: it is not asked again.
+    conn: Option<Connection>,
+    /// Created when first needed.
+    fallback: Option<EngineBackend>,
+    /// io_uring for the fallback engine.
+    uring: bool,
+    /// Say on stderr (once) that the daemon was given up on.
+    verbose: bool,
+}
+
+/// The bounds a client applies to the daemon.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// See [`SILENCE_LIMIT`].
+    pub silence: Duration,
+    /// See [`HANDSHAKE_LIMIT`].
+    pub handshake: Duration,
+}
+
+impl Limits {
+    /// The defaults, or the silence bound from [`SILENCE_ENV`].
+    pub fn from_env() -> Limits {
+        let silence = std::env::var(SILENCE_ENV)
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+            .filter(|&ms| ms > 0)
+            .map(Duration::from_millis)
+            .unwrap_or(SILENCE_LIMIT);
+        Limits {
+            silence,
+            handshake: HANDSHAKE_LIMIT.min(silence),
+        }
+    }
 }
 
 impl DaemonBackend {
-    pub fn connect(path: &Path) -> io::Result<DaemonBackend> {
-        let sock = UnixStream::connect(path)?;
+    /// Connects to the daemon at `path` and checks that it answers and sends
+    /// heartbeats. An error means there is no usable daemon: the caller
+    /// hashes in-process instead.
+    pub fn connect(
+        path: &Path,
+        limits: Limits,
+        uring: bool,
+        verbose: bool,
+    ) -> io::Result<DaemonBackend> {
         Ok(DaemonBackend {
+            conn: Some(Connection::open(path, limits)?),
+            fallback: None,
+            uring,
+            verbose,
+        })
+    }
+
+    /// Stops using the daemon, saying why if asked to.
+    fn give_up(&mut self, why: &io::Error) {
+        self.conn = None;
+        if self.verbose {
+            let _ = writeln!(
+                io::stderr(),
+                "{}: the daemon failed ({why}); hashing the remaining files in this process",
+                crate::cli::PROGRAM
+            );
+        }
+    }
+}
+
+impl DigestBackend for DaemonBackend {
+    fn hash_inputs(
+        &mut self,
+        algo: Algorithm,
+        inputs: &[Input],
+        done: &mut dyn FnMut(usize, io::Result<Vec<u8>>),
+    ) -> io::Result<()> {
+        let mut reported = 0;
+        if let Some(conn) = &mut self.conn {
+            let result = run_pipeline(conn, algo, inputs, &mut |index, result| {
+                reported = index + 1;
+                done(index, result)
+            });
+            match result {
+                Ok(()) => return Ok(()),
+                Err(e) => self.give_up(&e),
+            }
+        }
+        let engine = match &mut self.fallback {
+            Some(engine) => engine,
+            None => self.fallback.insert(EngineBackend::new(self.uring)?),
+        };
+        let rest = &inputs[reported..];
+        engine.hash_inputs(algo, rest, &mut |index, result| {
+            done(reported + index, result)
+        })
+    }
+}
+
+/// One connection to the daemon's unix socket.
+struct Connection {
+    sock: UnixStream,
+    inbox: BytesMut,
+    /// The socket's read and write timeouts: [`Limits::handshake`] until
+    /// HELLO is answered, then [`Limits::silence`].
+    silence: Duration,
+}
+
+/// Connects within `limit`. A plain blocking connect could wait for ever:
+/// a stopped daemon's full accept backlog blocks it.
+fn connect_within(path: &Path, limit: Duration) -> io::Result<UnixStream> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .build()?;
+    rt.block_on(async {
+        let sock = tokio::time::timeout(limit, tokio::net::UnixStream::connect(path))
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
+        let sock = sock.into_std()?;
+        sock.set_nonblocking(false)?;
+        Ok(sock)
+    })
+}
+
+impl Connection {
+    /// Connects and exchanges HELLO, asking for heartbeats; a daemon that
+    /// does not answer within the handshake bound, or does not agree to
+    /// heartbeats often enough to tell it from a wedged one, is refused.
+    fn open(path: &Path, limits: Limits) -> io::Result<Connection> {
+        let sock = connect_within(path, limits.handshake)?;
+        sock.set_read_timeout(Some(limits.handshake))?;
+        sock.set_write_timeout(Some(limits.handshake))?;
+        let mut conn = Connection {
             sock,
             inbox: BytesMut::with_capacity(64 << 10),
-        })
+            silence: limits.handshake,
+        };
+        let every = limits.silence / HEARTBEATS_PER_SILENCE;
+        let hello = serde_json::json!({"version": frame::VERSION, "heartbeat_ms": every.as_millis() as u64});
+        conn.send_frame(Kind::Hello, HELLO_TAG, hello.to_string().as_bytes())?;
+        let (tag, v) = conn.recv_reply()?;
+        if tag != HELLO_TAG || v["ok"] != true {
+            return Err(misbehaved(format!("unexpected answer to HELLO: {v}")));
+        }
+        match v["heartbeat_ms"].as_u64() {
+            Some(ms) if Duration::from_millis(ms) < limits.silence => {}
+            _ => {
+                return Err(misbehaved(
+                    "the daemon does not send heartbeats often enough (an older hashd?)",
+                ))
+            }
+        }
+        conn.sock.set_read_timeout(Some(limits.silence))?;
+        conn.sock.set_write_timeout(Some(limits.silence))?;
+        conn.silence = limits.silence;
+        Ok(conn)
+    }
+
+    /// Socket timeouts surface as `WouldBlock`; say what they mean.
+    fn timed_out(&self, e: io::Error) -> io::Error {
+        if matches!(
+            e.kind(),
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+        ) {
+            io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("no word from the daemon for {:?}", self.silence),
+            )
+        } else {
+            e
+        }
     }
 
     fn send_frame(&mut self, kind: Kind, tag: u64, payload: &[u8]) -> io::Result<()> {
         let mut out = BytesMut::new();
         frame::encode(kind, tag, payload, &mut out);
-        self.sock.write_all(&out)
+        self.sock.write_all(&out).map_err(|e| self.timed_out(e))
     }
 
     /// Sends HASH_FD with the descriptor attached to the frame's first byte.
@@ -226,44 +419,40 @@ impl DaemonBackend {
             match hashcore::fdpass::send_with_fd(self.sock.as_fd(), &out, file.as_fd()) {
                 Ok(n) => break n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
+                Err(e) => return Err(self.timed_out(e)),
             }
         };
-        self.sock.write_all(&out[sent..])
+        self.sock
+            .write_all(&out[sent..])
+            .map_err(|e| self.timed_out(e))
     }
 
-    fn send_stream(&mut self, tag: u64, algo: Algorithm, r: &mut dyn Read) -> io::Result<()> {
-        self.send_frame(Kind::StreamOpen, tag, algo.name().as_bytes())?;
-        let mut buf = vec![0u8; STREAM_CHUNK_LEN];
-        loop {
-            match r.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => self.send_frame(Kind::StreamData, tag, &buf[..n])?,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                // The daemon's job is abandoned with the stream.
-                Err(e) => return Err(e),
-            }
-        }
-        self.send_frame(Kind::StreamEnd, tag, &[])
-    }
-
-    /// Reads the next reply: (tag, body).
+    /// Reads the next reply, skipping heartbeats: (tag, body).
     fn recv_reply(&mut self) -> io::Result<(u64, serde_json::Value)> {
         loop {
             match frame::decode(&mut self.inbox) {
+                Ok(Some(f)) if f.kind == Kind::Heartbeat => continue,
+                Ok(Some(f)) if f.kind != Kind::Reply => {
+                    return Err(misbehaved(format!("unexpected frame {:?}", f.kind)))
+                }
                 Ok(Some(f)) => {
                     let v: serde_json::Value = serde_json::from_slice(&f.payload)
-                        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+                        .map_err(|e| misbehaved(format!("malformed reply: {e}")))?;
                     if f.tag == 0 {
-                        return Err(io::Error::other(format!("daemon: {}", v["error"])));
+                        return Err(misbehaved(format!("daemon: {}", v["error"])));
                     }
                     return Ok((f.tag, v));
                 }
                 Ok(None) => {}
-                Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e)),
+                Err(e) => return Err(misbehaved(e.to_string())),
             }
             let mut buf = [0u8; 64 << 10];
-            let n = self.sock.read(&mut buf)?;
+            let n = loop {
+                match self.sock.read(&mut buf) {
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    r => break r.map_err(|e| self.timed_out(e))?,
+                }
+            };
             if n == 0 {
                 return Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
@@ -275,20 +464,33 @@ impl DaemonBackend {
     }
 }
 
-fn reply_to_result(v: &serde_json::Value) -> io::Result<Vec<u8>> {
-    if v["ok"] == true {
-        let hex = v["hash"].as_str().unwrap_or("");
-        return (0..hex.len() / 2)
-            .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16))
-            .collect::<Result<Vec<u8>, _>>()
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e));
+/// The digest in a success reply, checked against what was asked: anything
+/// else is a daemon fault, not a fact about the file.
+fn reply_digest(algo: Algorithm, v: &serde_json::Value) -> io::Result<Vec<u8>> {
+    let hex = v["hash"].as_str().unwrap_or("");
+    let well_formed = v["algorithm"] == algo.name()
+        && hex.len() == 2 * algo.digest_len()
+        && hex.bytes().all(|b| b.is_ascii_hexdigit());
+    if !well_formed {
+        return Err(misbehaved(format!("malformed reply: {v}")));
     }
-    Err(io::Error::other(
-        v["error"].as_str().unwrap_or("daemon error").to_string(),
-    ))
+    (0..hex.len() / 2)
+        .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16))
+        .collect::<Result<Vec<u8>, _>>()
+        .map_err(|e| misbehaved(format!("malformed reply: {e}")))
 }
 
-impl Pipelined for DaemonBackend {
+/// Hashes an input in this process (see [`Pipelined::start`] for
+/// [`Connection`]).
+fn hash_here(algo: Algorithm, opened: Opened) -> io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; STREAM_CHUNK_LEN];
+    match opened {
+        Opened::File(mut f) => crate::cli::hash_reader(algo, &mut f, &mut buf),
+        Opened::Stream(mut r) => crate::cli::hash_reader(algo, &mut r, &mut buf),
+    }
+}
+
+impl Pipelined for Connection {
     fn start(
         &mut self,
         algo: Algorithm,
@@ -298,7 +500,11 @@ impl Pipelined for DaemonBackend {
         let tag = index as u64 + 1;
         match opened {
             Opened::File(f) => self.send_fd(tag, algo, &f)?,
-            Opened::Stream(mut r) => self.send_stream(tag, algo, &mut r)?,
+            // Standard input, pipes and devices are hashed here, not sent
+            // as streams: their bytes can be read only once, so if the
+            // daemon failed midway they could not be hashed again, and the
+            // bytes pass through this process either way.
+            Opened::Stream(r) => return Ok(Some(hash_here(algo, Opened::Stream(r)))),
         }
         Ok(None)
     }
@@ -312,23 +518,27 @@ impl Pipelined for DaemonBackend {
         let index = usize::try_from(tag - 1)
             .ok()
             .filter(|&i| i < inputs.len())
-            .ok_or_else(|| {
-                io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("reply for unknown tag {tag}"),
-                )
-            })?;
+            .ok_or_else(|| misbehaved(format!("reply for unknown tag {tag}")))?;
+        if v["ok"] == true {
+            return reply_digest(algo, &v).map(|digest| Some((index, Ok(digest))));
+        }
         if v["busy"] == true {
             // The daemon's file queue was full: send the file again; it
             // stays in flight.
-            std::thread::sleep(std::time::Duration::from_millis(1));
+            std::thread::sleep(Duration::from_millis(1));
             return match open(&inputs[index]) {
                 Ok(Opened::File(f)) => self.send_fd(tag, algo, &f).map(|()| None),
-                Ok(Opened::Stream(_)) => Ok(Some((index, reply_to_result(&v)))),
+                Ok(other) => Ok(Some((index, hash_here(algo, other)))),
                 Err(e) => Ok(Some((index, Err(e)))),
             };
         }
-        Ok(Some((index, reply_to_result(&v))))
+        // The daemon could not hash the file. Its reason is its own view
+        // (and its own words); hashing here gives the error, or digest,
+        // that `md5sum` would.
+        Ok(Some((
+            index,
+            open(&inputs[index]).and_then(|o| hash_here(algo, o)),
+        )))
     }
 }
 
@@ -385,6 +595,26 @@ mod tests {
                 return Ok(None);
             }
             Ok(Some((index, Ok(index.to_le_bytes().to_vec()))))
+        }
+    }
+
+    #[test]
+    fn only_a_well_formed_digest_of_the_asked_algorithm_is_taken() {
+        let hex = hashcore::to_hex(&Algorithm::Md5.digest(b"a"));
+        let ok = serde_json::json!({"ok": true, "algorithm": "md5", "hash": hex, "size": 1});
+        assert_eq!(
+            reply_digest(Algorithm::Md5, &ok).unwrap(),
+            Algorithm::Md5.digest(b"a")
+        );
+        for bad in [
+            serde_json::json!({"ok": true, "algorithm": "sha1", "hash": hex}),
+            serde_json::json!({"ok": true, "algorithm": "md5", "hash": &hex[1..]}),
+            serde_json::json!({"ok": true, "algorithm": "md5", "hash": format!("{}zz", &hex[2..])}),
+            serde_json::json!({"ok": true, "algorithm": "md5", "hash": format!("+{}", &hex[1..])}),
+            serde_json::json!({"ok": true, "algorithm": "md5"}),
+        ] {
+            let e = reply_digest(Algorithm::Md5, &bad).unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::InvalidData, "{bad}");
         }
     }
 

@@ -133,6 +133,10 @@ impl Backend for Engine {
         self.pool.open_stream(algo, done)
     }
 
+    fn progress(&self) -> Option<u64> {
+        Some(self.pool.progress())
+    }
+
     async fn stats(&self) -> Result<serde_json::Value, ApiError> {
         let store = self.store.clone();
         let counts = tokio::task::spawn_blocking(move || store.counts())

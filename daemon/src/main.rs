@@ -3,6 +3,7 @@
 //! printed); 2 invalid usage or configuration.
 #![forbid(unsafe_code)]
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -15,7 +16,12 @@ use hashd::{config, ServeArgs};
 /// SHA-256, SHA-512) back. Settings come from flags, then environment
 /// variables, then a .env file in the working directory.
 #[derive(Parser, Debug)]
-#[command(name = "hashd", version, args_conflicts_with_subcommands = true)]
+#[command(
+    name = "hashd",
+    version,
+    propagate_version = true,
+    args_conflicts_with_subcommands = true
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -62,45 +68,94 @@ struct ClientArgs {
     /// In-process only: read files with pread instead of io_uring.
     #[arg(long)]
     no_uring: bool,
+
+    /// Say on stderr when the daemon is not used (none running, or it
+    /// failed and the files were hashed in this process).
+    #[arg(short = 'v', long)]
+    verbose: bool,
 }
 
 impl ClientArgs {
     /// The daemon if one answers on the socket, else the in-process engine.
-    fn backend(&self) -> std::io::Result<Box<dyn hashd::cli::DigestBackend>> {
-        use hashd::client::{DaemonBackend, EngineBackend};
+    fn backend(
+        &self,
+        stderr: &mut dyn Write,
+    ) -> std::io::Result<Box<dyn hashd::cli::DigestBackend>> {
+        use hashd::client::{DaemonBackend, EngineBackend, Limits};
         if !self.no_daemon {
             let path = self
                 .socket
                 .clone()
                 .or_else(|| std::env::var_os("HASHD_SOCKET").map(Into::into))
                 .unwrap_or_else(|| "hashd-data/hashd.sock".into());
-            if let Ok(d) = DaemonBackend::connect(&path) {
-                return Ok(Box::new(d));
+            let uring = !self.no_uring;
+            match DaemonBackend::connect(&path, Limits::from_env(), uring, self.verbose) {
+                Ok(d) => return Ok(Box::new(d)),
+                Err(e) if self.verbose => {
+                    let _ = writeln!(
+                        stderr,
+                        "hashd: no usable daemon at {} ({e}); hashing in this process",
+                        path.display()
+                    );
+                }
+                Err(_) => {}
             }
         }
         Ok(Box::new(EngineBackend::new(!self.no_uring)?))
     }
 }
 
+/// Standard output or error of `sum` and `check`: a write to a closed pipe
+/// ends the process by SIGPIPE, silently, as it ends `md5sum` (as in
+/// `hashd sum *.iso | head -1`), instead of a `write error: Broken pipe`
+/// message. Every byte either command writes goes through one of these.
+struct DieOnBrokenPipe<W>(W);
+
+impl<W: Write> DieOnBrokenPipe<W> {
+    fn check<T>(result: std::io::Result<T>) -> std::io::Result<T> {
+        match result {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                hashcore::sigpipe::die_of_sigpipe()
+            }
+            other => other,
+        }
+    }
+}
+
+impl<W: Write> Write for DieOnBrokenPipe<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        Self::check(self.0.write(buf))
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Self::check(self.0.flush())
+    }
+}
+
 fn run_client(
     client: &ClientArgs,
-    run: impl FnOnce(
-        &mut dyn hashd::cli::DigestBackend,
-        &mut dyn std::io::Write,
-        &mut dyn std::io::Write,
-    ) -> i32,
+    run: impl FnOnce(&mut dyn hashd::cli::DigestBackend, &mut dyn Write, &mut dyn Write) -> i32,
 ) -> ExitCode {
-    let mut backend = match client.backend() {
+    let mut stderr = DieOnBrokenPipe(std::io::stderr());
+    let mut backend = match client.backend(&mut stderr) {
         Ok(b) => b,
         Err(e) => {
-            eprintln!("hashd: cannot start the hashing engine: {e}");
+            let _ = writeln!(stderr, "hashd: cannot start the hashing engine: {e}");
             return ExitCode::from(1);
         }
     };
     let stdout = std::io::stdout();
-    let mut out = std::io::LineWriter::new(stdout.lock());
-    let code = run(backend.as_mut(), &mut out, &mut std::io::stderr());
+    let mut out = std::io::LineWriter::new(DieOnBrokenPipe(stdout.lock()));
+    let code = run(backend.as_mut(), &mut out, &mut stderr);
     ExitCode::from(code.clamp(0, 255) as u8)
+}
+
+/// Whether the command line asks for `sum` or `check`, which report usage
+/// errors with exit code 1, as md5sum does, rather than the daemon's 2.
+fn is_client_command() -> bool {
+    std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == "sum" || a == "check")
 }
 
 fn main() -> ExitCode {
@@ -108,7 +163,20 @@ fn main() -> ExitCode {
         eprintln!("hashd: {e:#}");
         return ExitCode::from(2);
     }
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Help and --version go to stdout and succeed; usage errors go
+            // to stderr and fail.
+            let code = match (e.use_stderr(), is_client_command()) {
+                (false, _) => 0,
+                (true, true) => 1,
+                (true, false) => 2,
+            };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
     let args = match cli.command {
         Some(Command::Serve(args)) => *args,
         None => cli.serve,

@@ -104,6 +104,15 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Opens a request-and-reply stream job (bytes sent on the socket).
     fn open_stream(&self, algo: Algorithm, done: Completion) -> StreamJob;
+
+    /// A count that grows whenever hashing makes progress (bytes hashed,
+    /// jobs ended), or `None` if the backend cannot tell. The socket front
+    /// end sends a waiting client heartbeats only while it grows, so that
+    /// a client can tell a daemon working on a long file from one whose
+    /// hashing is stuck.
+    fn progress(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// One upload in flight. Dropping it without `finish` abandons the job: the

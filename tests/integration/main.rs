@@ -1,6 +1,7 @@
 //! Integration tests: each starts the real `hashd` binary.
 
 mod api;
+mod cli_faults;
 mod conformance;
 mod durability;
 mod errors;

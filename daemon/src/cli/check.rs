@@ -19,9 +19,14 @@ use super::escape::{push_result_name, quote, unescape_name};
 use super::{describe, warn, CheckOptions, DigestBackend, Input, Output};
 
 /// Verifies every checksum file in `files` (none means standard input);
-/// false if anything failed.
+/// false if anything failed. With `tagged_algorithms` (`hashd check`, as
+/// `cksum -c`) a BSD line (`SHA256 (f) = …`) is checked with the algorithm
+/// it names; without (`hashd sum -c`, as `md5sum -c`) only lines tagged
+/// with `algo` count. Untagged lines always use `algo`.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn run(
     algo: Algorithm,
+    tagged_algorithms: bool,
     options: &CheckOptions,
     files: &[PathBuf],
     backend: &mut dyn DigestBackend,
@@ -32,7 +37,7 @@ pub(super) fn run(
     let mut checker = Checker {
         algo,
         options,
-        parser: LineParser::new(algo),
+        parser: LineParser::new(algo, tagged_algorithms),
         backend,
         stdin,
         out,
@@ -72,6 +77,8 @@ struct Checker<'r, 'o> {
 
 /// One properly formatted line.
 struct Entry {
+    /// The algorithm the line is checked with.
+    algo: Algorithm,
     /// The file name, unescaped.
     name: Vec<u8>,
     /// The expected digest in hexadecimal, either case.
@@ -100,7 +107,7 @@ impl Checker<'_, '_> {
         let Some(content) = self.read_list(file, is_stdin, &display) else {
             return false;
         };
-        let (entries, misformatted) = self.parse_list(&content, is_stdin);
+        let (entries, misformatted, looks_like) = self.parse_list(&content, is_stdin);
 
         let inputs: Vec<Input> = entries
             .iter()
@@ -126,53 +133,93 @@ impl Checker<'_, '_> {
             }
         };
         let mut line = Vec::new();
-        let result = self
-            .backend
-            .hash_inputs(self.algo, &inputs, &mut |index, result| {
-                while let Some((_, n)) = pending.next_if(|(before, _)| *before <= index) {
-                    warn_misformatted(stderr, *n);
-                }
-                let entry = &entries[index];
-                line.clear();
-                match result {
-                    Err(e) if options.ignore_missing && e.kind() == io::ErrorKind::NotFound => {}
-                    Err(e) => {
-                        warn(
-                            stderr,
-                            format_args!("{}: {}", quote(&entry.name), describe(&e)),
-                        );
-                        tally.failed_reads += 1;
-                        if !options.status {
-                            push_result_name(&mut line, &entry.name);
-                            line.extend_from_slice(b": FAILED open or read\n");
-                        }
-                    }
-                    Ok(digest) => {
-                        let matches = entry
-                            .hex
-                            .eq_ignore_ascii_case(hashcore::to_hex(&digest).as_bytes());
-                        if matches {
-                            tally.matched = true;
-                        } else {
-                            tally.mismatched += 1;
-                        }
-                        let silent = options.status || (matches && options.quiet);
-                        if !silent {
-                            push_result_name(&mut line, &entry.name);
-                            line.extend_from_slice(if matches { b": OK\n" } else { b": FAILED\n" });
-                        }
+        let mut report = |index: usize, result: io::Result<Vec<u8>>| {
+            while let Some((_, n)) = pending.next_if(|(before, _)| *before <= index) {
+                warn_misformatted(stderr, *n);
+            }
+            let entry = &entries[index];
+            line.clear();
+            match result {
+                Err(e) if options.ignore_missing && e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    warn(
+                        stderr,
+                        format_args!("{}: {}", quote(&entry.name), describe(&e)),
+                    );
+                    tally.failed_reads += 1;
+                    if !options.status {
+                        push_result_name(&mut line, &entry.name);
+                        line.extend_from_slice(b": FAILED open or read\n");
                     }
                 }
-                out.line(&line);
-            });
+                Ok(digest) => {
+                    let matches = entry
+                        .hex
+                        .eq_ignore_ascii_case(hashcore::to_hex(&digest).as_bytes());
+                    if matches {
+                        tally.matched = true;
+                    } else {
+                        tally.mismatched += 1;
+                    }
+                    let silent = options.status || (matches && options.quiet);
+                    if !silent {
+                        push_result_name(&mut line, &entry.name);
+                        line.extend_from_slice(if matches { b": OK\n" } else { b": FAILED\n" });
+                    }
+                }
+            }
+            out.line(&line);
+        };
+        // Lines that name the same algorithm go to the backend together (the
+        // whole list, unless it mixes algorithms), so they are pipelined.
+        let mut start = 0;
+        while start < entries.len() {
+            let algo = entries[start].algo;
+            let end = start
+                + entries[start..]
+                    .iter()
+                    .take_while(|e| e.algo == algo)
+                    .count();
+            let result =
+                self.backend
+                    .hash_inputs(algo, &inputs[start..end], &mut |index, result| {
+                        report(start + index, result)
+                    });
+            if let Err(e) = result {
+                warn(self.stderr, format_args!("{}", describe(&e)));
+                return false;
+            }
+            start = end;
+        }
         for (_, n) in pending {
             warn_misformatted(stderr, *n);
         }
-        if let Err(e) = result {
-            warn(stderr, format_args!("{}", describe(&e)));
-            return false;
+        let ok = self.summarize(&display, entries.len(), misformatted.len() as u64, &tally);
+        if entries.is_empty() && !looks_like.is_empty() {
+            self.hint(&display, &looks_like);
         }
-        self.summarize(&display, entries.len(), misformatted.len() as u64, &tally)
+        ok
+    }
+
+    /// Says which algorithms the lines of a list without a usable line seem
+    /// to be for, so that `-a` can be fixed.
+    fn hint(&mut self, display: &str, looks_like: &[Algorithm]) {
+        let names: Vec<String> = looks_like
+            .iter()
+            .map(|a| a.name().to_ascii_uppercase())
+            .collect();
+        let advice = match looks_like {
+            [only] => format!(" (try -a {})", only.name()),
+            _ => String::new(),
+        };
+        warn(
+            self.stderr,
+            format_args!(
+                "{display}: the lines look like {} checksums, not {}{advice}",
+                names.join(", "),
+                self.algo.name().to_ascii_uppercase()
+            ),
+        );
     }
 
     /// Reads a whole checksum file; `None` (after saying why) if it cannot.
@@ -199,11 +246,18 @@ impl Checker<'_, '_> {
     }
 
     /// Splits a checksum file into its entries and the line numbers of its
-    /// improperly formatted lines, each with the number of entries before it.
+    /// improperly formatted lines, each with the number of entries before it,
+    /// and the algorithms those lines look like, in order of appearance.
     /// Comments (`#` first) and empty lines are neither.
-    fn parse_list(&mut self, content: &[u8], is_stdin: bool) -> (Vec<Entry>, Vec<(usize, u64)>) {
+    #[allow(clippy::type_complexity)]
+    fn parse_list(
+        &mut self,
+        content: &[u8],
+        is_stdin: bool,
+    ) -> (Vec<Entry>, Vec<(usize, u64)>, Vec<Algorithm>) {
         let mut entries = Vec::new();
         let mut misformatted = Vec::new();
+        let mut looks_like = Vec::new();
         for (line, line_number) in content.split_inclusive(|&b| b == b'\n').zip(1u64..) {
             if line[0] == b'#' {
                 continue;
@@ -216,10 +270,17 @@ impl Checker<'_, '_> {
             match self.parser.parse(line) {
                 // `-` would be the list itself.
                 Some(entry) if !(is_stdin && entry.name == b"-") => entries.push(entry),
-                _ => misformatted.push((entries.len(), line_number)),
+                _ => {
+                    misformatted.push((entries.len(), line_number));
+                    if let Some(algo) = looks_like_algorithm(line) {
+                        if !looks_like.contains(&algo) {
+                            looks_like.push(algo);
+                        }
+                    }
+                }
             }
         }
-        (entries, misformatted)
+        (entries, misformatted, looks_like)
     }
 
     /// Prints the warnings that end a checksum file and says whether it
@@ -283,10 +344,16 @@ fn plural(n: u64, singular: &'static str, plural: &'static str) -> &'static str 
 
 /// Splits checksum lines as coreutils 9.1's `split_3` does.
 struct LineParser {
+    /// The algorithm of untagged lines (and, unless `any_tag`, of all).
+    algo: Algorithm,
     /// Digest length in hex digits.
     hex_len: usize,
     /// The BSD tag this algorithm's lines carry (`MD5`, `SHA256`, ...).
     tag: String,
+    /// Whether a BSD line may name another algorithm than `algo`, and is
+    /// then checked with it (`cksum -c`), rather than be misformatted
+    /// (`md5sum -c`).
+    any_tag: bool,
     /// coreutils' `bsd_reversed`: `None` until a GNU line decides; then
     /// whether lines are `HASH NAME` (one blank, no mode character, as BSD
     /// `md5 -r` prints) rather than `HASH  NAME`/`HASH *NAME`. Once decided,
@@ -295,11 +362,44 @@ struct LineParser {
     bsd_reversed: Option<bool>,
 }
 
+/// The BSD tag of `algo`'s lines: its name in capitals.
+fn bsd_tag(algo: Algorithm) -> String {
+    algo.name().to_ascii_uppercase()
+}
+
+/// The algorithm whose BSD tag, followed by `(` or ` (`, starts `rest`.
+fn tagged_algorithm(rest: &[u8]) -> Option<(Algorithm, &[u8])> {
+    Algorithm::ALL.into_iter().find_map(|algo| {
+        let after = rest.strip_prefix(bsd_tag(algo).as_bytes())?;
+        let after = after.strip_prefix(b" ").unwrap_or(after);
+        Some((algo, after.strip_prefix(b"(")?))
+    })
+}
+
+/// What a line that did not parse seems to be: a BSD line naming an
+/// algorithm, or a GNU line whose digest has another algorithm's length.
+fn looks_like_algorithm(line: &[u8]) -> Option<Algorithm> {
+    let line = trim_blanks(line);
+    let line = line.strip_prefix(b"\\").unwrap_or(line);
+    if let Some((algo, _)) = tagged_algorithm(line) {
+        return Some(algo);
+    }
+    let hex = line.iter().take_while(|b| b.is_ascii_hexdigit()).count();
+    if !line.get(hex).is_some_and(|&b| is_blank(b)) {
+        return None;
+    }
+    Algorithm::ALL
+        .into_iter()
+        .find(|a| a.digest_len() * 2 == hex)
+}
+
 impl LineParser {
-    fn new(algo: Algorithm) -> Self {
+    fn new(algo: Algorithm, any_tag: bool) -> Self {
         LineParser {
+            algo,
             hex_len: algo.digest_len() * 2,
-            tag: algo.name().to_ascii_uppercase(),
+            tag: bsd_tag(algo),
+            any_tag,
             bsd_reversed: None,
         }
     }
@@ -314,7 +414,12 @@ impl LineParser {
         }
         if let Some(after_tag) = rest.strip_prefix(self.tag.as_bytes()) {
             let after_tag = after_tag.strip_prefix(b" ").unwrap_or(after_tag);
-            return self.parse_bsd(after_tag.strip_prefix(b"(")?, escaped);
+            return self.parse_bsd(self.algo, after_tag.strip_prefix(b"(")?, escaped);
+        }
+        if self.any_tag {
+            if let Some((algo, after_paren)) = tagged_algorithm(rest) {
+                return self.parse_bsd(algo, after_paren, escaped);
+            }
         }
         if rest.len() < self.hex_len + 2 + usize::from(rest.first() == Some(&b'\\')) {
             return None;
@@ -333,24 +438,24 @@ impl LineParser {
             self.bsd_reversed = Some(false);
             name = &name[1..];
         }
-        entry(hex, name, escaped)
+        entry(self.algo, hex, name, escaped)
     }
 
     /// `TAG (NAME) = HASH`, from just after the `(`: the name runs to the
     /// last `)`.
-    fn parse_bsd(&self, s: &[u8], escaped: bool) -> Option<Entry> {
+    fn parse_bsd(&self, algo: Algorithm, s: &[u8], escaped: bool) -> Option<Entry> {
         let close = s.iter().rposition(|&b| b == b')')?;
         let (name, after) = (&s[..close], &s[close + 1..]);
         let after = trim_blanks(after).strip_prefix(b"=")?;
         let hex = trim_blanks(after);
-        if hex.len() != self.hex_len || !hex.iter().all(u8::is_ascii_hexdigit) {
+        if hex.len() != algo.digest_len() * 2 || !hex.iter().all(u8::is_ascii_hexdigit) {
             return None;
         }
-        entry(hex, name, escaped)
+        entry(algo, hex, name, escaped)
     }
 }
 
-fn entry(hex: &[u8], name: &[u8], escaped: bool) -> Option<Entry> {
+fn entry(algo: Algorithm, hex: &[u8], name: &[u8], escaped: bool) -> Option<Entry> {
     let name = if escaped {
         unescape_name(name)?
     } else {
@@ -358,6 +463,7 @@ fn entry(hex: &[u8], name: &[u8], escaped: bool) -> Option<Entry> {
         name.split(|&b| b == 0).next().unwrap_or_default().to_vec()
     };
     Some(Entry {
+        algo,
         name,
         hex: hex.to_vec(),
     })
@@ -385,7 +491,7 @@ mod tests {
 
     #[test]
     fn parses_gnu_bsd_and_escaped_lines() {
-        let mut p = LineParser::new(Algorithm::Md5);
+        let mut p = LineParser::new(Algorithm::Md5, false);
         let ok = |p: &mut LineParser, line: String| parse(p, &line);
         assert_eq!(ok(&mut p, format!("{H}  a b")).as_deref(), Some("a b"));
         assert_eq!(ok(&mut p, format!("{H} *a b")).as_deref(), Some("a b"));
@@ -428,11 +534,11 @@ mod tests {
 
     #[test]
     fn first_gnu_line_decides_reversed_format() {
-        let mut p = LineParser::new(Algorithm::Md5);
+        let mut p = LineParser::new(Algorithm::Md5, false);
         assert_eq!(parse(&mut p, &format!("{H} a b")).as_deref(), Some("a b"));
         assert_eq!(parse(&mut p, &format!("{H}  a b")).as_deref(), Some(" a b"));
         // An invalid digest does not decide anything.
-        let mut p = LineParser::new(Algorithm::Md5);
+        let mut p = LineParser::new(Algorithm::Md5, false);
         assert_eq!(parse(&mut p, &format!("z{} a", &H[1..])), None);
         assert_eq!(parse(&mut p, &format!("{H}  a b")).as_deref(), Some("a b"));
     }
@@ -476,6 +582,7 @@ mod tests {
         let mut out = Output::new(&mut out_buf);
         let ok = run(
             Algorithm::Md5,
+            true,
             &options,
             &[],
             &mut backend,
@@ -566,5 +673,126 @@ mod tests {
             err,
             "hashd: 'standard input': no properly formatted checksum lines found\n"
         );
+    }
+
+    /// Hashes named in-memory contents with the algorithm it is asked for.
+    struct Contents(Vec<(&'static str, &'static [u8])>, Vec<Algorithm>);
+
+    impl DigestBackend for Contents {
+        fn hash_inputs(
+            &mut self,
+            algo: Algorithm,
+            inputs: &[Input],
+            done: &mut dyn FnMut(usize, io::Result<Vec<u8>>),
+        ) -> io::Result<()> {
+            self.1.push(algo);
+            for (i, input) in inputs.iter().enumerate() {
+                let Input::Path(path) = input else {
+                    panic!("stdin")
+                };
+                let (_, data) = self.0.iter().find(|(n, _)| path.as_os_str() == *n).unwrap();
+                done(i, Ok(algo.digest(data)));
+            }
+            Ok(())
+        }
+    }
+
+    fn check_with(
+        tagged: bool,
+        algo: Algorithm,
+        list: &str,
+    ) -> (bool, String, String, Vec<Algorithm>) {
+        let mut backend = Contents(vec![("f", b"a"), ("g", b"b")], Vec::new());
+        let mut out_buf = Vec::new();
+        let mut err = Vec::new();
+        let mut out = Output::new(&mut out_buf);
+        let ok = run(
+            algo,
+            tagged,
+            &CheckOptions::default(),
+            &[],
+            &mut backend,
+            &mut list.as_bytes(),
+            &mut out,
+            &mut err,
+        );
+        drop(out);
+        (
+            ok,
+            String::from_utf8(out_buf).unwrap(),
+            String::from_utf8(err).unwrap(),
+            backend.1,
+        )
+    }
+
+    fn hex(algo: Algorithm, data: &[u8]) -> String {
+        hashcore::to_hex(&algo.digest(data))
+    }
+
+    #[test]
+    fn check_uses_the_algorithm_each_bsd_line_names() {
+        use Algorithm::*;
+        let list = format!(
+            "SHA256 (f) = {}\nSHA256 (g) = {}\nMD5 (g) = {}\nSHA1(f)= {}\n{}  g\nSHA512 (f) = {}\n",
+            hex(Sha256, b"a"),
+            hex(Sha256, b"b"),
+            hex(Md5, b"b"),
+            hex(Sha1, b"a"),
+            hex(Md5, b"b"),
+            hex(Sha512, b"x"),
+        );
+        let (ok, out, err, batches) = check_with(true, Md5, &list);
+        assert_eq!(out, "f: OK\ng: OK\ng: OK\nf: OK\ng: OK\nf: FAILED\n");
+        assert_eq!(err, "hashd: WARNING: 1 computed checksum did NOT match\n");
+        assert!(!ok);
+        // Consecutive lines of one algorithm are one batch.
+        assert_eq!(batches, [Sha256, Md5, Sha1, Md5, Sha512]);
+        // A tag's digest must have that algorithm's length.
+        let list = format!("SHA256 (f) = {}\n", hex(Md5, b"a"));
+        let (ok, _, err, _) = check_with(true, Md5, &list);
+        assert!(!ok);
+        assert!(err.contains("no properly formatted"), "{err}");
+    }
+
+    #[test]
+    fn sum_c_keeps_md5sum_rules_for_other_tags() {
+        let list = format!("SHA256 (f) = {}\n", hex(Algorithm::Sha256, b"a"));
+        let (ok, out, err, _) = check_with(false, Algorithm::Md5, &list);
+        assert!(!ok && out.is_empty());
+        assert_eq!(
+            err,
+            "hashd: 'standard input': no properly formatted checksum lines found\n\
+             hashd: 'standard input': the lines look like SHA256 checksums, not MD5 (try -a sha256)\n"
+        );
+    }
+
+    #[test]
+    fn a_list_for_other_algorithms_says_which_they_look_like() {
+        use Algorithm::*;
+        let list = format!(
+            "{}  f\n{}  g\n\\{}  f\nnot a line\n",
+            hex(Sha256, b"a"),
+            hex(Sha1, b"b"),
+            hex(Sha256, b"a")
+        );
+        let (ok, out, err, _) = check_with(true, Md5, &list);
+        assert!(!ok && out.is_empty());
+        assert_eq!(
+            err,
+            "hashd: 'standard input': no properly formatted checksum lines found\n\
+             hashd: 'standard input': the lines look like SHA256, SHA1 checksums, not MD5\n"
+        );
+        // Nothing recognisable: coreutils' message alone.
+        let (_, _, err, _) = check_with(true, Md5, "not a line\nabc  f\n");
+        assert_eq!(
+            err,
+            "hashd: 'standard input': no properly formatted checksum lines found\n"
+        );
+        // Once a line matches, the others are just misformatted.
+        let list = format!("{}  f\n{}  g\n", hex(Md5, b"a"), hex(Sha1, b"b"));
+        let (ok, out, err, _) = check_with(true, Md5, &list);
+        assert!(ok);
+        assert_eq!(out, "f: OK\n");
+        assert_eq!(err, "hashd: WARNING: 1 line is improperly formatted\n");
     }
 }

@@ -35,7 +35,7 @@ pub(crate) use backend::hash_reader;
 pub use backend::InProcessBackend;
 
 /// The name diagnostics start with.
-const PROGRAM: &str = "hashd";
+pub(crate) const PROGRAM: &str = "hashd";
 
 /// One thing to hash.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -179,6 +179,7 @@ pub fn run_sum(
     let ok = if args.check {
         check::run(
             args.algorithm(),
+            false,
             &args.verify,
             &args.files,
             backend,
@@ -203,6 +204,7 @@ pub fn run_check(
     let mut out = Output::new(stdout);
     let ok = check::run(
         args.algorithm(),
+        true,
         &args.options,
         &args.files,
         backend,

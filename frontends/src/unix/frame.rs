@@ -25,6 +25,10 @@ pub enum Kind {
     HashPath = 0x08,
     /// Server to client: the answer to the request with the same tag.
     Reply = 0x80,
+    /// Server to client, tag 0, empty: "still working on your requests".
+    /// Sent only to clients whose HELLO asked for it (`heartbeat_ms`), so
+    /// clients that predate it never see a kind they cannot decode.
+    Heartbeat = 0x81,
 }
 
 impl Kind {
@@ -39,6 +43,7 @@ impl Kind {
             0x07 => Kind::Stats,
             0x08 => Kind::HashPath,
             0x80 => Kind::Reply,
+            0x81 => Kind::Heartbeat,
             _ => return None,
         })
     }

@@ -192,6 +192,40 @@ fn protocol_error(msg: impl Into<String>) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, msg.into())
 }
 
+/// The heartbeat interval a client may ask for in HELLO is clamped to this
+/// range. The floor keeps a client from making us write a frame every few
+/// microseconds, yet lets tests use silence bounds of a few hundred
+/// milliseconds; the ceiling is past any silence bound a client would use.
+const HEARTBEAT_MIN: Duration = Duration::from_millis(20);
+/// See [`HEARTBEAT_MIN`].
+const HEARTBEAT_MAX: Duration = Duration::from_secs(60);
+
+/// Requests of one connection not yet answered, and the heartbeat interval
+/// its HELLO asked for, shared by the reader (which sets them) and the
+/// writer (which sends heartbeats).
+struct ConnState {
+    /// Unanswered requests: each holds one permit until its reply is written.
+    in_flight: Arc<Semaphore>,
+    /// `max_in_flight`, to turn free permits into a count of held ones.
+    max_in_flight: usize,
+    /// Heartbeat interval in milliseconds; 0 until a HELLO asks for one.
+    heartbeat_ms: std::sync::atomic::AtomicU64,
+}
+
+impl ConnState {
+    fn outstanding(&self) -> usize {
+        self.max_in_flight
+            .saturating_sub(self.in_flight.available_permits())
+    }
+
+    fn heartbeat(&self) -> Option<Duration> {
+        match self.heartbeat_ms.load(std::sync::atomic::Ordering::Relaxed) {
+            0 => None,
+            ms => Some(Duration::from_millis(ms)),
+        }
+    }
+}
+
 async fn connection<B: Backend>(
     backend: Arc<B>,
     stream: UnixStream,
@@ -200,10 +234,42 @@ async fn connection<B: Backend>(
 ) -> io::Result<()> {
     let stream = Arc::new(stream);
     let (tx, mut rx) = mpsc::unbounded_channel::<Reply>();
+    let state = Arc::new(ConnState {
+        in_flight: Arc::new(Semaphore::new(max_in_flight.max(1))),
+        max_in_flight: max_in_flight.max(1),
+        heartbeat_ms: 0.into(),
+    });
     let writer_stream = stream.clone();
+    let writer_state = state.clone();
+    let writer_backend = backend.clone();
     let writer = tokio::spawn(async move {
         let mut out = BytesMut::new();
-        while let Some(reply) = rx.recv().await {
+        let mut last_progress = writer_backend.progress();
+        loop {
+            // A client that asked for heartbeats learns after each quiet
+            // interval that its unanswered requests are still being worked
+            // on, so it can bound the silence between frames instead of
+            // the whole job (which for a large file legitimately takes
+            // minutes) and tell a busy daemon from a stopped or stuck one.
+            let next = match writer_state.heartbeat() {
+                None => rx.recv().await,
+                Some(every) => match tokio::time::timeout(every, rx.recv()).await {
+                    Ok(next) => next,
+                    Err(_) => {
+                        let progress = writer_backend.progress();
+                        let moved = progress.is_none() || progress != last_progress;
+                        last_progress = progress;
+                        if moved && writer_state.outstanding() > 0 {
+                            frame::encode(Kind::Heartbeat, 0, &[], &mut out);
+                            if write_all(&writer_stream, &mut out).await.is_err() {
+                                break;
+                            }
+                        }
+                        continue;
+                    }
+                },
+            };
+            let Some(reply) = next else { break };
             frame::encode(Kind::Reply, reply.tag, &reply.body, &mut out);
             drop(reply);
             // Batch whatever else is ready into one write.
@@ -218,8 +284,7 @@ async fn connection<B: Backend>(
             }
         }
     });
-    let in_flight = Arc::new(Semaphore::new(max_in_flight.max(1)));
-    let result = read_requests(&backend, &stream, &tx, &in_flight, &roots).await;
+    let result = read_requests(&backend, &stream, &tx, &state, &roots).await;
     if let Err(e) = &result {
         if e.kind() == io::ErrorKind::InvalidData {
             // Tell the client why before closing; tag 0 is never a request's.
@@ -240,7 +305,7 @@ async fn read_requests<B: Backend>(
     backend: &Arc<B>,
     stream: &UnixStream,
     tx: &mpsc::UnboundedSender<Reply>,
-    in_flight: &Arc<Semaphore>,
+    state: &ConnState,
     roots: &[PathBuf],
 ) -> io::Result<()> {
     let mut buf = BytesMut::with_capacity(64 << 10);
@@ -249,16 +314,7 @@ async fn read_requests<B: Backend>(
     let mut streams: HashMap<u64, StreamJob> = HashMap::new();
     loop {
         while let Some(f) = frame::decode(&mut buf).map_err(|e| protocol_error(e.to_string()))? {
-            handle_frame(
-                backend,
-                f,
-                tx,
-                in_flight,
-                &mut fd_queue,
-                &mut streams,
-                roots,
-            )
-            .await?;
+            handle_frame(backend, f, tx, state, &mut fd_queue, &mut streams, roots).await?;
         }
         // Read straight into the frame buffer: stream payloads are split off
         // it as `Bytes` and reach the hasher without another copy. A read
@@ -298,7 +354,7 @@ async fn handle_frame<B: Backend>(
     backend: &Arc<B>,
     f: Frame,
     tx: &mpsc::UnboundedSender<Reply>,
-    in_flight: &Arc<Semaphore>,
+    state: &ConnState,
     fd_queue: &mut std::collections::VecDeque<OwnedFd>,
     streams: &mut HashMap<u64, StreamJob>,
     roots: &[PathBuf],
@@ -321,10 +377,15 @@ async fn handle_frame<B: Backend>(
             let _ = job.finish();
             return Ok(());
         }
-        Kind::Reply => return Err(protocol_error("clients do not send REPLY frames")),
+        Kind::Reply | Kind::Heartbeat => {
+            return Err(protocol_error(
+                "clients do not send REPLY or HEARTBEAT frames",
+            ))
+        }
         _ => {}
     }
-    let permit = in_flight
+    let permit = state
+        .in_flight
         .clone()
         .acquire_owned()
         .await
@@ -337,12 +398,21 @@ async fn handle_frame<B: Backend>(
         });
     };
     match f.kind {
-        Kind::Hello => send(
-            reply_body(
-                json!({"ok": true, "version": frame::VERSION, "server": concat!("hashd ", env!("CARGO_PKG_VERSION"))}),
-            ),
-            permit,
-        ),
+        Kind::Hello => {
+            let mut body = json!({"ok": true, "version": frame::VERSION, "server": concat!("hashd ", env!("CARGO_PKG_VERSION"))});
+            let asked = serde_json::from_slice::<serde_json::Value>(&f.payload)
+                .ok()
+                .and_then(|v| v["heartbeat_ms"].as_u64());
+            if let Some(ms) = asked {
+                let every = Duration::from_millis(ms).clamp(HEARTBEAT_MIN, HEARTBEAT_MAX);
+                let ms = every.as_millis() as u64;
+                state
+                    .heartbeat_ms
+                    .store(ms, std::sync::atomic::Ordering::Relaxed);
+                body["heartbeat_ms"] = ms.into();
+            }
+            send(reply_body(body), permit)
+        }
         Kind::HashPath => {
             // Payload: ALGO, a NUL byte, then the path's bytes.
             let (algo, path) = match f.payload.iter().position(|&b| b == 0) {
@@ -411,7 +481,9 @@ async fn handle_frame<B: Backend>(
             };
             send(reply_body(body), permit);
         }
-        Kind::StreamData | Kind::StreamEnd | Kind::Reply => unreachable!("handled above"),
+        Kind::StreamData | Kind::StreamEnd | Kind::Reply | Kind::Heartbeat => {
+            unreachable!("handled above")
+        }
     }
     Ok(())
 }

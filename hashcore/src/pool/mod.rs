@@ -342,6 +342,20 @@ impl HasherPool {
         }
     }
 
+    /// Bytes hashed plus jobs ended, over every hasher: it grows whenever
+    /// any hasher gets anything done, so a caller sampling it can tell a
+    /// working pool (however long its jobs) from a stuck one.
+    pub fn progress(&self) -> u64 {
+        self.hashers
+            .iter()
+            .map(|h| {
+                h.counters.bytes.load(Ordering::Relaxed)
+                    + h.counters.jobs_done.load(Ordering::Relaxed)
+                    + h.counters.jobs_failed.load(Ordering::Relaxed)
+            })
+            .sum()
+    }
+
     pub fn stats(&self) -> Vec<HasherSnapshot> {
         self.hashers
             .iter()

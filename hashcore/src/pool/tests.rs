@@ -543,3 +543,26 @@ fn md5_streams_fill_one_hashers_lanes_and_other_streams_spread() {
         job.finish().unwrap();
     }
 }
+
+#[test]
+fn progress_grows_with_bytes_and_with_jobs_that_have_none() {
+    for prefer_uring in [true, false] {
+        let pool = file_pool(prefer_uring);
+        assert_eq!(pool.progress(), 0);
+        let data = vec![5u8; 300_000];
+        let path = temp_file(&format!("progress-{prefer_uring}"), &data);
+        let (done, rx) = completion();
+        pool.submit_file(Algorithm::Md5, std::fs::File::open(&path).unwrap(), done);
+        rx.recv().unwrap().unwrap();
+        let after_file = pool.progress();
+        assert!(after_file > data.len() as u64, "{after_file}");
+        // An empty file hashes no byte, yet finishing it is progress.
+        let empty = temp_file(&format!("progress-empty-{prefer_uring}"), b"");
+        let (done, rx) = completion();
+        pool.submit_file(Algorithm::Sha1, std::fs::File::open(&empty).unwrap(), done);
+        rx.recv().unwrap().unwrap();
+        assert!(pool.progress() > after_file);
+        std::fs::remove_file(path).unwrap();
+        std::fs::remove_file(empty).unwrap();
+    }
+}
