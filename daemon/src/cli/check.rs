@@ -577,15 +577,26 @@ mod tests {
             ("gone", Err(io::Error::from_raw_os_error(2))),
             ("dir", Err(io::Error::from_raw_os_error(21))),
         ]);
+        run_list(Algorithm::Md5, true, &options, &mut backend, list)
+    }
+
+    /// `run` over `list` as standard input: (all ok, stdout, stderr).
+    fn run_list(
+        algo: Algorithm,
+        tagged: bool,
+        options: &CheckOptions,
+        backend: &mut dyn DigestBackend,
+        list: &str,
+    ) -> (bool, String, String) {
         let mut out_buf = Vec::new();
         let mut err = Vec::new();
         let mut out = Output::new(&mut out_buf);
         let ok = run(
-            Algorithm::Md5,
-            true,
-            &options,
+            algo,
+            tagged,
+            options,
             &[],
-            &mut backend,
+            backend,
             &mut list.as_bytes(),
             &mut out,
             &mut err,
@@ -703,26 +714,8 @@ mod tests {
         list: &str,
     ) -> (bool, String, String, Vec<Algorithm>) {
         let mut backend = Contents(vec![("f", b"a"), ("g", b"b")], Vec::new());
-        let mut out_buf = Vec::new();
-        let mut err = Vec::new();
-        let mut out = Output::new(&mut out_buf);
-        let ok = run(
-            algo,
-            tagged,
-            &CheckOptions::default(),
-            &[],
-            &mut backend,
-            &mut list.as_bytes(),
-            &mut out,
-            &mut err,
-        );
-        drop(out);
-        (
-            ok,
-            String::from_utf8(out_buf).unwrap(),
-            String::from_utf8(err).unwrap(),
-            backend.1,
-        )
+        let (ok, out, err) = run_list(algo, tagged, &CheckOptions::default(), &mut backend, list);
+        (ok, out, err, backend.1)
     }
 
     fn hex(algo: Algorithm, data: &[u8]) -> String {
