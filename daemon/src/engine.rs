@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use frontends::{ApiError, Backend, JobPage, JobStatus, JobView, ListQuery, Upload, UploadMeta};
-use hashcore::{to_hex, Algorithm, Completion, HasherPool, StreamJob};
+use hashcore::{to_hex, Algorithm, Completion, HasherPool, JobError, StreamJob};
 use tokio::sync::oneshot;
 
 use crate::store::{Finish, NewJob, Store};
@@ -97,7 +97,14 @@ impl Backend for Engine {
         let (final_tx, final_rx) = oneshot::channel();
         let job = self
             .pool
-            .open_stream(meta.algo, self.completion(id.clone(), Some(final_tx)));
+            .try_open_stream(meta.algo, self.completion(id.clone(), Some(final_tx)))
+            .map_err(|e| match e {
+                JobError::Busy => ApiError::Busy {
+                    retry_after: 1,
+                    what: format!("{} streams being hashed", self.pool.max_streams()),
+                },
+                _ => ApiError::ShuttingDown,
+            })?;
         Ok(HttpUpload {
             id,
             algo: meta.algo,
@@ -150,6 +157,7 @@ impl Backend for Engine {
             .map(|h| {
                 serde_json::json!({
                     "index": h.index,
+                    "alive": h.alive,
                     "cpu": h.cpu,
                     "jobs_done": h.jobs_done,
                     "jobs_failed": h.jobs_failed,

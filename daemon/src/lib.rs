@@ -64,8 +64,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     let pool = HasherPool::start(PoolConfig {
         hashers: config.hashers,
         pin: config.pin,
-        // Uploads plus the socket's request-and-reply streams.
-        max_streams: config.http.max_uploads + SocketConfig::default().max_connections * 4,
+        max_streams: config.http.max_uploads + SOCKET_STREAMS,
         prefer_uring: config.uring && PoolConfig::default().prefer_uring,
         md5: config.md5,
         ..PoolConfig::default()
@@ -84,7 +83,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
             artificial_delay: config.artificial_delay,
         },
     ));
-    recover_interrupted(&engine, &config).await?;
+    let rehashing = recover_interrupted(&engine, &config).await?;
 
     let listener = TcpListener::bind(config.listen)
         .await
@@ -142,6 +141,17 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     };
     tokio::join!(http, unix, signal);
     tracing::info!("front ends stopped; finishing queued jobs");
+    if let Some(task) = rehashing {
+        // Re-hashes read local files: let them finish, within the grace.
+        let abort = task.abort_handle();
+        if tokio::time::timeout(config.http.shutdown_grace, task)
+            .await
+            .is_err()
+        {
+            tracing::warn!("start-up re-hashes still running after the grace period; they fail");
+            abort.abort();
+        }
+    }
 
     // A connection that outlived the grace period still holds the engine;
     // stopping the pool anyway fails its job now, with a reason, rather than
@@ -154,6 +164,17 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     tracing::info!("hashd stopped");
     Ok(())
 }
+
+/// Streams the hasher pool admits beyond `--max-uploads`: the unix socket's
+/// request-and-reply streams and start-up re-hashes share them. One more
+/// is refused (the socket's busy reply; a 503 for an upload that finds them
+/// taken). Each open stream may hold 2 MiB at its hasher, so this bounds
+/// that memory too.
+const SOCKET_STREAMS: usize = 1024;
+
+/// Start-up re-hashes running at once: enough to fill a hasher's SIMD
+/// lanes, few enough to leave room for new uploads.
+const REHASH_CONCURRENCY: usize = 32;
 
 /// Holds an exclusive lock on `DATA_DIR/hashd.lock` for the daemon's life, so
 /// a second daemon on the same directory stops at start-up with a clear error
@@ -179,46 +200,83 @@ fn lock_data_dir(dir: &std::path::Path) -> anyhow::Result<std::fs::File> {
 }
 
 /// Ends every job a previous run left PENDING: re-hashed from its kept
-/// upload when that is complete, FAILURE `interrupted` otherwise.
-async fn recover_interrupted(engine: &Arc<Engine>, config: &Config) -> anyhow::Result<()> {
+/// upload when that is complete, FAILURE `interrupted` otherwise. The
+/// re-hashes run in the returned task, at most [`REHASH_CONCURRENCY`] at a
+/// time, so that shutdown can wait for them.
+async fn recover_interrupted(
+    engine: &Arc<Engine>,
+    config: &Config,
+) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
     let store = engine.store.clone();
     let pending = tokio::task::spawn_blocking(move || store.interrupted()).await??;
     if pending.is_empty() {
-        return Ok(());
+        return Ok(None);
     }
     tracing::warn!(
         jobs = pending.len(),
         "jobs left PENDING by the previous run"
     );
+    let mut rehash_jobs = Vec::new();
     for job in pending {
         let complete = match (&job.stored_path, job.size) {
             (Some(p), Some(size)) => std::fs::metadata(p).is_ok_and(|m| m.len() == size),
             _ => false,
         };
         match job.algorithm.parse::<hashcore::Algorithm>() {
-            Ok(algo) if complete => {
-                let engine = engine.clone();
-                let chunk = config.chunk_size;
-                tokio::spawn(async move { rehash(&engine, job, algo, chunk).await });
-            }
+            Ok(algo) if complete => rehash_jobs.push((job, algo)),
             _ => engine.store.finish(
                 job.id,
                 Finish::Failure {
-                    reason: "interrupted: the daemon stopped before the job finished".into(),
+                    reason: INTERRUPTED.into(),
                 },
                 None,
                 None,
             ),
         }
     }
-    Ok(())
+    let engine = engine.clone();
+    let chunk = config.chunk_size;
+    Ok(Some(tokio::spawn(async move {
+        let limit = Arc::new(tokio::sync::Semaphore::new(REHASH_CONCURRENCY));
+        let mut running = tokio::task::JoinSet::new();
+        for (job, algo) in rehash_jobs {
+            let Ok(permit) = limit.clone().acquire_owned().await else {
+                break;
+            };
+            let engine = engine.clone();
+            running.spawn(async move {
+                rehash(&engine, job, algo, chunk).await;
+                drop(permit);
+            });
+        }
+        while running.join_next().await.is_some() {}
+    })))
 }
+
+const INTERRUPTED: &str = "interrupted: the daemon stopped before the job finished";
 
 async fn rehash(engine: &Engine, job: Interrupted, algo: hashcore::Algorithm, chunk_size: usize) {
     let id = job.id.clone();
-    let mut stream = engine
-        .pool
-        .open_stream(algo, engine.completion(id.clone(), None));
+    // Uploads and socket streams may hold every slot for a while: wait for
+    // one rather than fail a job that can still be recovered.
+    let mut stream = loop {
+        match engine
+            .pool
+            .try_open_stream(algo, engine.completion(id.clone(), None))
+        {
+            Ok(stream) => break stream,
+            Err(hashcore::JobError::Busy) => {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await
+            }
+            Err(_) => {
+                let reason = INTERRUPTED.into();
+                engine
+                    .store
+                    .finish(id, Finish::Failure { reason }, None, None);
+                return;
+            }
+        }
+    };
     let path = job.stored_path.unwrap_or_default();
     let expected = job.size.unwrap_or(0);
     let result: std::io::Result<()> = async {

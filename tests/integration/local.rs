@@ -370,3 +370,57 @@ fn hashing_by_path_is_off_by_default_and_confined_to_allowed_roots() {
         );
     }
 }
+
+/// Issue 11: the pool admits at most `--max-uploads` + 1024 streams. Past
+/// that a socket stream gets the busy reply and an upload a 503 with
+/// Retry-After (never "shutting down", never a job left open), and slots
+/// come back when streams end.
+#[test]
+fn streams_past_the_pool_bound_get_busy_and_uploads_503() {
+    let dir = TempDir::new("admission");
+    let sock = dir.path().join("a.sock");
+    let d = Daemon::builder(dir.path())
+        .arg("--socket")
+        .arg(&sock.to_string_lossy())
+        .arg("--max-uploads")
+        .arg("1")
+        .start();
+    // 2 x 600 stream opens against a bound of 1 + 1024: 175 are refused.
+    let conns: Vec<UnixStream> = (0..2)
+        .map(|_| UnixStream::connect(&sock).unwrap())
+        .collect();
+    for s in &conns {
+        let opens: Vec<u8> = (1..=600u64).flat_map(|t| frame(0x03, t, b"md5")).collect();
+        (&*s).write_all(&opens).unwrap();
+    }
+    let mut busy = 0;
+    for s in &conns {
+        let mut s = s.try_clone().unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_millis(500)))
+            .unwrap();
+        // Busy replies come at once; the admitted streams answer nothing yet.
+        let mut head = [0u8; 13];
+        while s.read_exact(&mut head).is_ok() {
+            let len = u32::from_be_bytes(head[..4].try_into().unwrap()) as usize;
+            let mut body = vec![0u8; len - 9];
+            s.read_exact(&mut body).unwrap();
+            let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(v["ok"], false, "{v}");
+            assert_eq!(v["busy"], true, "{v}");
+            busy += 1;
+        }
+    }
+    assert_eq!(busy, 1200 - 1025);
+    let body = data(100_000, 3);
+    let r = d.upload("?wait=1", "x", &body);
+    assert_json_error(&r, 503, "busy");
+    assert_eq!(r.header("retry-after"), Some("1"));
+    // Closing a connection abandons its streams and frees their slots.
+    drop(conns);
+    wait_until("slots freed", std::time::Duration::from_secs(10), || {
+        d.upload("?wait=1", "x", &body).status == 200
+    });
+    let (_, stats) = d.get_json("/stats");
+    assert_eq!(stats["jobs"]["PENDING"], 0, "{stats}");
+    assert_eq!(stats["jobs"]["FAILURE"], 0, "{stats}");
+}

@@ -9,19 +9,26 @@
 //!   stream respects its [`Credits`](credits) budget: the sender waits for
 //!   credit (asynchronously, via a `Waker`), never for channel space, so an
 //!   async front end never blocks its runtime.
+//! - Admission: at most [`PoolConfig::max_streams`] streams are open at once
+//!   (the channels are sized for that many); one more is refused with
+//!   [`JobError::Busy`] rather than queued.
 //! - A job ends by calling its [`Completion`] exactly once, with the digest or
 //!   the reason it failed: on the hasher thread, or on the producer's thread
-//!   for a stream that never outgrew its head (see [`StreamJob`]).
+//!   for a stream that never outgrew its head (see [`StreamJob`]). A
+//!   `Finisher` guarantees it: a job dropped unfinished (its hasher thread
+//!   panicked) ends with [`JobError::Lost`]. A hasher that died is skipped by
+//!   placement and shown in [`HasherSnapshot::alive`]; the others go on.
 //!   Completions must be cheap and must not block (hand the result to another
 //!   thread); they run on the hot path, possibly inside an async runtime.
 
 mod credits;
+mod finish;
 mod pin;
 mod worker;
 
 use std::future::poll_fn;
 use std::io;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::thread::JoinHandle;
@@ -34,6 +41,7 @@ use crate::read::{FileReader, ReaderConfig, ReaderKind};
 use crate::Algorithm;
 use credits::Credits;
 pub use credits::JobClosed;
+use finish::{Finisher, StreamSlot};
 use worker::{FileJob, HashState, Msg, Worker};
 
 /// A finished job's digest and how many bytes went into it.
@@ -53,8 +61,12 @@ pub enum JobError {
     ShuttingDown,
     /// Reading a descriptor job's file failed (or it is not a regular file).
     Read(String),
-    /// The file queue was full; the client should retry later.
+    /// The pool is at its bound (open streams, or queued files); the client
+    /// should retry later.
     Busy,
+    /// The job was lost with the hasher thread running it (a bug: the
+    /// thread panicked). The text says so; the daemon goes on without it.
+    Lost(String),
 }
 
 impl std::fmt::Display for JobError {
@@ -63,7 +75,8 @@ impl std::fmt::Display for JobError {
             JobError::Aborted(reason) => f.write_str(reason),
             JobError::ShuttingDown => f.write_str("daemon shut down before the job finished"),
             JobError::Read(reason) => f.write_str(reason),
-            JobError::Busy => f.write_str("too many files queued; retry later"),
+            JobError::Busy => f.write_str("too many jobs in progress; retry later"),
+            JobError::Lost(reason) => f.write_str(reason),
         }
     }
 }
@@ -82,7 +95,8 @@ pub struct PoolConfig {
     pub hashers: usize,
     /// Pin hasher k to the k-th allowed CPU.
     pub pin: bool,
-    /// Streams that may be open at once across the pool; sizes the channels.
+    /// Streams that may be open at once across the pool: one more is
+    /// refused with [`JobError::Busy`]. Sizes the channels.
     pub max_streams: usize,
     /// Bytes of one stream that may wait at its hasher before the sender must
     /// wait. Bounds memory per upload (plus at most one chunk).
@@ -123,6 +137,8 @@ impl Default for PoolConfig {
 /// Live counters of one hasher, shared with its thread.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
+    /// Set when the hasher thread dies (a panic); placement then skips it.
+    dead: AtomicBool,
     jobs_done: AtomicU64,
     jobs_failed: AtomicU64,
     bytes: AtomicU64,
@@ -137,6 +153,9 @@ pub(crate) struct Counters {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HasherSnapshot {
     pub index: usize,
+    /// False once the thread died (a panic); its jobs ended as
+    /// [`JobError::Lost`] and it takes no new ones.
+    pub alive: bool,
     /// The CPU it is pinned to, if pinning succeeded.
     pub cpu: Option<usize>,
     pub jobs_done: u64,
@@ -171,6 +190,8 @@ pub struct HasherPool {
     uring_fallback: Option<String>,
     next_key: AtomicU64,
     next_hasher: AtomicUsize,
+    /// Streams admitted and not yet ended, against `config.max_streams`.
+    open_streams: Arc<AtomicUsize>,
     config: PoolConfig,
 }
 
@@ -231,6 +252,7 @@ impl HasherPool {
             uring_fallback,
             next_key: AtomicU64::new(1),
             next_hasher: AtomicUsize::new(0),
+            open_streams: Arc::default(),
             config,
         })
     }
@@ -255,15 +277,63 @@ impl HasherPool {
         self.hashers.len()
     }
 
-    /// Opens a job whose bytes the caller pushes chunk by chunk. An MD5 job
-    /// is placed on the busiest hasher with a free SIMD lane, any other job
-    /// (and MD5 once every lane is taken) on the least busy one; it reaches
-    /// that hasher only once it outgrows its head (see [`StreamJob`]).
+    /// The admission bound, [`PoolConfig::max_streams`].
+    pub fn max_streams(&self) -> usize {
+        self.config.max_streams.max(1)
+    }
+
+    /// Opens a job whose bytes the caller pushes chunk by chunk, as
+    /// [`HasherPool::try_open_stream`] does; a refused job ends at once
+    /// through `done` (with [`JobError::Busy`] or [`JobError::ShuttingDown`])
+    /// and the returned job refuses data.
     pub fn open_stream(&self, algo: Algorithm, done: Completion) -> StreamJob {
+        let (slot, index) = match self.admit(algo) {
+            Ok(admitted) => admitted,
+            Err(e) => {
+                done(Err(e));
+                return StreamJob::refused(&self.hashers[0]);
+            }
+        };
+        self.open_admitted(algo, Finisher::new(done), slot, index)
+    }
+
+    /// Opens a job whose bytes the caller pushes chunk by chunk, or refuses
+    /// it at once: [`JobError::Busy`] when [`PoolConfig::max_streams`]
+    /// streams are open, [`JobError::ShuttingDown`] when no hasher is alive.
+    /// A refused job never started: `done` is dropped without being called.
+    ///
+    /// An MD5 job is placed on the busiest hasher with a free SIMD lane, any
+    /// other job (and MD5 once every lane is taken) on the least busy one;
+    /// it reaches that hasher only once it outgrows its head (see
+    /// [`StreamJob`]).
+    pub fn try_open_stream(
+        &self,
+        algo: Algorithm,
+        done: Completion,
+    ) -> Result<StreamJob, JobError> {
+        let (slot, index) = self.admit(algo)?;
+        Ok(self.open_admitted(algo, Finisher::new(done), slot, index))
+    }
+
+    /// Takes a stream slot and picks the stream's hasher.
+    fn admit(&self, algo: Algorithm) -> Result<(StreamSlot, usize), JobError> {
+        let max = self.config.max_streams.max(1);
+        if self.open_streams.fetch_add(1, Ordering::AcqRel) >= max {
+            self.open_streams.fetch_sub(1, Ordering::AcqRel);
+            return Err(JobError::Busy);
+        }
+        let slot = StreamSlot(self.open_streams.clone());
+        let index = self.place(algo).ok_or(JobError::ShuttingDown)?;
+        Ok((slot, index))
+    }
+
+    /// The hasher a new stream goes to, among the live ones.
+    fn place(&self, algo: Algorithm) -> Option<usize> {
         let start = self.next_hasher.fetch_add(1, Ordering::Relaxed);
         let n = self.hashers.len();
         let active = |i: usize| self.hashers[i].counters.active.load(Ordering::Relaxed);
-        let order = (0..n).map(|i| (start + i) % n);
+        let alive = |i: &usize| !self.hashers[*i].counters.dead.load(Ordering::Relaxed);
+        let order = (0..n).map(|i| (start + i) % n).filter(alive);
         let lanes = self.md5_lanes();
         // MD5 streams go to the busiest hasher that still has a free SIMD
         // lane: streams side by side in lanes cost a fraction of the CPU of
@@ -279,18 +349,27 @@ impl HasherPool {
                     .max_by_key(|&i| active(i))
             })
             .flatten();
-        let index = packed
-            .or_else(|| order.min_by_key(|&i| active(i)))
-            .unwrap_or(0);
+        packed.or_else(|| order.min_by_key(|&i| active(i)))
+    }
+
+    fn open_admitted(
+        &self,
+        algo: Algorithm,
+        done: Finisher,
+        slot: StreamSlot,
+        index: usize,
+    ) -> StreamJob {
         let hasher = &self.hashers[index];
-        // Counted from now, head or not, so that streams opened together see
-        // each other when they are placed.
-        hasher.counters.active.fetch_add(1, Ordering::Relaxed);
         let key = self.next_key.fetch_add(1, Ordering::Relaxed);
         let credits = Arc::new(Credits::new(
             self.config.stream_budget_bytes,
             self.config.stream_budget_chunks,
         ));
+        // Counted as active from now, head or not, so that streams opened
+        // together see each other when they are placed.
+        let done = done
+            .on(hasher.counters.clone())
+            .stream(slot, credits.clone());
         // The head may hold no more than the budget, so that opening the job
         // with it can always spend its credit.
         let head_max_bytes = self
@@ -334,11 +413,11 @@ impl HasherPool {
             key,
             algo,
             file,
-            done,
+            done: Finisher::new(done),
         }) {
             Ok(()) => {}
-            Err(TrySendError::Full(job)) => (job.done)(Err(JobError::Busy)),
-            Err(TrySendError::Disconnected(job)) => (job.done)(Err(JobError::ShuttingDown)),
+            Err(TrySendError::Full(job)) => job.done.complete(Err(JobError::Busy)),
+            Err(TrySendError::Disconnected(job)) => job.done.complete(Err(JobError::ShuttingDown)),
         }
     }
 
@@ -362,6 +441,7 @@ impl HasherPool {
             .enumerate()
             .map(|(index, h)| HasherSnapshot {
                 index,
+                alive: !h.counters.dead.load(Ordering::Relaxed),
                 cpu: h.cpu,
                 jobs_done: h.counters.jobs_done.load(Ordering::Relaxed),
                 jobs_failed: h.counters.jobs_failed.load(Ordering::Relaxed),
@@ -374,6 +454,22 @@ impl HasherPool {
                 lane_slots: h.counters.lane_slots.load(Ordering::Relaxed),
             })
             .collect()
+    }
+
+    /// Test-only fault injection: hasher `index` panics, as a bug would make
+    /// it.
+    #[cfg(test)]
+    pub(crate) fn inject_panic(&self, index: usize) {
+        let _ = self.hashers[index].tx.send(Msg::Panic);
+        // Wait for the thread to be gone, so the test sees its effects.
+        if let Some(t) = self.hashers[index]
+            .thread
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            let _ = t.join();
+        }
     }
 
     /// Stops the hashers: each finishes what is already queued, fails the
@@ -436,7 +532,7 @@ struct Head {
     algo: Algorithm,
     /// In a mutex only to make the job `Sync` (a completion need not be);
     /// it is only ever taken out, by value.
-    done: std::sync::Mutex<Completion>,
+    done: std::sync::Mutex<Finisher>,
     chunks: Vec<Bytes>,
     len: usize,
     max_bytes: usize,
@@ -479,6 +575,10 @@ impl StreamJob {
 
     /// Declares the data complete; the completion will carry the digest.
     pub fn finish(mut self) -> Result<(), JobClosed> {
+        if self.ended {
+            // Refused, or failed on its way to the hasher: already completed.
+            return Err(JobClosed);
+        }
         self.ended = true;
         if let Some(head) = self.head.take() {
             let mut state = HashState::new(head.algo);
@@ -486,11 +586,10 @@ impl StreamJob {
                 state.update(chunk);
             }
             let bytes = state.finalize();
-            self.head_ended(true);
             self.counters
                 .bytes
                 .fetch_add(head.len as u64, Ordering::Relaxed);
-            take(head.done)(Ok(Digest {
+            take(head.done).complete(Ok(Digest {
                 bytes,
                 len: head.len as u64,
             }));
@@ -501,10 +600,12 @@ impl StreamJob {
 
     /// Ends the job as failed with `reason` (shown to clients).
     pub fn abort(mut self, reason: impl Into<String>) {
+        if self.ended {
+            return;
+        }
         self.ended = true;
         if let Some(head) = self.head.take() {
-            self.head_ended(false);
-            take(head.done)(Err(JobError::Aborted(reason.into())));
+            take(head.done).complete(Err(JobError::Aborted(reason.into())));
             return;
         }
         let _ = self.deliver(Msg::Abort {
@@ -513,16 +614,17 @@ impl StreamJob {
         });
     }
 
-    /// Counts a job that ends without reaching its hasher (which otherwise
-    /// keeps these counters).
-    fn head_ended(&self, ok: bool) {
-        self.counters.active.fetch_sub(1, Ordering::Relaxed);
-        let outcome = if ok {
-            &self.counters.jobs_done
-        } else {
-            &self.counters.jobs_failed
-        };
-        outcome.fetch_add(1, Ordering::Relaxed);
+    /// A job refused at admission, whose completion has already run: it
+    /// refuses data and ends without another completion.
+    fn refused(hasher: &Hasher) -> StreamJob {
+        StreamJob {
+            key: 0,
+            tx: hasher.tx.clone(),
+            credits: Arc::new(Credits::new(0, 0)),
+            counters: hasher.counters.clone(),
+            head: None,
+            ended: true,
+        }
     }
 
     /// Hands the job and its head to the hasher. The head is within the
@@ -539,12 +641,10 @@ impl StreamJob {
         };
         if let Err(e) = self.tx.try_send(open) {
             self.ended = true;
-            self.head_ended(false);
-            self.credits.close();
             if let TrySendError::Full(Msg::Open { done, .. })
             | TrySendError::Disconnected(Msg::Open { done, .. }) = e
             {
-                done(Err(JobError::ShuttingDown));
+                done.complete(Err(JobError::ShuttingDown));
             }
             return Err(JobClosed);
         }
@@ -577,8 +677,7 @@ impl Drop for StreamJob {
         }
         const REASON: &str = "upload ended before all its data arrived";
         if let Some(head) = self.head.take() {
-            self.head_ended(false);
-            take(head.done)(Err(JobError::Aborted(REASON.into())));
+            take(head.done).complete(Err(JobError::Aborted(REASON.into())));
         } else {
             let _ = self.tx.try_send(Msg::Abort {
                 key: self.key,
@@ -588,8 +687,8 @@ impl Drop for StreamJob {
     }
 }
 
-/// A head's completion, out of its mutex.
-fn take(done: std::sync::Mutex<Completion>) -> Completion {
+/// A head's finisher, out of its mutex.
+fn take(done: std::sync::Mutex<Finisher>) -> Finisher {
     done.into_inner().unwrap_or_else(|p| p.into_inner())
 }
 

@@ -148,6 +148,7 @@ fn open_after_shutdown_completes_with_failure() {
         uring_fallback: None,
         next_key: AtomicU64::new(1),
         next_hasher: AtomicUsize::new(0),
+        open_streams: Arc::default(),
         config: PoolConfig::default(),
     };
     let big = Bytes::from(vec![1u8; PoolConfig::default().inline_max_bytes + 1]);
@@ -565,4 +566,125 @@ fn progress_grows_with_bytes_and_with_jobs_that_have_none() {
         std::fs::remove_file(path).unwrap();
         std::fs::remove_file(empty).unwrap();
     }
+}
+
+#[test]
+fn streams_past_the_bound_are_refused_busy_until_one_ends() {
+    let pool = HasherPool::start(PoolConfig {
+        hashers: 2,
+        pin: false,
+        max_streams: 3,
+        ..PoolConfig::default()
+    })
+    .unwrap();
+    let mut open = Vec::new();
+    for _ in 0..3 {
+        let (done, rx) = completion();
+        open.push((pool.try_open_stream(Algorithm::Md5, done).unwrap(), rx));
+    }
+    // Refused before it started: its completion is dropped uncalled.
+    let (done, rx) = completion();
+    assert_eq!(
+        pool.try_open_stream(Algorithm::Md5, done).err(),
+        Some(JobError::Busy)
+    );
+    assert!(rx.recv().is_err(), "a refused job has no completion");
+    // Through `open_stream`, the refusal is the job's outcome.
+    let (done, rx) = completion();
+    let mut refused = pool.open_stream(Algorithm::Sha1, done);
+    assert_eq!(rx.recv().unwrap(), Err(JobError::Busy));
+    assert_eq!(
+        block_on(refused.send(Bytes::from_static(b"x"))),
+        Err(JobClosed)
+    );
+    assert_eq!(refused.finish(), Err(JobClosed));
+    // An ended job (inline or on a hasher, success or failure) frees its slot.
+    let (job, rx) = open.pop().unwrap();
+    job.finish().unwrap();
+    rx.recv().unwrap().unwrap();
+    let (job, rx) = open.pop().unwrap();
+    drop(job);
+    assert!(rx.recv().unwrap().is_err());
+    for _ in 0..2 {
+        let (done, rx) = completion();
+        let job = pool.try_open_stream(Algorithm::Md5, done).unwrap();
+        job.finish().unwrap();
+        assert_eq!(
+            rx.recv().unwrap().unwrap().bytes,
+            Algorithm::Md5.digest(b"")
+        );
+    }
+}
+
+#[test]
+fn a_hasher_that_panics_fails_its_jobs_and_the_others_go_on() {
+    let pool = small_pool(2);
+    // Streams on both hashers (other algorithms spread to the least busy).
+    let mut jobs = Vec::new();
+    for _ in 0..6 {
+        let (done, rx) = completion();
+        let mut job = pool.open_stream(Algorithm::Sha256, done);
+        block_on(job.send(Bytes::from_static(b"some data"))).unwrap();
+        jobs.push((job, rx));
+    }
+    let before = pool.stats();
+    assert!(before.iter().all(|h| h.active_jobs == 3), "{before:?}");
+    pool.inject_panic(0);
+    // Every job of the dead hasher has ended, with the reason (the thread is
+    // joined); none stays open.
+    let mut lost = 0;
+    let mut survivors = Vec::new();
+    for (mut job, rx) in jobs {
+        // A producer of a lost job learns it at its next send, never hangs.
+        let more = block_on(job.send(Bytes::from(vec![7u8; 10_000])));
+        match rx.try_recv() {
+            Ok(Err(JobError::Lost(reason))) => {
+                assert_eq!(reason, finish::LOST);
+                assert_eq!(more, Err(JobClosed));
+                lost += 1;
+            }
+            Ok(other) => panic!("a job ended early with {other:?}"),
+            Err(_) => survivors.push((job, rx)),
+        }
+    }
+    assert_eq!(lost, 3);
+    let after = pool.stats();
+    assert!(!after[0].alive && after[1].alive, "{after:?}");
+    assert_eq!(after[0].active_jobs, 0);
+    assert_eq!(after[0].jobs_failed, 3);
+    for (job, rx) in survivors {
+        job.finish().unwrap();
+        let mut data = b"some data".to_vec();
+        data.extend(vec![7u8; 10_000]);
+        assert_eq!(
+            rx.recv().unwrap().unwrap().bytes,
+            Algorithm::Sha256.digest(&data)
+        );
+    }
+    // New jobs go to the live hasher only, streams and files alike.
+    for algo in [Algorithm::Md5, Algorithm::Sha1] {
+        let (done, rx) = completion();
+        let mut job = pool.open_stream(algo, done);
+        block_on(job.send(Bytes::from_static(b"after"))).unwrap();
+        job.finish().unwrap();
+        assert_eq!(rx.recv().unwrap().unwrap().bytes, algo.digest(b"after"));
+    }
+    assert_eq!(pool.stats()[0].jobs_done, 0);
+    pool.shutdown();
+}
+
+#[test]
+fn a_finisher_dropped_unfinished_completes_its_job_once() {
+    let counters = Arc::new(Counters::default());
+    let (done, rx) = completion();
+    let finisher = finish::Finisher::new(done).on(counters.clone());
+    assert_eq!(counters.active.load(Ordering::Relaxed), 1);
+    drop(finisher);
+    assert_eq!(
+        rx.recv().unwrap(),
+        Err(JobError::Lost(finish::LOST.to_string()))
+    );
+    assert!(rx.recv().is_err(), "called once");
+    assert_eq!(counters.active.load(Ordering::Relaxed), 0);
+    assert_eq!(counters.jobs_failed.load(Ordering::Relaxed), 1);
 }

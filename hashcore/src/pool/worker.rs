@@ -12,7 +12,8 @@ use crossbeam_channel::{Receiver, TryRecvError};
 use digest::DynDigest;
 
 use super::credits::Credits;
-use super::{Completion, Counters, Digest, JobError};
+use super::finish::Finisher;
+use super::{Counters, Digest, JobError};
 use crate::md5::{self, Platform};
 use crate::read::{FileReader, ReadEvent};
 use crate::Algorithm;
@@ -23,7 +24,7 @@ pub(crate) enum Msg {
         key: u64,
         algo: Algorithm,
         credits: Arc<Credits>,
-        done: Completion,
+        done: Finisher,
     },
     Data {
         key: u64,
@@ -37,6 +38,9 @@ pub(crate) enum Msg {
         reason: String,
     },
     Shutdown,
+    /// Test-only fault injection: the hasher panics, as a bug would make it.
+    #[cfg(test)]
+    Panic,
 }
 
 /// A descriptor job: the hasher reads the file itself. Queued on the channel
@@ -45,7 +49,7 @@ pub(crate) struct FileJob {
     pub(crate) key: u64,
     pub(crate) algo: Algorithm,
     pub(crate) file: File,
-    pub(crate) done: Completion,
+    pub(crate) done: Finisher,
 }
 
 /// How many messages one pass takes from the channel before reading files;
@@ -120,7 +124,7 @@ struct ActiveJob {
     pending: usize,
     /// Streams only: the producer's budget, returned as chunks are hashed.
     credits: Option<Arc<Credits>>,
-    done: Completion,
+    done: Finisher,
 }
 
 pub(crate) struct Worker {
@@ -213,12 +217,7 @@ impl Worker {
         }
         self.flush(Flush::All);
         for (_, job) in self.jobs.drain() {
-            if let Some(c) = &job.credits {
-                c.close();
-            }
-            self.counters.active.fetch_sub(1, Ordering::Relaxed);
-            self.counters.jobs_failed.fetch_add(1, Ordering::Relaxed);
-            (job.done)(Err(JobError::ShuttingDown));
+            job.done.complete(Err(JobError::ShuttingDown));
         }
     }
 
@@ -257,7 +256,7 @@ impl Worker {
     }
 
     fn start_file(&mut self, job: FileJob) {
-        self.counters.active.fetch_add(1, Ordering::Relaxed);
+        let done = job.done.on(self.counters.clone());
         match self.reader.add(job.key, job.file) {
             Ok(()) => {
                 let active = ActiveJob {
@@ -265,15 +264,11 @@ impl Worker {
                     len: 0,
                     pending: 0,
                     credits: None,
-                    done: job.done,
+                    done,
                 };
                 self.jobs.insert(job.key, active);
             }
-            Err(e) => {
-                self.counters.active.fetch_sub(1, Ordering::Relaxed);
-                self.counters.jobs_failed.fetch_add(1, Ordering::Relaxed);
-                (job.done)(Err(JobError::Read(e.to_string())));
-            }
+            Err(e) => done.complete(Err(JobError::Read(e.to_string()))),
         }
         self.publish_reader_stats();
     }
@@ -329,6 +324,8 @@ impl Worker {
             Msg::End { key } => self.ending.push(key),
             Msg::Abort { key, reason } => self.fail(key, JobError::Aborted(reason)),
             Msg::Shutdown => {}
+            #[cfg(test)]
+            Msg::Panic => panic!("injected hasher fault"),
         }
     }
 
@@ -482,10 +479,8 @@ impl Worker {
 
     fn end(&mut self, key: u64) {
         if let Some(job) = self.jobs.remove(&key) {
-            self.counters.active.fetch_sub(1, Ordering::Relaxed);
-            self.counters.jobs_done.fetch_add(1, Ordering::Relaxed);
             let bytes = job.state.finalize();
-            (job.done)(Ok(Digest {
+            job.done.complete(Ok(Digest {
                 bytes,
                 len: job.len,
             }));
@@ -505,12 +500,18 @@ impl Worker {
                     }
                 }
             }
-            if let Some(c) = &job.credits {
-                c.close();
-            }
-            self.counters.active.fetch_sub(1, Ordering::Relaxed);
-            self.counters.jobs_failed.fetch_add(1, Ordering::Relaxed);
-            (job.done)(Err(error));
+            job.done.complete(Err(error));
+        }
+    }
+}
+
+impl Drop for Worker {
+    /// Runs before the fields are dropped: when the thread dies by a panic,
+    /// placement stops choosing this hasher before its jobs' finishers (in
+    /// `jobs`, and in the messages its channel drops) fail them.
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.counters.dead.store(true, Ordering::Relaxed);
         }
     }
 }
