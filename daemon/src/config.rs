@@ -127,6 +127,10 @@ pub struct ServeArgs {
     #[arg(long, value_name = "SECS")]
     pub header_timeout: Option<u64>,
 
+    /// Seconds a shutdown (SIGTERM, SIGINT) waits for open connections and start-up re-hashes before failing what is left; a second signal exits at once. [env: HASHD_SHUTDOWN_GRACE] [default: 30]
+    #[arg(long, value_name = "SECS")]
+    pub shutdown_grace: Option<u64>,
+
     /// Commit durability: normal (safe against crashes of hashd) or full (also against power loss). [env: HASHD_SYNC] [default: normal]
     #[arg(long, value_name = "MODE")]
     pub sync: Option<String>,
@@ -294,6 +298,9 @@ impl ServeArgs {
         }
         if let Some(s) = pick(self.header_timeout, &["HASHD_HEADER_TIMEOUT"], num)? {
             c.http.header_timeout = Duration::from_secs(s.max(1));
+        }
+        if let Some(s) = pick(self.shutdown_grace, &["HASHD_SHUTDOWN_GRACE"], num)? {
+            c.http.shutdown_grace = Duration::from_secs(s);
         }
         if let Some(mode) = pick(self.sync, &["HASHD_SYNC"], |_, v| Ok(v.to_string()))? {
             c.sync = match mode.to_ascii_lowercase().as_str() {

@@ -128,6 +128,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
                 engine.clone(),
                 SocketConfig {
                     allowed_roots: config.allowed_roots.clone(),
+                    shutdown_grace: config.http.shutdown_grace,
                     ..SocketConfig::default()
                 },
                 stopped(stop_rx.clone()),

@@ -225,7 +225,9 @@ fn main() -> ExitCode {
 }
 
 /// Installs SIGINT and SIGTERM handlers now (inside a runtime context) and
-/// returns a future that resolves on the first of them.
+/// returns a future that resolves on the first of them. A second one, while
+/// the daemon drains, exits at once (status 1): every acknowledged job is
+/// already committed, and the next start ends the ones still PENDING.
 fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{signal, SignalKind};
     let handlers = (
@@ -238,9 +240,17 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
             return std::future::pending().await;
         };
         tokio::select! {
-            _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
-            _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+            _ = term.recv() => tracing::info!("SIGTERM: shutting down (a second signal exits at once)"),
+            _ = int.recv() => tracing::info!("SIGINT: shutting down (a second signal exits at once)"),
         }
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+            tracing::warn!("second signal: exiting without draining");
+            std::process::exit(1);
+        });
     }
 }
 

@@ -7,4 +7,5 @@ mod durability;
 mod errors;
 mod local;
 mod reliability;
+mod shutdown;
 mod util;

@@ -46,7 +46,7 @@ pub struct HttpConfig {
     pub max_header_bytes: usize,
     /// Most headers in one request.
     pub max_headers: usize,
-    /// How long shutdown waits for connections to finish.
+    /// How long shutdown waits for connections to finish (`--shutdown-grace`).
     pub shutdown_grace: Duration,
 }
 
@@ -120,13 +120,27 @@ pub async fn serve<B: Backend>(
     }
     drop(listener);
     let grace = shared.config.shutdown_grace;
-    tokio::select! {
-        _ = graceful.shutdown() => {}
-        _ = tokio::time::sleep(grace) => {
-            tracing::warn!(grace_secs = grace.as_secs(), "connections still open after the grace period");
+    let deadline = tokio::time::Instant::now() + grace;
+    let open = || shared.config.max_connections.max(1) - connections.available_permits();
+    let mut drained = std::pin::pin!(graceful.shutdown());
+    // Says every few seconds what the drain still waits for, so an operator
+    // knows why the daemon has not stopped yet.
+    let mut report =
+        tokio::time::interval_at(tokio::time::Instant::now() + DRAIN_REPORT, DRAIN_REPORT);
+    loop {
+        tokio::select! {
+            _ = &mut drained => return,
+            _ = tokio::time::sleep_until(deadline) => {
+                tracing::warn!(grace_secs = grace.as_secs(), connections = open(), "connections still open after the grace period");
+                return;
+            }
+            _ = report.tick() => tracing::info!(connections = open(), "waiting for HTTP connections to finish"),
         }
     }
 }
+
+/// How often a draining shutdown says what it still waits for.
+const DRAIN_REPORT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Serves one HTTP/1.1 connection over any byte stream, as [`serve`] does
 /// for each accepted socket, until the client is done. With its own upload
