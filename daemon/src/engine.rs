@@ -12,7 +12,8 @@ use frontends::{ApiError, Backend, JobPage, JobStatus, JobView, ListQuery, Uploa
 use hashcore::{to_hex, Algorithm, Completion, HasherPool, JobError, StreamJob};
 use tokio::sync::oneshot;
 
-use crate::store::{Finish, NewJob, Store};
+use crate::delay::DelayedResults;
+use crate::store::{Finish, JobStore as _, NewJob, Store};
 use crate::util::{new_id, now_ms, rfc3339};
 
 /// What the engine needs to know of the configuration.
@@ -20,7 +21,8 @@ use crate::util::{new_id, now_ms, rfc3339};
 pub struct EngineConfig {
     /// Keep each upload under this directory, named by its id.
     pub uploads_dir: Option<PathBuf>,
-    /// Extra delay before a job's result is published (testing PENDING flows).
+    /// Extra delay before a job's result reaches the store (testing PENDING
+    /// flows); zero for none.
     pub artificial_delay: Duration,
 }
 
@@ -28,16 +30,38 @@ pub struct Engine {
     pub(crate) pool: HasherPool,
     pub(crate) store: Arc<Store>,
     pub(crate) config: EngineConfig,
+    /// Holds results for `config.artificial_delay`; `None` when it is zero,
+    /// so that results go straight to the store.
+    delayed: Option<Arc<DelayedResults>>,
     started: Instant,
 }
 
 impl Engine {
-    pub fn new(pool: HasherPool, store: Arc<Store>, config: EngineConfig) -> Engine {
-        Engine {
+    /// Errors: the thread that holds delayed results cannot be started.
+    pub fn new(
+        pool: HasherPool,
+        store: Arc<Store>,
+        config: EngineConfig,
+    ) -> std::io::Result<Engine> {
+        let delayed = match config.artificial_delay {
+            d if d.is_zero() => None,
+            d => Some(Arc::new(DelayedResults::start(d, store.clone())?)),
+        };
+        Ok(Engine {
             pool,
             store,
             config,
+            delayed,
             started: Instant::now(),
+        })
+    }
+
+    /// Hands results held for the artificial delay to the store at once;
+    /// results after this go there directly. Call at shutdown, once the
+    /// pool has stopped and before the store closes.
+    pub(crate) fn release_delayed(&self) {
+        if let Some(d) = &self.delayed {
+            d.close();
         }
     }
 
@@ -48,7 +72,7 @@ impl Engine {
         notify: Option<oneshot::Sender<JobView>>,
     ) -> Completion {
         let store = self.store.clone();
-        let delay = self.config.artificial_delay;
+        let delayed = self.delayed.clone();
         Box::new(move |outcome| {
             let finish = match outcome {
                 Ok(d) => Finish::Success {
@@ -59,8 +83,10 @@ impl Engine {
                     reason: e.to_string(),
                 },
             };
-            let not_before = (!delay.is_zero()).then(|| Instant::now() + delay);
-            store.finish(id, finish, not_before, notify);
+            match delayed {
+                Some(d) => d.finish(id, finish, notify),
+                None => store.finish(id, finish, notify),
+            }
         })
     }
 }
@@ -119,17 +145,11 @@ impl Backend for Engine {
     }
 
     async fn lookup(&self, id: &str) -> Result<Option<JobView>, ApiError> {
-        // A keyed read on a pooled WAL connection takes microseconds and
-        // never waits for the writer; a blocking-pool hop would cost more.
-        self.store.get(id).map_err(internal)
+        self.store.get(id).await.map_err(internal)
     }
 
     async fn list(&self, query: ListQuery) -> Result<JobPage, ApiError> {
-        let store = self.store.clone();
-        tokio::task::spawn_blocking(move || store.list(&query))
-            .await
-            .map_err(internal)?
-            .map_err(internal)
+        self.store.list(query).await.map_err(internal)
     }
 
     fn hash_file(&self, algo: Algorithm, file: File, done: Completion) {
@@ -145,11 +165,7 @@ impl Backend for Engine {
     }
 
     async fn stats(&self) -> Result<serde_json::Value, ApiError> {
-        let store = self.store.clone();
-        let counts = tokio::task::spawn_blocking(move || store.counts())
-            .await
-            .map_err(internal)?
-            .map_err(internal)?;
+        let counts = self.store.counts().await.map_err(internal)?;
         let hashers: Vec<_> = self
             .pool
             .stats()

@@ -3,18 +3,21 @@
 //!
 //! Threads: tokio runs the front ends; `hasher-N` threads (hashcore) hash;
 //! `store-writer` owns the only writing SQLite connection; `results-log`
-//! appends finished jobs. Data flows front end → hasher → store writer →
-//! results log, each hop over a channel.
+//! appends finished jobs; with `--artificial-delay`, `result-delay` holds
+//! results before they reach the store. Data flows front end → hasher →
+//! store writer → results log, each hop over a channel.
 //!
 //! Shutdown, in one order (see [`run`]): signal → stop accepting → drain
 //! HTTP connections (bounded by the grace period) → shut the hasher pool
-//! (queued work finishes, open streams fail) → the store writer applies what
-//! is queued, commits, checkpoints → the results log flushes and fsyncs.
+//! (queued work finishes, open streams fail) → results held for the delay go
+//! to the store → the store writer applies what is queued, commits,
+//! checkpoints → the results log flushes and fsyncs.
 #![forbid(unsafe_code)]
 
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod delay;
 pub mod engine;
 pub mod results_log;
 pub mod store;
@@ -34,7 +37,7 @@ use tokio::net::TcpListener;
 pub use config::{Config, ServeArgs};
 use engine::{Engine, EngineConfig};
 use results_log::ResultsLog;
-use store::{Finish, Interrupted, Store};
+use store::{Finish, Interrupted, JobStore as _, Store};
 
 /// Runs the daemon until `shutdown` resolves, then stops in the documented
 /// order. Prints `hashd listening on http://ADDR` once it accepts requests.
@@ -75,14 +78,17 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         Some(reason) => tracing::warn!(reason, "io_uring unavailable; files are read with pread"),
         None => tracing::info!(reader = pool.stats()[0].reader, "file reader"),
     }
-    let engine = Arc::new(Engine::new(
-        pool,
-        store.clone(),
-        EngineConfig {
-            uploads_dir: config.keep_uploads.then(|| config.uploads_dir()),
-            artificial_delay: config.artificial_delay,
-        },
-    ));
+    let engine = Arc::new(
+        Engine::new(
+            pool,
+            store.clone(),
+            EngineConfig {
+                uploads_dir: config.keep_uploads.then(|| config.uploads_dir()),
+                artificial_delay: config.artificial_delay,
+            },
+        )
+        .context("cannot start the thread that delays results")?,
+    );
     let rehashing = recover_interrupted(&engine, &config).await?;
 
     let listener = TcpListener::bind(config.listen)
@@ -161,6 +167,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         tracing::warn!("a connection outlived the grace period; its job will fail");
     }
     engine.pool.shutdown();
+    // Results held for the artificial delay are applied now, not dropped:
+    // shutdown leaves no job PENDING that a hasher finished.
+    engine.release_delayed();
     store.close();
     tracing::info!("hashd stopped");
     Ok(())
@@ -208,8 +217,7 @@ async fn recover_interrupted(
     engine: &Arc<Engine>,
     config: &Config,
 ) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
-    let store = engine.store.clone();
-    let pending = tokio::task::spawn_blocking(move || store.interrupted()).await??;
+    let pending = engine.store.interrupted().await?;
     if pending.is_empty() {
         return Ok(None);
     }
@@ -230,7 +238,6 @@ async fn recover_interrupted(
                 Finish::Failure {
                     reason: INTERRUPTED.into(),
                 },
-                None,
                 None,
             ),
         }
@@ -271,9 +278,7 @@ async fn rehash(engine: &Engine, job: Interrupted, algo: hashcore::Algorithm, ch
             }
             Err(_) => {
                 let reason = INTERRUPTED.into();
-                engine
-                    .store
-                    .finish(id, Finish::Failure { reason }, None, None);
+                engine.store.finish(id, Finish::Failure { reason }, None);
                 return;
             }
         }
