@@ -498,3 +498,110 @@ async fn write_all(stream: &UnixStream, out: &mut BytesMut) -> io::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::frame::Frame;
+    use super::message::{HelloReply, StatsReply};
+    use super::*;
+    use crate::testing::MemBackend;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    async fn next_frame(s: &mut UnixStream, buf: &mut BytesMut) -> Option<Frame> {
+        loop {
+            if let Some(f) = frame::decode(buf).unwrap() {
+                return Some(f);
+            }
+            if s.read_buf(buf).await.unwrap() == 0 {
+                return None;
+            }
+        }
+    }
+
+    /// Every kind of request through the real connection handler: each is
+    /// answered once under its tag with its typed reply, and a protocol
+    /// error is answered under tag 0 before the connection closes.
+    #[test]
+    fn each_request_gets_its_typed_reply_and_a_protocol_error_closes() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let (server, mut client) = UnixStream::pair().unwrap();
+            let handler = tokio::spawn(connection(
+                Arc::new(MemBackend::default()),
+                server,
+                8,
+                Arc::from(Vec::new()),
+            ));
+            let mut out = BytesMut::new();
+            frame::encode(
+                Kind::Hello,
+                1,
+                br#"{"version":1,"heartbeat_ms":5}"#,
+                &mut out,
+            );
+            frame::encode(Kind::StreamOpen, 2, b"crc32", &mut out);
+            frame::encode(Kind::StreamOpen, 3, b"sha1", &mut out);
+            frame::encode(Kind::StreamData, 3, b"hello ", &mut out);
+            frame::encode(Kind::StreamData, 3, b"world", &mut out);
+            frame::encode(Kind::StreamEnd, 3, b"", &mut out);
+            frame::encode(Kind::Lookup, 5, b"nope", &mut out);
+            frame::encode(Kind::Stats, 6, b"", &mut out);
+            client.write_all(&out).await.unwrap();
+            // HASH_FD, with the descriptor on its first byte.
+            out.clear();
+            frame::encode(Kind::HashFd, 4, b"md5", &mut out);
+            let file = std::fs::File::open("/dev/null").unwrap();
+            let sent = loop {
+                client.writable().await.unwrap();
+                match hashcore::fdpass::send_with_fd(client.as_fd(), &out, file.as_fd()) {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                    r => break r.unwrap(),
+                }
+            };
+            client.write_all(&out[sent..]).await.unwrap();
+
+            let mut buf = BytesMut::new();
+            let mut replies = HashMap::new();
+            while replies.len() < 6 {
+                let f = next_frame(&mut client, &mut buf).await.unwrap();
+                assert_eq!(f.kind, Kind::Reply);
+                assert!(replies.insert(f.tag, f.payload).is_none(), "tag {}", f.tag);
+            }
+            let hello: HelloReply = serde_json::from_slice(&replies[&1]).unwrap();
+            assert_eq!(hello.version, frame::VERSION);
+            assert_eq!(hello.heartbeat_ms, Some(20), "clamped to the floor");
+            assert!(hello.server.starts_with("hashd "));
+            let refused: ErrorReply = serde_json::from_slice(&replies[&2]).unwrap();
+            assert_eq!((refused.ok, refused.busy), (OkFlag, None));
+            match serde_json::from_slice(&replies[&3]).unwrap() {
+                HashReply::Digest(d) => {
+                    assert_eq!(d.algorithm, "sha1");
+                    assert_eq!(d.hash, to_hex(&Algorithm::Sha1.digest(b"hello world")));
+                    assert_eq!(d.size, 11);
+                }
+                other => panic!("{other:?}"),
+            }
+            match serde_json::from_slice(&replies[&4]).unwrap() {
+                HashReply::Error(e) => assert_eq!(e.busy, Some(false)),
+                other => panic!("{other:?}"),
+            }
+            let missing: ErrorReply = serde_json::from_slice(&replies[&5]).unwrap();
+            assert_eq!(missing, ErrorReply::new("INVALID_ID"));
+            let _: StatsReply = serde_json::from_slice(&replies[&6]).unwrap();
+
+            out.clear();
+            frame::encode(Kind::StreamData, 7, b"x", &mut out);
+            client.write_all(&out).await.unwrap();
+            let f = next_frame(&mut client, &mut buf).await.unwrap();
+            assert_eq!((f.kind, f.tag), (Kind::Reply, 0));
+            let e: ErrorReply = serde_json::from_slice(&f.payload).unwrap();
+            assert_eq!(e, ErrorReply::protocol("STREAM_DATA for unknown stream 7"));
+            assert!(next_frame(&mut client, &mut buf).await.is_none());
+            let closed = handler.await.unwrap().unwrap_err();
+            assert_eq!(closed.kind(), io::ErrorKind::InvalidData);
+        });
+    }
+}

@@ -272,3 +272,95 @@ fn open_under_roots(path: &Path, roots: &[PathBuf]) -> Result<File, String> {
     }
     Ok(file)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(kind: Kind, tag: u64, payload: &'static [u8]) -> Frame {
+        Frame {
+            kind,
+            tag,
+            payload: Bytes::from_static(payload),
+        }
+    }
+
+    fn a_descriptor() -> OwnedFd {
+        File::open("/dev/null").unwrap().into()
+    }
+
+    #[test]
+    fn each_kind_parses_into_its_command() {
+        let mut fds = VecDeque::from([a_descriptor()]);
+        let parse = |f, fds: &mut VecDeque<OwnedFd>| Request::from_frame(f, fds).unwrap();
+        let r = parse(frame(Kind::HashFd, 3, b"SHA256"), &mut fds);
+        assert_eq!(r.tag, 3);
+        assert!(matches!(
+            r.command,
+            Command::Call(Call::HashFd {
+                algo: Algorithm::Sha256,
+                ..
+            })
+        ));
+        assert!(fds.is_empty());
+        let r = parse(frame(Kind::HashPath, 4, b"md5\0/a/b"), &mut fds);
+        match r.command {
+            Command::Call(Call::HashPath { algo, path }) => {
+                assert_eq!((algo, path), (Algorithm::Md5, PathBuf::from("/a/b")))
+            }
+            other => panic!("{other:?}"),
+        }
+        let r = parse(
+            frame(Kind::Hello, 1, br#"{"version":1,"heartbeat_ms":5}"#),
+            &mut fds,
+        );
+        assert!(matches!(
+            r.command,
+            Command::Call(Call::Hello {
+                heartbeat_ms: Some(5)
+            })
+        ));
+        let r = parse(frame(Kind::Lookup, 2, b" abc\n"), &mut fds);
+        assert!(matches!(r.command, Command::Call(Call::Lookup(id)) if id == "abc"));
+        let r = parse(frame(Kind::StreamData, 5, b"bytes"), &mut fds);
+        assert!(matches!(r.command, Command::StreamData(b) if b == "bytes"));
+        let r = parse(frame(Kind::StreamEnd, 5, b""), &mut fds);
+        assert!(matches!(r.command, Command::StreamEnd));
+    }
+
+    #[test]
+    fn an_unknown_algorithm_is_refused_and_still_claims_its_descriptor() {
+        let mut fds = VecDeque::from([a_descriptor(), a_descriptor()]);
+        for (kind, payload) in [
+            (Kind::HashFd, &b"crc32"[..]),
+            (Kind::StreamOpen, b"crc32"),
+            (Kind::HashPath, b"\xff\0/a"),
+        ] {
+            let f = Frame {
+                kind,
+                tag: 9,
+                payload: Bytes::from_static(payload),
+            };
+            let r = Request::from_frame(f, &mut fds).unwrap();
+            assert!(
+                matches!(r.command, Command::Call(Call::Refused(_))),
+                "{kind:?}"
+            );
+        }
+        assert_eq!(fds.len(), 1, "only HASH_FD claims a descriptor");
+    }
+
+    #[test]
+    fn what_breaks_the_protocol_is_a_protocol_error() {
+        let mut fds = VecDeque::new();
+        for (f, needle) in [
+            (frame(Kind::HashFd, 1, b"md5"), "without a descriptor"),
+            (frame(Kind::HashPath, 1, b"md5/a"), "ALGO\\0PATH"),
+            (frame(Kind::Reply, 1, b"{}"), "REPLY or HEARTBEAT"),
+            (frame(Kind::Heartbeat, 0, b""), "REPLY or HEARTBEAT"),
+        ] {
+            let e = Request::from_frame(f, &mut fds).unwrap_err();
+            assert!(e.to_string().contains(needle), "{e}");
+        }
+    }
+}
