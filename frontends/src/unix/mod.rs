@@ -38,7 +38,7 @@ use tokio::task::JoinSet;
 use crate::Backend;
 use frame::Kind;
 use message::{to_payload, DigestReply, ErrorReply, HashReply, OkFlag};
-use request::{ProtocolError, Request, HEARTBEAT_MAX, HEARTBEAT_MIN};
+use request::{ProtocolError, Request};
 
 /// Limits of the socket front end.
 #[derive(Clone, Debug)]
@@ -206,6 +206,14 @@ impl ConnState {
     }
 }
 
+/// The heartbeat interval a client may ask for in HELLO is clamped to this
+/// range. The floor keeps a client from making us write a frame every few
+/// microseconds, yet lets tests use silence bounds of a few hundred
+/// milliseconds; the ceiling is past any silence bound a client would use.
+const HEARTBEAT_MIN: Duration = Duration::from_millis(20);
+/// See [`HEARTBEAT_MIN`].
+const HEARTBEAT_MAX: Duration = Duration::from_secs(60);
+
 /// Where a hash job's bytes come from.
 enum Source {
     /// A file the daemon reads (passed by descriptor, or opened by path).
@@ -231,14 +239,6 @@ struct Session<B> {
 }
 
 impl<B: Backend> Session<B> {
-    fn backend(&self) -> &B {
-        &self.backend
-    }
-
-    fn roots(&self) -> &[PathBuf] {
-        &self.roots
-    }
-
     /// Waits for an in-flight slot: while none is free the reader stops
     /// reading, so a client that never reads its answers cannot grow our
     /// memory.
@@ -299,8 +299,8 @@ impl<B: Backend> Session<B> {
         Ok(())
     }
 
-    /// Feeds STREAM_DATA to its stream. A stream the hasher gave up on is
-    /// forgotten: its reply (the failure) is already on its way.
+    /// Feeds STREAM_DATA to its stream. A stream the pool has closed (it
+    /// is shutting down) is dropped: more bytes for it would be pointless.
     async fn stream_data(&mut self, tag: u64, bytes: Bytes) -> Result<(), ProtocolError> {
         let job = self
             .streams

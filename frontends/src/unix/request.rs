@@ -1,7 +1,8 @@
 //! Requests, parsed once from their frames and then applied to the
 //! connection's [`Session`] (the shape of mini-redis's `Command::from_frame`
-//! and `apply`). Parsing decides everything that closes the connection;
-//! applying only answers.
+//! and `apply`). Parsing needs no connection state, so every frame is
+//! decoded in one place; applying checks a request against the state (which
+//! streams are open) and answers it.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -9,7 +10,6 @@ use std::fs::File;
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
-use std::time::Duration;
 
 use bytes::Bytes;
 use hashcore::Algorithm;
@@ -152,12 +152,9 @@ impl Request {
                 let Some(nul) = payload.iter().position(|&b| b == 0) else {
                     return Err(ProtocolError::new("HASH_PATH payload must be ALGO\\0PATH"));
                 };
-                let path = Path::new(std::ffi::OsStr::from_bytes(&payload[nul + 1..]));
+                let path = PathBuf::from(std::ffi::OsStr::from_bytes(&payload[nul + 1..]));
                 match algorithm(&payload[..nul]) {
-                    Ok(algo) => Call::HashPath {
-                        algo,
-                        path: path.to_path_buf(),
-                    },
+                    Ok(algo) => Call::HashPath { algo, path },
                     Err(reason) => Call::Refused(reason),
                 }
             }
@@ -173,8 +170,10 @@ impl Request {
                 ))
             }
         };
-        let command = Command::Call(call);
-        Ok(Request { tag, command })
+        Ok(Request {
+            tag,
+            command: Command::Call(call),
+        })
     }
 
     /// Carries the request out. Stream bytes go to their open stream; every
@@ -204,17 +203,17 @@ impl Request {
                 session.reply(tag, &hello, slot);
             }
             Call::HashFd { algo, file } => session.submit(tag, algo, Source::File(file), slot)?,
-            Call::HashPath { algo, path } => match open_under_roots(&path, session.roots()) {
+            Call::HashPath { algo, path } => match open_under_roots(&path, &session.roots) {
                 Ok(file) => session.submit(tag, algo, Source::File(file), slot)?,
                 Err(reason) => session.reply(tag, &ErrorReply::new(reason), slot),
             },
             Call::StreamOpen { algo } => session.submit(tag, algo, Source::Stream, slot)?,
-            Call::Lookup(id) => match session.backend().lookup(&id).await {
+            Call::Lookup(id) => match session.backend.lookup(&id).await {
                 Ok(Some(job)) => session.reply(tag, &LookupReply { ok: OkFlag, job }, slot),
                 Ok(None) => session.reply(tag, &ErrorReply::new("INVALID_ID"), slot),
                 Err(e) => session.reply(tag, &ErrorReply::new(e.to_string()), slot),
             },
-            Call::Stats => match session.backend().stats().await {
+            Call::Stats => match session.backend.stats().await {
                 Ok(stats) => session.reply(tag, &StatsReply { ok: OkFlag, stats }, slot),
                 Err(e) => session.reply(tag, &ErrorReply::new(e.to_string()), slot),
             },
@@ -223,14 +222,6 @@ impl Request {
         Ok(())
     }
 }
-
-/// The heartbeat interval a client may ask for in HELLO is clamped to this
-/// range. The floor keeps a client from making us write a frame every few
-/// microseconds, yet lets tests use silence bounds of a few hundred
-/// milliseconds; the ceiling is past any silence bound a client would use.
-pub(super) const HEARTBEAT_MIN: Duration = Duration::from_millis(20);
-/// See [`HEARTBEAT_MIN`].
-pub(super) const HEARTBEAT_MAX: Duration = Duration::from_secs(60);
 
 /// Opens `path` for HASH_PATH if it lies under one of `roots` (which are
 /// canonical). `..` is refused outright; symlinks are resolved, and the file
