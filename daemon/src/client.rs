@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use frontends::unix::frame::{self, Kind};
+use frontends::unix::message::{DigestReply, ErrorReply, HashReply, HelloReply, HelloRequest};
 use hashcore::{Algorithm, HasherPool, JobError, PoolConfig};
 
 use crate::cli::{DigestBackend, Input};
@@ -370,13 +371,17 @@ impl Connection {
             silence: limits.handshake,
         };
         let every = limits.silence / HEARTBEATS_PER_SILENCE;
-        let hello = serde_json::json!({"version": frame::VERSION, "heartbeat_ms": every.as_millis() as u64});
-        conn.send_frame(Kind::Hello, HELLO_TAG, hello.to_string().as_bytes())?;
-        let (tag, v) = conn.recv_reply()?;
-        if tag != HELLO_TAG || v["ok"] != true {
-            return Err(misbehaved(format!("unexpected answer to HELLO: {v}")));
+        let hello = HelloRequest {
+            version: Some(frame::VERSION),
+            heartbeat_ms: Some(every.as_millis() as u64),
+        };
+        conn.send_frame(Kind::Hello, HELLO_TAG, &serde_json::to_vec(&hello)?)?;
+        let (tag, payload) = conn.recv_reply()?;
+        if tag != HELLO_TAG {
+            return Err(misbehaved(format!("a reply for tag {tag} before HELLO's")));
         }
-        match v["heartbeat_ms"].as_u64() {
+        let answer: HelloReply = decode(&payload)?;
+        match answer.heartbeat_ms {
             Some(ms) if Duration::from_millis(ms) < limits.silence => {}
             _ => {
                 return Err(misbehaved(
@@ -427,22 +432,21 @@ impl Connection {
             .map_err(|e| self.timed_out(e))
     }
 
-    /// Reads the next reply, skipping heartbeats: (tag, body).
-    fn recv_reply(&mut self) -> io::Result<(u64, serde_json::Value)> {
+    /// Reads the next reply, skipping heartbeats: (tag, payload). A tag-0
+    /// reply (the daemon closing the connection on a protocol error) is
+    /// an error.
+    fn recv_reply(&mut self) -> io::Result<(u64, bytes::Bytes)> {
         loop {
             match frame::decode(&mut self.inbox) {
                 Ok(Some(f)) if f.kind == Kind::Heartbeat => continue,
                 Ok(Some(f)) if f.kind != Kind::Reply => {
                     return Err(misbehaved(format!("unexpected frame {:?}", f.kind)))
                 }
-                Ok(Some(f)) => {
-                    let v: serde_json::Value = serde_json::from_slice(&f.payload)
-                        .map_err(|e| misbehaved(format!("malformed reply: {e}")))?;
-                    if f.tag == 0 {
-                        return Err(misbehaved(format!("daemon: {}", v["error"])));
-                    }
-                    return Ok((f.tag, v));
+                Ok(Some(f)) if f.tag == 0 => {
+                    let e: ErrorReply = decode(&f.payload)?;
+                    return Err(misbehaved(format!("daemon: {}", e.error)));
                 }
+                Ok(Some(f)) => return Ok((f.tag, f.payload)),
                 Ok(None) => {}
                 Err(e) => return Err(misbehaved(e.to_string())),
             }
@@ -464,15 +468,46 @@ impl Connection {
     }
 }
 
-/// The digest in a success reply, checked against what was asked: anything
-/// else is a daemon fault, not a fact about the file.
-fn reply_digest(algo: Algorithm, v: &serde_json::Value) -> io::Result<Vec<u8>> {
-    let hex = v["hash"].as_str().unwrap_or("");
-    let well_formed = v["algorithm"] == algo.name()
+/// A reply payload as `T`; one that is not is a daemon fault.
+fn decode<T: serde::de::DeserializeOwned>(payload: &[u8]) -> io::Result<T> {
+    serde_json::from_slice(payload).map_err(|e| {
+        misbehaved(format!(
+            "malformed reply ({e}): {}",
+            String::from_utf8_lossy(payload)
+        ))
+    })
+}
+
+/// What the daemon said about one file.
+#[derive(Debug, PartialEq, Eq)]
+enum Answer {
+    /// Its digest, checked.
+    Digest(Vec<u8>),
+    /// The daemon's file queue was full: ask again.
+    Busy,
+    /// The daemon could not hash it.
+    Refused,
+}
+
+/// Reads the reply to a hash request for `algo`. A reply that is neither a
+/// success nor a failure, or a digest that is not what was asked, is a
+/// daemon fault, not a fact about the file.
+fn file_answer(algo: Algorithm, payload: &[u8]) -> io::Result<Answer> {
+    match decode::<HashReply>(payload)? {
+        HashReply::Digest(d) => reply_digest(algo, &d).map(Answer::Digest),
+        HashReply::Error(e) if e.is_busy() => Ok(Answer::Busy),
+        HashReply::Error(_) => Ok(Answer::Refused),
+    }
+}
+
+/// The digest in a success reply, checked against what was asked.
+fn reply_digest(algo: Algorithm, reply: &DigestReply) -> io::Result<Vec<u8>> {
+    let hex = &reply.hash;
+    let well_formed = reply.algorithm == algo.name()
         && hex.len() == 2 * algo.digest_len()
         && hex.bytes().all(|b| b.is_ascii_hexdigit());
     if !well_formed {
-        return Err(misbehaved(format!("malformed reply: {v}")));
+        return Err(misbehaved(format!("malformed reply: {reply:?}")));
     }
     (0..hex.len() / 2)
         .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16))
@@ -514,31 +549,31 @@ impl Pipelined for Connection {
         algo: Algorithm,
         inputs: &[Input],
     ) -> io::Result<Option<(usize, io::Result<Vec<u8>>)>> {
-        let (tag, v) = self.recv_reply()?;
+        let (tag, payload) = self.recv_reply()?;
         let index = usize::try_from(tag - 1)
             .ok()
             .filter(|&i| i < inputs.len())
             .ok_or_else(|| misbehaved(format!("reply for unknown tag {tag}")))?;
-        if v["ok"] == true {
-            return reply_digest(algo, &v).map(|digest| Some((index, Ok(digest))));
+        match file_answer(algo, &payload)? {
+            Answer::Digest(digest) => Ok(Some((index, Ok(digest)))),
+            Answer::Busy => {
+                // The daemon's file queue was full: send the file again; it
+                // stays in flight.
+                std::thread::sleep(Duration::from_millis(1));
+                match open(&inputs[index]) {
+                    Ok(Opened::File(f)) => self.send_fd(tag, algo, &f).map(|()| None),
+                    Ok(other) => Ok(Some((index, hash_here(algo, other)))),
+                    Err(e) => Ok(Some((index, Err(e)))),
+                }
+            }
+            // The daemon could not hash the file. Its reason is its own
+            // view (and its own words); hashing here gives the error, or
+            // digest, that `md5sum` would.
+            Answer::Refused => Ok(Some((
+                index,
+                open(&inputs[index]).and_then(|o| hash_here(algo, o)),
+            ))),
         }
-        if v["busy"] == true {
-            // The daemon's file queue was full: send the file again; it
-            // stays in flight.
-            std::thread::sleep(Duration::from_millis(1));
-            return match open(&inputs[index]) {
-                Ok(Opened::File(f)) => self.send_fd(tag, algo, &f).map(|()| None),
-                Ok(other) => Ok(Some((index, hash_here(algo, other)))),
-                Err(e) => Ok(Some((index, Err(e)))),
-            };
-        }
-        // The daemon could not hash the file. Its reason is its own view
-        // (and its own words); hashing here gives the error, or digest,
-        // that `md5sum` would.
-        Ok(Some((
-            index,
-            open(&inputs[index]).and_then(|o| hash_here(algo, o)),
-        )))
     }
 }
 
@@ -598,13 +633,17 @@ mod tests {
         }
     }
 
+    fn answer(v: &serde_json::Value) -> io::Result<Answer> {
+        file_answer(Algorithm::Md5, v.to_string().as_bytes())
+    }
+
     #[test]
     fn only_a_well_formed_digest_of_the_asked_algorithm_is_taken() {
         let hex = hashcore::to_hex(&Algorithm::Md5.digest(b"a"));
         let ok = serde_json::json!({"ok": true, "algorithm": "md5", "hash": hex, "size": 1});
         assert_eq!(
-            reply_digest(Algorithm::Md5, &ok).unwrap(),
-            Algorithm::Md5.digest(b"a")
+            answer(&ok).unwrap(),
+            Answer::Digest(Algorithm::Md5.digest(b"a"))
         );
         for bad in [
             serde_json::json!({"ok": true, "algorithm": "sha1", "hash": hex}),
@@ -613,8 +652,28 @@ mod tests {
             serde_json::json!({"ok": true, "algorithm": "md5", "hash": format!("+{}", &hex[1..])}),
             serde_json::json!({"ok": true, "algorithm": "md5"}),
         ] {
-            let e = reply_digest(Algorithm::Md5, &bad).unwrap_err();
+            let e = answer(&bad).unwrap_err();
             assert_eq!(e.kind(), io::ErrorKind::InvalidData, "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_failure_is_busy_only_when_it_says_so_and_anything_else_is_a_fault() {
+        let busy = serde_json::json!({"ok": false, "error": "queue full", "busy": true});
+        assert_eq!(answer(&busy).unwrap(), Answer::Busy);
+        for refused in [
+            serde_json::json!({"ok": false, "error": "cannot read", "busy": false}),
+            serde_json::json!({"ok": false, "error": "unknown algorithm"}),
+        ] {
+            assert_eq!(answer(&refused).unwrap(), Answer::Refused, "{refused}");
+        }
+        for bad in [
+            &b"\xff{"[..],
+            br#"{"error":"no ok"}"#,
+            br#"{"ok":"yes","algorithm":"md5","hash":"00","size":1}"#,
+        ] {
+            let e = file_answer(Algorithm::Md5, bad).unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::InvalidData);
         }
     }
 

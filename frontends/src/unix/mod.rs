@@ -1,7 +1,12 @@
 //! The unix-socket front end for local clients (`hashd sum`): requests are
 //! framed ([`frame`]) and tagged so a client can pipeline thousands on one
 //! connection; files arrive as descriptors (SCM_RIGHTS), so the daemon reads
-//! only what the client itself could open, and never takes a path.
+//! only what the client itself could open, and takes a path only under
+//! roots the operator named.
+//!
+//! Each frame is parsed once into a [`request::Request`] and applied to the
+//! connection's session; replies are the typed payloads of [`message`],
+//! which clients decode with the same types.
 //!
 //! Per connection: one task reads frames and submits jobs; completions go
 //! through a channel to a writer task. In-flight requests per connection are
@@ -9,27 +14,31 @@
 //! client that never reads its answers cannot grow our memory.
 
 pub mod frame;
+pub mod message;
+pub mod request;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use hashcore::{to_hex, Algorithm, Completion, Outcome, StreamJob};
-use serde_json::json;
+use serde::Serialize;
 use tokio::io::Interest;
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::Backend;
-use frame::{Frame, Kind};
+use frame::Kind;
+use message::{to_payload, DigestReply, ErrorReply, HashReply, OkFlag};
+use request::{ProtocolError, Request};
 
 /// Limits of the socket front end.
 #[derive(Clone, Debug)]
@@ -147,58 +156,29 @@ pub async fn serve<B: Backend>(
     }
 }
 
-/// An answer on its way to the writer; the permit frees the request's
-/// in-flight slot once it is written.
-struct Reply {
+/// An answer on its way to the writer; the slot frees the request's
+/// in-flight permit once it is written.
+struct Outgoing {
     tag: u64,
-    body: Vec<u8>,
-    _permit: Option<OwnedSemaphorePermit>,
+    payload: Vec<u8>,
+    _slot: Option<OwnedSemaphorePermit>,
 }
 
-fn reply_body(v: serde_json::Value) -> Vec<u8> {
-    serde_json::to_vec(&v).unwrap_or_default()
+/// Turns a job's outcome into its reply.
+fn hash_reply(algo: Algorithm, outcome: Outcome) -> HashReply {
+    match outcome {
+        Ok(d) => HashReply::Digest(DigestReply {
+            ok: OkFlag,
+            algorithm: algo.name().to_owned(),
+            hash: to_hex(&d.bytes),
+            size: d.len,
+        }),
+        Err(e) => HashReply::Error(ErrorReply {
+            busy: Some(matches!(e, hashcore::JobError::Busy)),
+            ..ErrorReply::new(e.to_string())
+        }),
+    }
 }
-
-/// A completion that answers request `tag` with the job's outcome; the
-/// request's permit is held until then.
-fn reply_when_done(
-    tx: &mpsc::UnboundedSender<Reply>,
-    tag: u64,
-    algo: Algorithm,
-    permit: OwnedSemaphorePermit,
-) -> Completion {
-    let tx = tx.clone();
-    Box::new(move |outcome| {
-        let _ = tx.send(Reply {
-            tag,
-            body: outcome_body(algo, outcome),
-            _permit: Some(permit),
-        });
-    })
-}
-
-fn outcome_body(algo: Algorithm, outcome: Outcome) -> Vec<u8> {
-    reply_body(match outcome {
-        Ok(d) => {
-            json!({"ok": true, "algorithm": algo.name(), "hash": to_hex(&d.bytes), "size": d.len})
-        }
-        Err(e) => {
-            json!({"ok": false, "error": e.to_string(), "busy": matches!(e, hashcore::JobError::Busy)})
-        }
-    })
-}
-
-fn protocol_error(msg: impl Into<String>) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, msg.into())
-}
-
-/// The heartbeat interval a client may ask for in HELLO is clamped to this
-/// range. The floor keeps a client from making us write a frame every few
-/// microseconds, yet lets tests use silence bounds of a few hundred
-/// milliseconds; the ceiling is past any silence bound a client would use.
-const HEARTBEAT_MIN: Duration = Duration::from_millis(20);
-/// See [`HEARTBEAT_MIN`].
-const HEARTBEAT_MAX: Duration = Duration::from_secs(60);
 
 /// Requests of one connection not yet answered, and the heartbeat interval
 /// its HELLO asked for, shared by the reader (which sets them) and the
@@ -209,7 +189,7 @@ struct ConnState {
     /// `max_in_flight`, to turn free permits into a count of held ones.
     max_in_flight: usize,
     /// Heartbeat interval in milliseconds; 0 until a HELLO asks for one.
-    heartbeat_ms: std::sync::atomic::AtomicU64,
+    heartbeat_ms: AtomicU64,
 }
 
 impl ConnState {
@@ -219,10 +199,147 @@ impl ConnState {
     }
 
     fn heartbeat(&self) -> Option<Duration> {
-        match self.heartbeat_ms.load(std::sync::atomic::Ordering::Relaxed) {
+        match self.heartbeat_ms.load(Ordering::Relaxed) {
             0 => None,
             ms => Some(Duration::from_millis(ms)),
         }
+    }
+}
+
+/// The heartbeat interval a client may ask for in HELLO is clamped to this
+/// range. The floor keeps a client from making us write a frame every few
+/// microseconds, yet lets tests use silence bounds of a few hundred
+/// milliseconds; the ceiling is past any silence bound a client would use.
+const HEARTBEAT_MIN: Duration = Duration::from_millis(20);
+/// See [`HEARTBEAT_MIN`].
+const HEARTBEAT_MAX: Duration = Duration::from_secs(60);
+
+/// Where a hash job's bytes come from.
+enum Source {
+    /// A file the daemon reads (passed by descriptor, or opened by path).
+    File(std::fs::File),
+    /// Bytes the client sends as STREAM_DATA under the request's tag.
+    Stream,
+}
+
+/// What the reader of one connection keeps between frames; requests are
+/// applied to it ([`Request::apply`]).
+struct Session<B> {
+    backend: Arc<B>,
+    /// To the connection's writer task.
+    replies: mpsc::UnboundedSender<Outgoing>,
+    /// Shared with the writer.
+    state: Arc<ConnState>,
+    /// See [`SocketConfig::allowed_roots`].
+    roots: Arc<[PathBuf]>,
+    /// Descriptors received and not yet claimed by a HASH_FD frame.
+    fds: VecDeque<OwnedFd>,
+    /// Streams opened and not yet ended, by tag.
+    streams: HashMap<u64, StreamJob>,
+}
+
+impl<B: Backend> Session<B> {
+    /// Waits for an in-flight slot: while none is free the reader stops
+    /// reading, so a client that never reads its answers cannot grow our
+    /// memory.
+    async fn slot(&self) -> Result<OwnedSemaphorePermit, ProtocolError> {
+        self.state
+            .in_flight
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| ProtocolError::new("closed"))
+    }
+
+    /// Clamps and records the heartbeat interval a HELLO asked for; returns
+    /// it in milliseconds, as granted.
+    fn set_heartbeat(&self, asked_ms: u64) -> u64 {
+        let every = Duration::from_millis(asked_ms).clamp(HEARTBEAT_MIN, HEARTBEAT_MAX);
+        let ms = every.as_millis() as u64;
+        self.state.heartbeat_ms.store(ms, Ordering::Relaxed);
+        ms
+    }
+
+    /// Answers request `tag` now, freeing its slot once written.
+    fn reply(&self, tag: u64, reply: &impl Serialize, slot: OwnedSemaphorePermit) {
+        let _ = self.replies.send(Outgoing {
+            tag,
+            payload: to_payload(reply),
+            _slot: Some(slot),
+        });
+    }
+
+    /// Starts a hash job whose reply goes to request `tag` when it
+    /// completes. The one place the socket hands work to the backend.
+    fn submit(
+        &mut self,
+        tag: u64,
+        algo: Algorithm,
+        source: Source,
+        slot: OwnedSemaphorePermit,
+    ) -> Result<(), ProtocolError> {
+        if matches!(source, Source::Stream) && self.streams.contains_key(&tag) {
+            return Err(ProtocolError::new(format!("stream {tag} is already open")));
+        }
+        let replies = self.replies.clone();
+        let done: Completion = Box::new(move |outcome| {
+            let _ = replies.send(Outgoing {
+                tag,
+                payload: to_payload(&hash_reply(algo, outcome)),
+                _slot: Some(slot),
+            });
+        });
+        match source {
+            Source::File(file) => self.backend.hash_file(algo, file, done),
+            Source::Stream => {
+                let job = self.backend.open_stream(algo, done);
+                self.streams.insert(tag, job);
+            }
+        }
+        Ok(())
+    }
+
+    /// Feeds STREAM_DATA to its stream. A stream the pool has closed (it
+    /// is shutting down) is dropped: more bytes for it would be pointless.
+    async fn stream_data(&mut self, tag: u64, bytes: Bytes) -> Result<(), ProtocolError> {
+        let job = self
+            .streams
+            .get_mut(&tag)
+            .ok_or_else(|| ProtocolError::new(format!("STREAM_DATA for unknown stream {tag}")))?;
+        if job.send(bytes).await.is_err() {
+            self.streams.remove(&tag);
+        }
+        Ok(())
+    }
+
+    /// Ends a stream; its job then completes and answers.
+    fn stream_end(&mut self, tag: u64) -> Result<(), ProtocolError> {
+        let job = self
+            .streams
+            .remove(&tag)
+            .ok_or_else(|| ProtocolError::new(format!("STREAM_END for unknown stream {tag}")))?;
+        let _ = job.finish();
+        Ok(())
+    }
+}
+
+/// Why a connection ended early.
+enum Closed {
+    /// The client broke the protocol; it is told why.
+    Protocol(ProtocolError),
+    /// The socket failed, or the client left mid-frame.
+    Io(io::Error),
+}
+
+impl From<ProtocolError> for Closed {
+    fn from(e: ProtocolError) -> Closed {
+        Closed::Protocol(e)
+    }
+}
+
+impl From<io::Error> for Closed {
+    fn from(e: io::Error) -> Closed {
+        Closed::Io(e)
     }
 }
 
@@ -233,88 +350,106 @@ async fn connection<B: Backend>(
     roots: Arc<[PathBuf]>,
 ) -> io::Result<()> {
     let stream = Arc::new(stream);
-    let (tx, mut rx) = mpsc::unbounded_channel::<Reply>();
+    let (tx, rx) = mpsc::unbounded_channel::<Outgoing>();
     let state = Arc::new(ConnState {
         in_flight: Arc::new(Semaphore::new(max_in_flight.max(1))),
         max_in_flight: max_in_flight.max(1),
-        heartbeat_ms: 0.into(),
+        heartbeat_ms: AtomicU64::new(0),
     });
-    let writer_stream = stream.clone();
-    let writer_state = state.clone();
-    let writer_backend = backend.clone();
-    let writer = tokio::spawn(async move {
-        let mut out = BytesMut::new();
-        let mut last_progress = writer_backend.progress();
-        loop {
-            // A client that asked for heartbeats learns after each quiet
-            // interval that its unanswered requests are still being worked
-            // on, so it can bound the silence between frames instead of
-            // the whole job (which for a large file legitimately takes
-            // minutes) and tell a busy daemon from a stopped or stuck one.
-            let next = match writer_state.heartbeat() {
-                None => rx.recv().await,
-                Some(every) => match tokio::time::timeout(every, rx.recv()).await {
-                    Ok(next) => next,
-                    Err(_) => {
-                        let progress = writer_backend.progress();
-                        let moved = progress.is_none() || progress != last_progress;
-                        last_progress = progress;
-                        if moved && writer_state.outstanding() > 0 {
-                            frame::encode(Kind::Heartbeat, 0, &[], &mut out);
-                            if write_all(&writer_stream, &mut out).await.is_err() {
-                                break;
-                            }
+    let writer = tokio::spawn(write_replies(
+        stream.clone(),
+        rx,
+        state.clone(),
+        backend.clone(),
+    ));
+    let mut session = Session {
+        backend,
+        replies: tx,
+        state,
+        roots,
+        fds: VecDeque::new(),
+        streams: HashMap::new(),
+    };
+    let result = read_requests(&mut session, &stream).await;
+    if let Err(Closed::Protocol(e)) = &result {
+        // Tell the client why before closing; tag 0 is never a request's.
+        let _ = session.replies.send(Outgoing {
+            tag: 0,
+            payload: to_payload(&ErrorReply::protocol(e)),
+            _slot: None,
+        });
+    }
+    // The writer ends once every sender is gone, pending completions
+    // included, so the last replies are still written.
+    drop(session);
+    let _ = writer.await;
+    result.map_err(|e| match e {
+        Closed::Protocol(e) => io::Error::new(io::ErrorKind::InvalidData, e),
+        Closed::Io(e) => e,
+    })
+}
+
+/// Writes replies as they come, batched, and heartbeats while the client
+/// waits.
+async fn write_replies<B: Backend>(
+    stream: Arc<UnixStream>,
+    mut rx: mpsc::UnboundedReceiver<Outgoing>,
+    state: Arc<ConnState>,
+    backend: Arc<B>,
+) {
+    let mut out = BytesMut::new();
+    let mut last_progress = backend.progress();
+    loop {
+        // A client that asked for heartbeats learns after each quiet
+        // interval that its unanswered requests are still being worked
+        // on, so it can bound the silence between frames instead of
+        // the whole job (which for a large file legitimately takes
+        // minutes) and tell a busy daemon from a stopped or stuck one.
+        let next = match state.heartbeat() {
+            None => rx.recv().await,
+            Some(every) => match tokio::time::timeout(every, rx.recv()).await {
+                Ok(next) => next,
+                Err(_) => {
+                    let progress = backend.progress();
+                    let moved = progress.is_none() || progress != last_progress;
+                    last_progress = progress;
+                    if moved && state.outstanding() > 0 {
+                        frame::encode(Kind::Heartbeat, 0, &[], &mut out);
+                        if write_all(&stream, &mut out).await.is_err() {
+                            break;
                         }
-                        continue;
                     }
-                },
-            };
-            let Some(reply) = next else { break };
-            frame::encode(Kind::Reply, reply.tag, &reply.body, &mut out);
-            drop(reply);
-            // Batch whatever else is ready into one write.
-            while let Ok(more) = rx.try_recv() {
-                frame::encode(Kind::Reply, more.tag, &more.body, &mut out);
-                if out.len() > 256 << 10 {
-                    break;
+                    continue;
                 }
-            }
-            if write_all(&writer_stream, &mut out).await.is_err() {
+            },
+        };
+        let Some(reply) = next else { break };
+        frame::encode(Kind::Reply, reply.tag, &reply.payload, &mut out);
+        drop(reply);
+        // Batch whatever else is ready into one write.
+        while let Ok(more) = rx.try_recv() {
+            frame::encode(Kind::Reply, more.tag, &more.payload, &mut out);
+            if out.len() > 256 << 10 {
                 break;
             }
         }
-    });
-    let result = read_requests(&backend, &stream, &tx, &state, &roots).await;
-    if let Err(e) = &result {
-        if e.kind() == io::ErrorKind::InvalidData {
-            // Tell the client why before closing; tag 0 is never a request's.
-            let body = reply_body(json!({"ok": false, "error": format!("protocol error: {e}")}));
-            let _ = tx.send(Reply {
-                tag: 0,
-                body,
-                _permit: None,
-            });
+        if write_all(&stream, &mut out).await.is_err() {
+            break;
         }
     }
-    drop(tx);
-    let _ = writer.await;
-    result
 }
 
 async fn read_requests<B: Backend>(
-    backend: &Arc<B>,
+    session: &mut Session<B>,
     stream: &UnixStream,
-    tx: &mpsc::UnboundedSender<Reply>,
-    state: &ConnState,
-    roots: &[PathBuf],
-) -> io::Result<()> {
+) -> Result<(), Closed> {
     let mut buf = BytesMut::with_capacity(64 << 10);
-    let mut fds: Vec<OwnedFd> = Vec::new();
-    let mut fd_queue = std::collections::VecDeque::new();
-    let mut streams: HashMap<u64, StreamJob> = HashMap::new();
+    let mut received: Vec<OwnedFd> = Vec::new();
     loop {
-        while let Some(f) = frame::decode(&mut buf).map_err(|e| protocol_error(e.to_string()))? {
-            handle_frame(backend, f, tx, state, &mut fd_queue, &mut streams, roots).await?;
+        while let Some(f) = frame::decode(&mut buf).map_err(ProtocolError::from)? {
+            Request::from_frame(f, &mut session.fds)?
+                .apply(session)
+                .await?;
         }
         // Read straight into the frame buffer: stream payloads are split off
         // it as `Bytes` and reach the hasher without another copy. A read
@@ -329,204 +464,26 @@ async fn read_requests<B: Backend>(
         buf.resize(filled + want, 0);
         let n = stream
             .async_io(Interest::READABLE, || {
-                hashcore::fdpass::recv_with_fds(stream.as_fd(), &mut buf[filled..], &mut fds)
+                hashcore::fdpass::recv_with_fds(stream.as_fd(), &mut buf[filled..], &mut received)
             })
             .await;
         buf.truncate(filled + *n.as_ref().unwrap_or(&0));
         let n = n?;
-        fd_queue.extend(fds.drain(..));
-        if fd_queue.len() > MAX_PENDING_FDS {
-            return Err(protocol_error("descriptors sent without HASH_FD frames"));
+        session.fds.extend(received.drain(..));
+        if session.fds.len() > MAX_PENDING_FDS {
+            return Err(ProtocolError::new("descriptors sent without HASH_FD frames").into());
         }
         if n == 0 {
             if !buf.is_empty() {
                 return Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
                     "connection closed mid-frame",
-                ));
-            }
-            return Ok(());
-        }
-    }
-}
-
-async fn handle_frame<B: Backend>(
-    backend: &Arc<B>,
-    f: Frame,
-    tx: &mpsc::UnboundedSender<Reply>,
-    state: &ConnState,
-    fd_queue: &mut std::collections::VecDeque<OwnedFd>,
-    streams: &mut HashMap<u64, StreamJob>,
-    roots: &[PathBuf],
-) -> io::Result<()> {
-    let tag = f.tag;
-    match f.kind {
-        Kind::StreamData => {
-            let job = streams
-                .get_mut(&tag)
-                .ok_or_else(|| protocol_error(format!("STREAM_DATA for unknown stream {tag}")))?;
-            if job.send(f.payload).await.is_err() {
-                streams.remove(&tag);
-            }
-            return Ok(());
-        }
-        Kind::StreamEnd => {
-            let job = streams
-                .remove(&tag)
-                .ok_or_else(|| protocol_error(format!("STREAM_END for unknown stream {tag}")))?;
-            let _ = job.finish();
-            return Ok(());
-        }
-        Kind::Reply | Kind::Heartbeat => {
-            return Err(protocol_error(
-                "clients do not send REPLY or HEARTBEAT frames",
-            ))
-        }
-        _ => {}
-    }
-    let permit = state
-        .in_flight
-        .clone()
-        .acquire_owned()
-        .await
-        .map_err(|_| protocol_error("closed"))?;
-    let send = |body: Vec<u8>, permit| {
-        let _ = tx.send(Reply {
-            tag,
-            body,
-            _permit: Some(permit),
-        });
-    };
-    match f.kind {
-        Kind::Hello => {
-            let mut body = json!({"ok": true, "version": frame::VERSION, "server": concat!("hashd ", env!("CARGO_PKG_VERSION"))});
-            let asked = serde_json::from_slice::<serde_json::Value>(&f.payload)
-                .ok()
-                .and_then(|v| v["heartbeat_ms"].as_u64());
-            if let Some(ms) = asked {
-                let every = Duration::from_millis(ms).clamp(HEARTBEAT_MIN, HEARTBEAT_MAX);
-                let ms = every.as_millis() as u64;
-                state
-                    .heartbeat_ms
-                    .store(ms, std::sync::atomic::Ordering::Relaxed);
-                body["heartbeat_ms"] = ms.into();
-            }
-            send(reply_body(body), permit)
-        }
-        Kind::HashPath => {
-            // Payload: ALGO, a NUL byte, then the path's bytes.
-            let (algo, path) = match f.payload.iter().position(|&b| b == 0) {
-                Some(i) => (&f.payload[..i], &f.payload[i + 1..]),
-                None => return Err(protocol_error("HASH_PATH payload must be ALGO\\0PATH")),
-            };
-            let algo = std::str::from_utf8(algo).unwrap_or("").parse::<Algorithm>();
-            let path = Path::new(std::ffi::OsStr::from_bytes(path));
-            match algo
-                .map_err(|e| e.to_string())
-                .and_then(|a| Ok((a, open_under_roots(path, roots)?)))
-            {
-                Ok((algo, file)) => {
-                    backend.hash_file(algo, file, reply_when_done(tx, tag, algo, permit));
-                }
-                Err(reason) => send(reply_body(json!({"ok": false, "error": reason})), permit),
-            }
-        }
-        Kind::HashFd | Kind::StreamOpen => {
-            let fd = if f.kind == Kind::HashFd {
-                Some(
-                    fd_queue
-                        .pop_front()
-                        .ok_or_else(|| protocol_error("HASH_FD frame without a descriptor"))?,
                 )
-            } else {
-                None
-            };
-            let algo = match std::str::from_utf8(&f.payload)
-                .unwrap_or("")
-                .parse::<Algorithm>()
-            {
-                Ok(a) => a,
-                Err(e) => {
-                    send(
-                        reply_body(json!({"ok": false, "error": e.to_string()})),
-                        permit,
-                    );
-                    return Ok(());
-                }
-            };
-            let done = reply_when_done(tx, tag, algo, permit);
-            match fd {
-                Some(fd) => backend.hash_file(algo, std::fs::File::from(fd), done),
-                None => {
-                    if streams.contains_key(&tag) {
-                        return Err(protocol_error(format!("stream {tag} is already open")));
-                    }
-                    streams.insert(tag, backend.open_stream(algo, done));
-                }
+                .into());
             }
-        }
-        Kind::Lookup => {
-            let id = String::from_utf8_lossy(&f.payload).into_owned();
-            let body = match backend.lookup(id.trim()).await {
-                Ok(Some(job)) => json!({"ok": true, "job": job}),
-                Ok(None) => json!({"ok": false, "error": "INVALID_ID"}),
-                Err(e) => json!({"ok": false, "error": e.to_string()}),
-            };
-            send(reply_body(body), permit);
-        }
-        Kind::Stats => {
-            let body = match backend.stats().await {
-                Ok(stats) => json!({"ok": true, "stats": stats}),
-                Err(e) => json!({"ok": false, "error": e.to_string()}),
-            };
-            send(reply_body(body), permit);
-        }
-        Kind::StreamData | Kind::StreamEnd | Kind::Reply | Kind::Heartbeat => {
-            unreachable!("handled above")
+            return Ok(());
         }
     }
-    Ok(())
-}
-
-/// Opens `path` for HASH_PATH if it lies under one of `roots` (which are
-/// canonical). `..` is refused outright; symlinks are resolved, and the file
-/// actually opened is checked again through `/proc/self/fd`, so a link
-/// swapped in between the check and the open cannot escape the roots.
-/// Messages name neither the roots nor the resolved path.
-fn open_under_roots(path: &Path, roots: &[PathBuf]) -> Result<std::fs::File, String> {
-    use std::os::unix::fs::OpenOptionsExt;
-    if roots.is_empty() {
-        return Err(
-            "hashing by path is off (start hashd with --allow-path-root DIR, or pass a descriptor)"
-                .into(),
-        );
-    }
-    if !path.is_absolute() {
-        return Err("path must be absolute".into());
-    }
-    if path.components().any(|c| c == Component::ParentDir) {
-        return Err("path must not contain '..'".into());
-    }
-    let outside = || "path is outside the allowed roots".to_string();
-    let canonical =
-        std::fs::canonicalize(path).map_err(|e| format!("cannot open the path: {e}"))?;
-    if !roots.iter().any(|r| canonical.starts_with(r)) {
-        return Err(outside());
-    }
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(&canonical)
-        .map_err(|e| format!("cannot open the path: {e}"))?;
-    let opened = std::fs::read_link(format!(
-        "/proc/self/fd/{}",
-        std::os::fd::AsRawFd::as_raw_fd(&file)
-    ))
-    .map_err(|e| format!("cannot verify the opened path: {e}"))?;
-    if !roots.iter().any(|r| opened.starts_with(r)) {
-        return Err(outside());
-    }
-    Ok(file)
 }
 
 async fn write_all(stream: &UnixStream, out: &mut BytesMut) -> io::Result<()> {
@@ -540,4 +497,111 @@ async fn write_all(stream: &UnixStream, out: &mut BytesMut) -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::frame::Frame;
+    use super::message::{HelloReply, StatsReply};
+    use super::*;
+    use crate::testing::MemBackend;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    async fn next_frame(s: &mut UnixStream, buf: &mut BytesMut) -> Option<Frame> {
+        loop {
+            if let Some(f) = frame::decode(buf).unwrap() {
+                return Some(f);
+            }
+            if s.read_buf(buf).await.unwrap() == 0 {
+                return None;
+            }
+        }
+    }
+
+    /// Every kind of request through the real connection handler: each is
+    /// answered once under its tag with its typed reply, and a protocol
+    /// error is answered under tag 0 before the connection closes.
+    #[test]
+    fn each_request_gets_its_typed_reply_and_a_protocol_error_closes() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let (server, mut client) = UnixStream::pair().unwrap();
+            let handler = tokio::spawn(connection(
+                Arc::new(MemBackend::default()),
+                server,
+                8,
+                Arc::from(Vec::new()),
+            ));
+            let mut out = BytesMut::new();
+            frame::encode(
+                Kind::Hello,
+                1,
+                br#"{"version":1,"heartbeat_ms":5}"#,
+                &mut out,
+            );
+            frame::encode(Kind::StreamOpen, 2, b"crc32", &mut out);
+            frame::encode(Kind::StreamOpen, 3, b"sha1", &mut out);
+            frame::encode(Kind::StreamData, 3, b"hello ", &mut out);
+            frame::encode(Kind::StreamData, 3, b"world", &mut out);
+            frame::encode(Kind::StreamEnd, 3, b"", &mut out);
+            frame::encode(Kind::Lookup, 5, b"nope", &mut out);
+            frame::encode(Kind::Stats, 6, b"", &mut out);
+            client.write_all(&out).await.unwrap();
+            // HASH_FD, with the descriptor on its first byte.
+            out.clear();
+            frame::encode(Kind::HashFd, 4, b"md5", &mut out);
+            let file = std::fs::File::open("/dev/null").unwrap();
+            let sent = loop {
+                client.writable().await.unwrap();
+                match hashcore::fdpass::send_with_fd(client.as_fd(), &out, file.as_fd()) {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                    r => break r.unwrap(),
+                }
+            };
+            client.write_all(&out[sent..]).await.unwrap();
+
+            let mut buf = BytesMut::new();
+            let mut replies = HashMap::new();
+            while replies.len() < 6 {
+                let f = next_frame(&mut client, &mut buf).await.unwrap();
+                assert_eq!(f.kind, Kind::Reply);
+                assert!(replies.insert(f.tag, f.payload).is_none(), "tag {}", f.tag);
+            }
+            let hello: HelloReply = serde_json::from_slice(&replies[&1]).unwrap();
+            assert_eq!(hello.version, frame::VERSION);
+            assert_eq!(hello.heartbeat_ms, Some(20), "clamped to the floor");
+            assert!(hello.server.starts_with("hashd "));
+            let refused: ErrorReply = serde_json::from_slice(&replies[&2]).unwrap();
+            assert_eq!((refused.ok, refused.busy), (OkFlag, None));
+            match serde_json::from_slice(&replies[&3]).unwrap() {
+                HashReply::Digest(d) => {
+                    assert_eq!(d.algorithm, "sha1");
+                    assert_eq!(d.hash, to_hex(&Algorithm::Sha1.digest(b"hello world")));
+                    assert_eq!(d.size, 11);
+                }
+                other => panic!("{other:?}"),
+            }
+            match serde_json::from_slice(&replies[&4]).unwrap() {
+                HashReply::Error(e) => assert_eq!(e.busy, Some(false)),
+                other => panic!("{other:?}"),
+            }
+            let missing: ErrorReply = serde_json::from_slice(&replies[&5]).unwrap();
+            assert_eq!(missing, ErrorReply::new("INVALID_ID"));
+            let _: StatsReply = serde_json::from_slice(&replies[&6]).unwrap();
+
+            out.clear();
+            frame::encode(Kind::StreamData, 7, b"x", &mut out);
+            client.write_all(&out).await.unwrap();
+            let f = next_frame(&mut client, &mut buf).await.unwrap();
+            assert_eq!((f.kind, f.tag), (Kind::Reply, 0));
+            let e: ErrorReply = serde_json::from_slice(&f.payload).unwrap();
+            assert_eq!(e, ErrorReply::protocol("STREAM_DATA for unknown stream 7"));
+            assert!(next_frame(&mut client, &mut buf).await.is_none());
+            let closed = handler.await.unwrap().unwrap_err();
+            assert_eq!(closed.kind(), io::ErrorKind::InvalidData);
+        });
+    }
 }
