@@ -8,8 +8,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use frontends::{ApiError, Backend, JobPage, JobStatus, JobView, ListQuery, Upload, UploadMeta};
-use hashcore::{to_hex, Algorithm, Completion, HasherPool, JobError, StreamJob};
+use frontends::{
+    Answer, ApiError, Backend, ByteStream, JobEnded, JobPage, JobStatus, JobView, ListQuery, Reply,
+    Upload, UploadMeta,
+};
+use hashcore::{to_hex, Algorithm, Completion, HasherPool, JobError, Outcome, StreamJob};
 use tokio::sync::oneshot;
 
 use crate::delay::DelayedResults;
@@ -91,6 +94,37 @@ impl Engine {
     }
 }
 
+/// A pool completion that hands a request-and-reply job's end to its
+/// front end as an [`Answer`].
+fn answered(reply: Reply) -> Completion {
+    Box::new(move |outcome: Outcome| {
+        reply(match outcome {
+            Ok(d) => Answer::Digest {
+                bytes: d.bytes,
+                size: d.len,
+            },
+            Err(e) => Answer::Failed {
+                busy: matches!(e, JobError::Busy),
+                reason: e.to_string(),
+            },
+        })
+    })
+}
+
+/// A socket stream: the pool's stream job, behind the front ends' trait.
+pub struct SocketStream(StreamJob);
+
+impl ByteStream for SocketStream {
+    async fn send(&mut self, chunk: Bytes) -> Result<(), JobEnded> {
+        self.0.send(chunk).await.map_err(|_| JobEnded)
+    }
+
+    fn finish(self) {
+        // An error means the job already ended, and its reply is on its way.
+        let _ = self.0.finish();
+    }
+}
+
 fn internal(e: impl std::fmt::Display) -> ApiError {
     ApiError::Internal(e.to_string())
 }
@@ -110,6 +144,7 @@ fn storage_error(e: &std::io::Error) -> ApiError {
 
 impl Backend for Engine {
     type Upload = HttpUpload;
+    type Stream = SocketStream;
 
     fn begin_upload(&self, meta: UploadMeta) -> Result<HttpUpload, ApiError> {
         let id = new_id().map_err(internal)?;
@@ -152,12 +187,12 @@ impl Backend for Engine {
         self.store.list(query).await.map_err(internal)
     }
 
-    fn hash_file(&self, algo: Algorithm, file: File, done: Completion) {
-        self.pool.submit_file(algo, file, done);
+    fn answer_file(&self, algo: Algorithm, file: File, reply: Reply) {
+        self.pool.submit_file(algo, file, answered(reply));
     }
 
-    fn open_stream(&self, algo: Algorithm, done: Completion) -> StreamJob {
-        self.pool.open_stream(algo, done)
+    fn answer_stream(&self, algo: Algorithm, reply: Reply) -> SocketStream {
+        SocketStream(self.pool.open_stream(algo, answered(reply)))
     }
 
     fn progress(&self) -> Option<u64> {

@@ -5,7 +5,7 @@
 use std::future::Future;
 
 use bytes::Bytes;
-use hashcore::{Algorithm, Completion, StreamJob};
+use hashcore::Algorithm;
 use serde::{Deserialize, Serialize};
 
 use crate::ApiError;
@@ -81,8 +81,41 @@ pub struct JobPage {
     pub next: Option<String>,
 }
 
+/// What a request-and-reply job (the unix socket's) ends with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Answer {
+    /// The digest of exactly the job's bytes, and how many there were.
+    Digest { bytes: Vec<u8>, size: u64 },
+    /// Why there is no digest; `busy` when retrying later may succeed.
+    Failed { reason: String, busy: bool },
+}
+
+/// Receives a request-and-reply job's [`Answer`], exactly once. It runs on
+/// whatever thread ended the job: it must be cheap and must not block.
+pub type Reply = Box<dyn FnOnce(Answer) + Send>;
+
+/// The bytes of a request-and-reply job, as its client sends them.
+/// Dropping it unfinished fails the job (its reply says so).
+pub trait ByteStream: Send + Sync + 'static {
+    /// Feeds the next chunk, waiting while the hasher is behind. `Err` when
+    /// the job has already ended (refused, failed, shutting down): more
+    /// bytes are pointless, and its reply has been or will be sent.
+    fn send(&mut self, chunk: Bytes) -> impl Future<Output = Result<(), JobEnded>> + Send;
+
+    /// All bytes are in; the reply will carry the digest.
+    fn finish(self);
+}
+
+/// A [`ByteStream`]'s job has already ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct JobEnded;
+
+/// The daemon, as the front ends see it: recorded jobs (uploads) and
+/// queries of the job store for HTTP, request-and-reply jobs for the unix
+/// socket. No hasher or store types cross it.
 pub trait Backend: Send + Sync + 'static {
     type Upload: Upload;
+    type Stream: ByteStream;
 
     /// Starts a job whose bytes are about to stream in. Fails fast (busy,
     /// shutting down) before any byte is read.
@@ -99,11 +132,13 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Hashes a file a local client passed by descriptor. The answer goes
     /// to the client on its connection, not to the job store: these are
-    /// request-and-reply jobs. `done` is called exactly once.
-    fn hash_file(&self, algo: Algorithm, file: std::fs::File, done: Completion);
+    /// request-and-reply jobs. `reply` is called exactly once.
+    fn answer_file(&self, algo: Algorithm, file: std::fs::File, reply: Reply);
 
-    /// Opens a request-and-reply stream job (bytes sent on the socket).
-    fn open_stream(&self, algo: Algorithm, done: Completion) -> StreamJob;
+    /// Opens a request-and-reply job whose bytes the client sends (the
+    /// socket's streams). `reply` is called exactly once: at once if the
+    /// job is refused (busy), else when the stream finishes or is dropped.
+    fn answer_stream(&self, algo: Algorithm, reply: Reply) -> Self::Stream;
 
     /// A count that grows whenever hashing makes progress (bytes hashed,
     /// jobs ended), or `None` if the backend cannot tell. The socket front

@@ -3,7 +3,8 @@
 //! that the daemon implements. No SQL, no SIMD here.
 //!
 //! Layout:
-//! - [`backend`]: the trait the daemon implements, and the types crossing it.
+//! - [`backend`]: the trait the daemon implements, and the types crossing it
+//!   (jobs, answers, queries; no hasher-pool or store types).
 //! - [`error`]: the one error type every front end maps to a status.
 //! - [`http`]: the hyper 1.x server: routes, streaming uploads, HTML pages.
 //! - [`unix`]: the unix-socket server for local clients.
@@ -17,5 +18,8 @@ pub mod http;
 pub mod testing;
 pub mod unix;
 
-pub use backend::{Backend, JobPage, JobStatus, JobView, ListQuery, Upload, UploadMeta};
+pub use backend::{
+    Answer, Backend, ByteStream, JobEnded, JobPage, JobStatus, JobView, ListQuery, Reply, Upload,
+    UploadMeta,
+};
 pub use error::ApiError;

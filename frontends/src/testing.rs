@@ -1,29 +1,31 @@
-//! In-memory stand-ins for driving the real HTTP handler without a daemon:
-//! a [`Backend`] that hashes uploads on the caller's thread and keeps jobs in
-//! a map, and an I/O object that hands the server a request in chosen
-//! pieces. For this crate's tests and the fuzz targets; not for production.
+//! In-memory stand-ins for driving the real front ends without a daemon: a
+//! [`Backend`] that hashes on the caller's thread and keeps jobs in a map,
+//! and an I/O object that hands the server a request in chosen pieces. For
+//! this crate's tests and the fuzz targets; not for production.
 
 use std::collections::HashMap;
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use hashcore::{Algorithm, Completion, HasherPool, JobError, PoolConfig, StreamJob};
+use hashcore::Algorithm;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use crate::{ApiError, Backend, JobPage, JobStatus, JobView, ListQuery, Upload, UploadMeta};
+use crate::{
+    Answer, ApiError, Backend, ByteStream, JobEnded, JobPage, JobStatus, JobView, ListQuery, Reply,
+    Upload, UploadMeta,
+};
 
-/// Uploads are hashed as they stream in (single-stream, no pool), recorded
-/// SUCCESS at `finish`, and can be looked up and listed.
+/// Uploads and socket streams are hashed as their bytes arrive, on the
+/// caller's thread; uploads are recorded SUCCESS at `finish` and can be
+/// looked up and listed.
 #[derive(Default)]
 pub struct MemBackend {
     next: AtomicU64,
     jobs: Arc<Mutex<HashMap<String, JobView>>>,
-    /// Only for `open_stream` (the unix socket's path).
-    pool: OnceLock<HasherPool>,
 }
 
 impl MemBackend {
@@ -45,6 +47,7 @@ pub struct MemUpload {
 
 impl Backend for MemBackend {
     type Upload = MemUpload;
+    type Stream = MemStream;
 
     fn begin_upload(&self, meta: UploadMeta) -> Result<MemUpload, ApiError> {
         Ok(MemUpload {
@@ -78,21 +81,88 @@ impl Backend for MemBackend {
         Ok(serde_json::json!({"jobs": {"total": self.jobs.lock().unwrap().len()}}))
     }
 
-    fn hash_file(&self, _algo: Algorithm, _file: std::fs::File, done: Completion) {
-        done(Err(JobError::Read("not in the in-memory backend".into())));
+    fn answer_file(&self, algo: Algorithm, file: std::fs::File, reply: Reply) {
+        // As the daemon's pool: only regular files (a pipe could stall it).
+        if !file.metadata().is_ok_and(|m| m.is_file()) {
+            return reply(Answer::Failed {
+                reason: "not a regular file".into(),
+                busy: false,
+            });
+        }
+        let mut hasher = algo.hasher();
+        let answer = match std::io::copy(&mut &file, &mut DigestWriter(&mut *hasher)) {
+            Ok(size) => Answer::Digest {
+                bytes: hasher.finalize().into_vec(),
+                size,
+            },
+            Err(e) => Answer::Failed {
+                reason: e.to_string(),
+                busy: false,
+            },
+        };
+        reply(answer);
     }
 
-    fn open_stream(&self, algo: Algorithm, done: Completion) -> StreamJob {
-        self.pool
-            .get_or_init(|| {
-                HasherPool::start(PoolConfig {
-                    hashers: 1,
-                    pin: false,
-                    ..PoolConfig::default()
-                })
-                .expect("a hasher thread")
-            })
-            .open_stream(algo, done)
+    fn answer_stream(&self, algo: Algorithm, reply: Reply) -> MemStream {
+        MemStream(Mutex::new(StreamState {
+            hasher: algo.hasher(),
+            size: 0,
+            reply: Some(reply),
+        }))
+    }
+}
+
+/// Feeds what is written to a digest.
+struct DigestWriter<'a>(&'a mut (dyn digest::DynDigest + Send));
+
+impl std::io::Write for DigestWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A socket stream on a [`MemBackend`]. In a mutex only to make it `Sync`.
+pub struct MemStream(Mutex<StreamState>);
+
+struct StreamState {
+    hasher: Box<dyn digest::DynDigest + Send>,
+    size: u64,
+    reply: Option<Reply>,
+}
+
+impl ByteStream for MemStream {
+    async fn send(&mut self, chunk: Bytes) -> Result<(), JobEnded> {
+        let state = self.0.get_mut().unwrap();
+        state.size += chunk.len() as u64;
+        state.hasher.update(&chunk);
+        Ok(())
+    }
+
+    fn finish(mut self) {
+        let state = self.0.get_mut().unwrap();
+        let bytes = state.hasher.finalize_reset().into_vec();
+        if let Some(reply) = state.reply.take() {
+            reply(Answer::Digest {
+                bytes,
+                size: state.size,
+            });
+        }
+    }
+}
+
+impl Drop for MemStream {
+    fn drop(&mut self) {
+        if let Some(reply) = self.0.get_mut().unwrap().reply.take() {
+            reply(Answer::Failed {
+                reason: "the stream ended before its data".into(),
+                busy: false,
+            });
+        }
     }
 }
 

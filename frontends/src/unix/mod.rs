@@ -28,14 +28,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use hashcore::{to_hex, Algorithm, Completion, Outcome, StreamJob};
+use hashcore::{to_hex, Algorithm};
 use serde::Serialize;
 use tokio::io::Interest;
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
-use crate::Backend;
+use crate::{Answer, Backend, ByteStream, Reply};
 use frame::Kind;
 use message::{to_payload, DigestReply, ErrorReply, HashReply, OkFlag};
 use request::{ProtocolError, Request};
@@ -165,17 +165,17 @@ struct Outgoing {
 }
 
 /// Turns a job's outcome into its reply.
-fn hash_reply(algo: Algorithm, outcome: Outcome) -> HashReply {
-    match outcome {
-        Ok(d) => HashReply::Digest(DigestReply {
+fn hash_reply(algo: Algorithm, answer: Answer) -> HashReply {
+    match answer {
+        Answer::Digest { bytes, size } => HashReply::Digest(DigestReply {
             ok: OkFlag,
             algorithm: algo.name().to_owned(),
-            hash: to_hex(&d.bytes),
-            size: d.len,
+            hash: to_hex(&bytes),
+            size,
         }),
-        Err(e) => HashReply::Error(ErrorReply {
-            busy: Some(matches!(e, hashcore::JobError::Busy)),
-            ..ErrorReply::new(e.to_string())
+        Answer::Failed { reason, busy } => HashReply::Error(ErrorReply {
+            busy: Some(busy),
+            ..ErrorReply::new(reason)
         }),
     }
 }
@@ -224,7 +224,7 @@ enum Source {
 
 /// What the reader of one connection keeps between frames; requests are
 /// applied to it ([`Request::apply`]).
-struct Session<B> {
+struct Session<B: Backend> {
     backend: Arc<B>,
     /// To the connection's writer task.
     replies: mpsc::UnboundedSender<Outgoing>,
@@ -235,7 +235,7 @@ struct Session<B> {
     /// Descriptors received and not yet claimed by a HASH_FD frame.
     fds: VecDeque<OwnedFd>,
     /// Streams opened and not yet ended, by tag.
-    streams: HashMap<u64, StreamJob>,
+    streams: HashMap<u64, B::Stream>,
 }
 
 impl<B: Backend> Session<B> {
@@ -282,17 +282,17 @@ impl<B: Backend> Session<B> {
             return Err(ProtocolError::new(format!("stream {tag} is already open")));
         }
         let replies = self.replies.clone();
-        let done: Completion = Box::new(move |outcome| {
+        let reply: Reply = Box::new(move |answer| {
             let _ = replies.send(Outgoing {
                 tag,
-                payload: to_payload(&hash_reply(algo, outcome)),
+                payload: to_payload(&hash_reply(algo, answer)),
                 _slot: Some(slot),
             });
         });
         match source {
-            Source::File(file) => self.backend.hash_file(algo, file, done),
+            Source::File(file) => self.backend.answer_file(algo, file, reply),
             Source::Stream => {
-                let job = self.backend.open_stream(algo, done);
+                let job = self.backend.answer_stream(algo, reply);
                 self.streams.insert(tag, job);
             }
         }
@@ -318,7 +318,7 @@ impl<B: Backend> Session<B> {
             .streams
             .remove(&tag)
             .ok_or_else(|| ProtocolError::new(format!("STREAM_END for unknown stream {tag}")))?;
-        let _ = job.finish();
+        job.finish();
         Ok(())
     }
 }

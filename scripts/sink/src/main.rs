@@ -17,13 +17,16 @@
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use clap::Parser;
 use frontends::http::HttpConfig;
-use frontends::{ApiError, Backend, JobPage, JobStatus, JobView, ListQuery, Upload, UploadMeta};
-use hashcore::{Algorithm, Completion, HasherPool, JobError, PoolConfig, StreamJob};
+use frontends::{
+    Answer, ApiError, Backend, ByteStream, JobEnded, JobPage, JobStatus, JobView, ListQuery, Reply,
+    Upload, UploadMeta,
+};
+use hashcore::Algorithm;
 
 /// hashd-sink: hashd's HTTP front end over a backend that discards uploads.
 #[derive(Parser, Debug)]
@@ -45,10 +48,19 @@ struct Counters {
 #[derive(Default)]
 struct Sink {
     counters: Arc<Counters>,
-    /// Only for [`Backend::open_stream`], which must return a real
-    /// `StreamJob` and only a pool makes one. Nothing calls it (the sink
-    /// serves no unix socket), so the pool is never started in practice.
-    pool: OnceLock<HasherPool>,
+}
+
+/// The sink serves no unix socket; request-and-reply jobs are refused.
+struct NoStream;
+
+const NO_SOCKET: &str = "hashd-sink does not hash request-and-reply jobs";
+
+impl ByteStream for NoStream {
+    async fn send(&mut self, _chunk: Bytes) -> Result<(), JobEnded> {
+        Err(JobEnded)
+    }
+
+    fn finish(self) {}
 }
 
 struct SinkUpload {
@@ -60,6 +72,7 @@ struct SinkUpload {
 
 impl Backend for Sink {
     type Upload = SinkUpload;
+    type Stream = NoStream;
 
     fn begin_upload(&self, meta: UploadMeta) -> Result<SinkUpload, ApiError> {
         Ok(SinkUpload {
@@ -89,21 +102,19 @@ impl Backend for Sink {
         }))
     }
 
-    fn hash_file(&self, _algo: Algorithm, _file: std::fs::File, done: Completion) {
-        done(Err(JobError::Read("hashd-sink does not hash files".into())));
+    fn answer_file(&self, _algo: Algorithm, _file: std::fs::File, reply: Reply) {
+        reply(Answer::Failed {
+            reason: NO_SOCKET.into(),
+            busy: false,
+        });
     }
 
-    fn open_stream(&self, algo: Algorithm, done: Completion) -> StreamJob {
-        self.pool
-            .get_or_init(|| {
-                HasherPool::start(PoolConfig {
-                    hashers: 1,
-                    pin: false,
-                    ..PoolConfig::default()
-                })
-                .expect("hashd-sink: cannot start a hasher thread")
-            })
-            .open_stream(algo, done)
+    fn answer_stream(&self, _algo: Algorithm, reply: Reply) -> NoStream {
+        reply(Answer::Failed {
+            reason: NO_SOCKET.into(),
+            busy: false,
+        });
+        NoStream
     }
 }
 
