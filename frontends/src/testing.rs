@@ -39,7 +39,7 @@ pub struct MemUpload {
     algo: Algorithm,
     name: Option<String>,
     size: u64,
-    hasher: Box<dyn digest::DynDigest + Send>,
+    hasher: hashcore::Hasher,
     jobs: Arc<Mutex<HashMap<String, JobView>>>,
 }
 

@@ -44,7 +44,7 @@ pub(crate) fn hash_reader(
     let mut hasher = algo.hasher();
     loop {
         match reader.read(buf) {
-            Ok(0) => return Ok(hasher.finalize().into_vec()),
+            Ok(0) => return Ok(hasher.finalize()),
             Ok(n) => hasher.update(&buf[..n]),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
