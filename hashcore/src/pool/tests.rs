@@ -119,7 +119,7 @@ fn open_after_shutdown_completes_with_failure() {
         tx,
         counters: Arc::default(),
         cpu: None,
-        reader: crate::read::ReaderKind::Pread,
+        reader: crate::read::SharedReaderKind::new(crate::read::ReaderKind::Pread),
         thread: std::sync::Mutex::new(None),
     };
     let (files, _) = crossbeam_channel::bounded(1);
@@ -268,6 +268,7 @@ fn file_pool(prefer_uring: bool) -> HasherPool {
             read_len: 4096,
             reads_per_file: 3,
             max_files: 4,
+            ..crate::read::ReaderConfig::default()
         },
         ..PoolConfig::default()
     })
@@ -432,6 +433,7 @@ fn md5_files_and_streams_of_unequal_lengths_hash_right_together() {
                 read_len: 4096,
                 reads_per_file: 3,
                 max_files: 8,
+                ..crate::read::ReaderConfig::default()
             },
             ..PoolConfig::default()
         })
@@ -537,4 +539,51 @@ fn progress_grows_with_bytes_and_with_jobs_that_have_none() {
         rx.recv().unwrap().unwrap();
         assert!(pool.progress() > after_file);
     }
+}
+
+/// A hasher whose io_uring reader fails mid-run (forced through the
+/// test-only `fail_uring` flag) reports pread in `stats()` from then on, and
+/// keeps hashing files.
+#[test]
+fn stats_report_pread_after_a_reader_switched_mid_run() {
+    static FAIL: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    let pool = HasherPool::start(PoolConfig {
+        hashers: 1,
+        pin: false,
+        prefer_uring: true,
+        reader: crate::read::ReaderConfig {
+            fail_uring: Some(&FAIL),
+            ..crate::read::ReaderConfig::default()
+        },
+        ..PoolConfig::default()
+    })
+    .unwrap();
+    if pool.stats()[0].reader != "io_uring" {
+        eprintln!("skipping: the pool's reader is not io_uring on this machine or build");
+        assert_eq!(pool.stats()[0].reader, "pread");
+        return;
+    }
+    let dir = TempDir::new("pool-switch");
+    let data = crate::testutil::random_bytes(200_000, 5);
+    let path = dir.write("f", &data);
+    let hash = |pool: &HasherPool| {
+        let (done, rx) = completion();
+        pool.submit_file(Algorithm::Md5, std::fs::File::open(&path).unwrap(), done);
+        rx.recv_timeout(std::time::Duration::from_secs(30))
+            .expect("job finished")
+    };
+    assert_eq!(hash(&pool).unwrap().bytes, Algorithm::Md5.digest(&data));
+    assert_eq!(pool.stats()[0].reader, "io_uring");
+
+    FAIL.store(true, std::sync::atomic::Ordering::SeqCst);
+    // The file being read when the ring fails fails with the reason (or
+    // succeeds on pread, if the hasher reaped between files).
+    match hash(&pool) {
+        Ok(d) => assert_eq!(d.bytes, Algorithm::Md5.digest(&data)),
+        Err(e) => assert!(e.to_string().contains("io_uring failed"), "{e}"),
+    }
+    assert!(!FAIL.load(std::sync::atomic::Ordering::SeqCst), "failure not injected");
+    assert_eq!(pool.stats()[0].reader, "pread");
+    assert_eq!(hash(&pool).unwrap().bytes, Algorithm::Md5.digest(&data));
+    assert_eq!(pool.stats()[0].reader, "pread");
 }

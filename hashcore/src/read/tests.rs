@@ -18,6 +18,7 @@ fn config(read_len: usize, reads_per_file: usize, max_files: usize) -> ReaderCon
         read_len,
         reads_per_file,
         max_files,
+        ..ReaderConfig::default()
     }
 }
 
@@ -676,4 +677,46 @@ fn mmap_touch(path: &Path, populate: bool, touch_all: bool) -> u64 {
     // SAFETY: `ptr`/`len` is the mapping made above; `bytes` is not used after.
     unsafe { libc::munmap(ptr, len) };
     sum
+}
+
+/// A ring that fails mid-run (forced through the test-only `fail_uring`
+/// flag, as a failed `io_uring_enter` would): the file being read fails with
+/// the reason, the reader carries on with pread, and its kind, also as seen
+/// through [`FileReader::shared_kind`] from another thread, says pread.
+#[test]
+fn a_ring_failing_mid_run_switches_the_reader_to_pread() {
+    static FAIL: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    let cfg = ReaderConfig {
+        fail_uring: Some(&FAIL),
+        ..config(4096, 3, 4)
+    };
+    let Some(mut reader) = uring_reader(cfg) else {
+        return;
+    };
+    let shared = reader.shared_kind();
+    let dir = TempDir::new("read-switch");
+    let before = dir.write("before", &random_bytes(100_000, 1));
+    check_files(&mut reader, std::slice::from_ref(&before));
+    assert_eq!(shared.get(), ReaderKind::Uring);
+
+    FAIL.store(true, std::sync::atomic::Ordering::SeqCst);
+    let during = dir.write("during", &random_bytes(100_000, 2));
+    reader.add(0, File::open(&during).unwrap()).unwrap();
+    let mut log = Log::default();
+    drain(&mut reader, &mut log);
+    match &log.files[&0].end {
+        Some(Err(e)) => assert!(e.to_string().contains("io_uring failed"), "{e}"),
+        other => panic!("the file read while the ring failed ended with {other:?}"),
+    }
+    assert_eq!(reader.kind(), ReaderKind::Pread);
+    let seen = std::thread::spawn(move || shared.get()).join().unwrap();
+    assert_eq!(seen, ReaderKind::Pread);
+    assert!(reader
+        .fallback_reason()
+        .is_some_and(|r| r.contains("failed while running")));
+
+    // The same reader goes on reading, now with pread.
+    let after = dir.write("after", &random_bytes(300_000, 3));
+    check_files(&mut reader, &[before, after]);
+    assert_eq!(reader.active_files(), 0);
 }
