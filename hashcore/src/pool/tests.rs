@@ -582,7 +582,10 @@ fn stats_report_pread_after_a_reader_switched_mid_run() {
         Ok(d) => assert_eq!(d.bytes, Algorithm::Md5.digest(&data)),
         Err(e) => assert!(e.to_string().contains("io_uring failed"), "{e}"),
     }
-    assert!(!FAIL.load(std::sync::atomic::Ordering::SeqCst), "failure not injected");
+    assert!(
+        !FAIL.load(std::sync::atomic::Ordering::SeqCst),
+        "failure not injected"
+    );
     assert_eq!(pool.stats()[0].reader, "pread");
     assert_eq!(hash(&pool).unwrap().bytes, Algorithm::Md5.digest(&data));
     assert_eq!(pool.stats()[0].reader, "pread");

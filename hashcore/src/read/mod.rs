@@ -173,7 +173,8 @@ impl ReaderConfig {
             read_len: self.read_len.clamp(1, MAX_READ_LEN),
             reads_per_file: self.reads_per_file.max(1),
             max_files: self.max_files.max(1),
-            ..self
+            #[cfg(test)]
+            fail_uring: self.fail_uring,
         }
     }
 }
