@@ -153,6 +153,62 @@ impl DigestBackend for InProcessBackend {
 mod tests {
     use super::*;
 
+    /// Yields `data` in reads of uneven sizes, as a pipe does, with an
+    /// interruption now and then; fails once `fail_at` bytes are out.
+    struct Dribble {
+        data: Vec<u8>,
+        pos: usize,
+        reads: usize,
+        fail_at: Option<usize>,
+    }
+
+    impl Read for Dribble {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.reads += 1;
+            if self.reads % 7 == 0 {
+                return Err(io::ErrorKind::Interrupted.into());
+            }
+            if self.fail_at.is_some_and(|at| self.pos >= at) {
+                return Err(io::Error::other("device gone"));
+            }
+            let n = buf
+                .len()
+                .min(self.data.len() - self.pos)
+                .min(1 + self.reads * 7919 % 70_000);
+            buf[..n].copy_from_slice(&self.data[self.pos..self.pos + n]);
+            self.pos += n;
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn hash_reader_hashes_uneven_reads_and_reports_a_failed_one() {
+        let data: Vec<u8> = (0..3_000_000u32)
+            .map(|i| (i * 31 + i / 977) as u8)
+            .collect();
+        let mut buf = vec![0; READ_CHUNK_LEN];
+        for len in [0, 1, 1000, READ_CHUNK_LEN, READ_CHUNK_LEN + 1, data.len()] {
+            for algo in [Algorithm::Md5, Algorithm::Sha256] {
+                let mut r = Dribble {
+                    data: data[..len].to_vec(),
+                    pos: 0,
+                    reads: 0,
+                    fail_at: None,
+                };
+                let got = hash_reader(algo, &mut r, &mut buf).unwrap();
+                assert_eq!(got, algo.digest(&data[..len]), "{algo} {len}");
+            }
+        }
+        let mut r = Dribble {
+            data,
+            pos: 0,
+            reads: 0,
+            fail_at: Some(1_000_000),
+        };
+        let err = hash_reader(Algorithm::Md5, &mut r, &mut buf).unwrap_err();
+        assert_eq!(err.to_string(), "device gone");
+    }
+
     #[test]
     fn hashes_files_and_reports_errors_in_order() {
         let dir = std::env::temp_dir().join(format!("hashd-cli-backend-{}", std::process::id()));
