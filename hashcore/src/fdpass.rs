@@ -56,17 +56,22 @@ pub fn recv_with_fds(
         &mut control,
         RecvFlags::CMSG_CLOEXEC,
     )?;
+    let mut passed = Vec::new();
     for message in control.drain() {
-        if let RecvAncillaryMessage::ScmRights(passed) = message {
-            fds.extend(passed);
+        if let RecvAncillaryMessage::ScmRights(these) = message {
+            passed.extend(these);
         }
     }
-    if received.flags.contains(ReturnFlags::CTRUNC) {
+    // rustix's control buffer has alignment slack, so a few descriptors over
+    // the limit may arrive rather than be cut off (CTRUNC); both are the same
+    // error, and the ones that did arrive are closed when `passed` drops.
+    if received.flags.contains(ReturnFlags::CTRUNC) || passed.len() > MAX_FDS_PER_MSG {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
             format!("peer passed more than {MAX_FDS_PER_MSG} descriptors in one message"),
         ));
     }
+    fds.append(&mut passed);
     Ok(received.bytes)
 }
 
@@ -111,5 +116,35 @@ mod tests {
         assert_eq!(recv_with_fds(b.as_fd(), &mut buf, &mut fds).unwrap(), 3);
         assert!(fds.is_empty());
         assert_eq!(recv_with_fds(b.as_fd(), &mut buf, &mut fds).unwrap(), 0);
+    }
+
+    #[test]
+    fn more_descriptors_than_the_limit_are_an_error() {
+        // Just over the limit (they arrive, and are counted), and far over
+        // it (the kernel cuts them off: MSG_CTRUNC).
+        for count in [MAX_FDS_PER_MSG + 1, 3 * MAX_FDS_PER_MSG] {
+            let (a, b) = UnixStream::pair().unwrap();
+            let files: Vec<std::fs::File> = (0..count)
+                .map(|_| std::fs::File::open("/dev/null").unwrap())
+                .collect();
+            let borrowed: Vec<BorrowedFd<'_>> = files.iter().map(|f| f.as_fd()).collect();
+            let mut space =
+                [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(3 * MAX_FDS_PER_MSG))];
+            let mut control = SendAncillaryBuffer::new(&mut space);
+            assert!(control.push(SendAncillaryMessage::ScmRights(&borrowed)));
+            sendmsg(
+                a.as_fd(),
+                &[IoSlice::new(b"x")],
+                &mut control,
+                SendFlags::empty(),
+            )
+            .unwrap();
+            let mut buf = [0u8; 8];
+            let mut fds = Vec::new();
+            let err = recv_with_fds(b.as_fd(), &mut buf, &mut fds).unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{count}");
+            assert!(err.to_string().contains("more than 8"), "{err}");
+            assert!(fds.is_empty(), "{count}");
+        }
     }
 }
