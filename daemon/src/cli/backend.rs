@@ -165,7 +165,7 @@ mod tests {
     impl Read for Dribble {
         fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
             self.reads += 1;
-            if self.reads % 7 == 0 {
+            if self.reads.is_multiple_of(7) {
                 return Err(io::ErrorKind::Interrupted.into());
             }
             if self.fail_at.is_some_and(|at| self.pos >= at) {
