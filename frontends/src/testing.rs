@@ -41,7 +41,7 @@ pub struct MemUpload {
     algo: Algorithm,
     name: Option<String>,
     size: u64,
-    hasher: Box<dyn digest::DynDigest + Send>,
+    hasher: hashcore::Hasher,
     jobs: Arc<Mutex<HashMap<String, JobView>>>,
 }
 
@@ -90,9 +90,9 @@ impl Backend for MemBackend {
             });
         }
         let mut hasher = algo.hasher();
-        let answer = match std::io::copy(&mut &file, &mut DigestWriter(&mut *hasher)) {
+        let answer = match std::io::copy(&mut &file, &mut DigestWriter(&mut hasher)) {
             Ok(size) => Answer::Digest {
-                bytes: hasher.finalize().into_vec(),
+                bytes: hasher.finalize(),
                 size,
             },
             Err(e) => Answer::Failed {
@@ -105,7 +105,7 @@ impl Backend for MemBackend {
 
     fn answer_stream(&self, algo: Algorithm, reply: Reply) -> MemStream {
         MemStream(Mutex::new(StreamState {
-            hasher: algo.hasher(),
+            hasher: Some(algo.hasher()),
             size: 0,
             reply: Some(reply),
         }))
@@ -113,7 +113,7 @@ impl Backend for MemBackend {
 }
 
 /// Feeds what is written to a digest.
-struct DigestWriter<'a>(&'a mut (dyn digest::DynDigest + Send));
+struct DigestWriter<'a>(&'a mut hashcore::Hasher);
 
 impl std::io::Write for DigestWriter<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
@@ -130,7 +130,8 @@ impl std::io::Write for DigestWriter<'_> {
 pub struct MemStream(Mutex<StreamState>);
 
 struct StreamState {
-    hasher: Box<dyn digest::DynDigest + Send>,
+    /// Taken when the stream finishes.
+    hasher: Option<hashcore::Hasher>,
     size: u64,
     reply: Option<Reply>,
 }
@@ -139,13 +140,19 @@ impl ByteStream for MemStream {
     async fn send(&mut self, chunk: Bytes) -> Result<(), JobEnded> {
         let state = self.0.get_mut().unwrap();
         state.size += chunk.len() as u64;
-        state.hasher.update(&chunk);
+        if let Some(h) = &mut state.hasher {
+            h.update(&chunk);
+        }
         Ok(())
     }
 
     fn finish(mut self) {
         let state = self.0.get_mut().unwrap();
-        let bytes = state.hasher.finalize_reset().into_vec();
+        let bytes = state
+            .hasher
+            .take()
+            .map(hashcore::Hasher::finalize)
+            .unwrap_or_default();
         if let Some(reply) = state.reply.take() {
             reply(Answer::Digest {
                 bytes,

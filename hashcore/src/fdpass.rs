@@ -5,8 +5,14 @@
 //! Both calls are non-blocking-friendly: they return `WouldBlock` like the
 //! socket does, so async front ends can drive them from a readiness loop.
 
-use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::io::{self, IoSlice, IoSliceMut};
+use std::mem::MaybeUninit;
+use std::os::fd::{BorrowedFd, OwnedFd};
+
+use rustix::net::{
+    recvmsg, sendmsg, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags,
+    SendAncillaryBuffer, SendAncillaryMessage, SendFlags,
+};
 
 /// Most descriptors accepted in one `recvmsg`; the kernel delivers the fds of
 /// one `sendmsg` at a time, and our clients send one per message.
@@ -14,39 +20,23 @@ pub const MAX_FDS_PER_MSG: usize = 8;
 
 /// Sends `data` with `fd` attached. Returns the bytes sent; the descriptor
 /// travels with the first byte, so callers must resend only the tail.
+///
+/// rustix builds the control message (the `cmsghdr` arithmetic that was our
+/// own `unsafe` before), so this module has none.
 pub fn send_with_fd(sock: BorrowedFd<'_>, data: &[u8], fd: BorrowedFd<'_>) -> io::Result<usize> {
-    let raw: RawFd = fd.as_raw_fd();
-    // SAFETY: CMSG_SPACE is a pure size computation.
-    let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) } as usize;
-    // u64 storage keeps the control buffer aligned for cmsghdr.
-    let mut control = vec![0u64; space.div_ceil(8)];
-    let mut iov = libc::iovec {
-        iov_base: data.as_ptr() as *mut libc::c_void,
-        iov_len: data.len(),
-    };
-    // SAFETY: msghdr is plain data; all-zero is a valid empty header.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.as_mut_ptr() as *mut libc::c_void;
-    msg.msg_controllen = space as _;
-    // SAFETY: msg_control points at `space` zeroed, aligned bytes, enough for
-    // one cmsghdr carrying one RawFd, so CMSG_FIRSTHDR is non-null and the
-    // writes through it and CMSG_DATA stay inside `control`.
-    unsafe {
-        let cmsg = libc::CMSG_FIRSTHDR(&msg);
-        (*cmsg).cmsg_level = libc::SOL_SOCKET;
-        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
-        (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as _;
-        std::ptr::write_unaligned(libc::CMSG_DATA(cmsg) as *mut RawFd, raw);
-    }
-    // SAFETY: msg, iov and control outlive the call; iov describes `data`,
-    // which the kernel only reads.
-    let n = unsafe { libc::sendmsg(sock.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(n as usize)
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut control = SendAncillaryBuffer::new(&mut space);
+    let fds = [fd];
+    // The space was sized for exactly this one message.
+    let pushed = control.push(SendAncillaryMessage::ScmRights(&fds));
+    debug_assert!(pushed, "control buffer too small for one descriptor");
+    // MSG_NOSIGNAL: a peer that went away is an EPIPE error, not a SIGPIPE.
+    Ok(sendmsg(
+        sock,
+        &[IoSlice::new(data)],
+        &mut control,
+        SendFlags::NOSIGNAL,
+    )?)
 }
 
 /// Receives into `buf`, appending any passed descriptors to `fds` (with
@@ -58,50 +48,31 @@ pub fn recv_with_fds(
     buf: &mut [u8],
     fds: &mut Vec<OwnedFd>,
 ) -> io::Result<usize> {
-    // SAFETY: CMSG_SPACE is a pure size computation.
-    let space = unsafe { libc::CMSG_SPACE((MAX_FDS_PER_MSG * std::mem::size_of::<RawFd>()) as u32) }
-        as usize;
-    let mut control = vec![0u64; space.div_ceil(8)];
-    let mut iov = libc::iovec {
-        iov_base: buf.as_mut_ptr() as *mut libc::c_void,
-        iov_len: buf.len(),
-    };
-    // SAFETY: msghdr is plain data; all-zero is a valid empty header.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.as_mut_ptr() as *mut libc::c_void;
-    msg.msg_controllen = space as _;
-    // SAFETY: iov describes `buf`, writable for its length; msg_control
-    // describes `control`; all outlive the call.
-    let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: the kernel filled msg_control with msg_controllen valid bytes;
-    // CMSG_FIRSTHDR/NXTHDR walk only within them, and each SCM_RIGHTS payload
-    // holds (cmsg_len - CMSG_LEN(0)) / size_of::<RawFd>() descriptors that
-    // this process now owns, so wrapping each in OwnedFd once is sound.
-    unsafe {
-        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
-        while !cmsg.is_null() {
-            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
-                let data = libc::CMSG_DATA(cmsg) as *const RawFd;
-                let bytes = (*cmsg).cmsg_len as usize - libc::CMSG_LEN(0) as usize;
-                for i in 0..bytes / std::mem::size_of::<RawFd>() {
-                    fds.push(OwnedFd::from_raw_fd(std::ptr::read_unaligned(data.add(i))));
-                }
-            }
-            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS_PER_MSG))];
+    let mut control = RecvAncillaryBuffer::new(&mut space);
+    let received = recvmsg(
+        sock,
+        &mut [IoSliceMut::new(buf)],
+        &mut control,
+        RecvFlags::CMSG_CLOEXEC,
+    )?;
+    let mut passed = Vec::new();
+    for message in control.drain() {
+        if let RecvAncillaryMessage::ScmRights(these) = message {
+            passed.extend(these);
         }
     }
-    if msg.msg_flags & libc::MSG_CTRUNC != 0 {
+    // rustix's control buffer has alignment slack, so a few descriptors over
+    // the limit may arrive rather than be cut off (CTRUNC); both are the same
+    // error, and the ones that did arrive are closed when `passed` drops.
+    if received.flags.contains(ReturnFlags::CTRUNC) || passed.len() > MAX_FDS_PER_MSG {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
             format!("peer passed more than {MAX_FDS_PER_MSG} descriptors in one message"),
         ));
     }
-    Ok(n as usize)
+    fds.append(&mut passed);
+    Ok(received.bytes)
 }
 
 #[cfg(test)]
@@ -145,5 +116,35 @@ mod tests {
         assert_eq!(recv_with_fds(b.as_fd(), &mut buf, &mut fds).unwrap(), 3);
         assert!(fds.is_empty());
         assert_eq!(recv_with_fds(b.as_fd(), &mut buf, &mut fds).unwrap(), 0);
+    }
+
+    #[test]
+    fn more_descriptors_than_the_limit_are_an_error() {
+        // Just over the limit (they arrive, and are counted), and far over
+        // it (the kernel cuts them off: MSG_CTRUNC).
+        for count in [MAX_FDS_PER_MSG + 1, 3 * MAX_FDS_PER_MSG] {
+            let (a, b) = UnixStream::pair().unwrap();
+            let files: Vec<std::fs::File> = (0..count)
+                .map(|_| std::fs::File::open("/dev/null").unwrap())
+                .collect();
+            let borrowed: Vec<BorrowedFd<'_>> = files.iter().map(|f| f.as_fd()).collect();
+            let mut space =
+                [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(3 * MAX_FDS_PER_MSG))];
+            let mut control = SendAncillaryBuffer::new(&mut space);
+            assert!(control.push(SendAncillaryMessage::ScmRights(&borrowed)));
+            sendmsg(
+                a.as_fd(),
+                &[IoSlice::new(b"x")],
+                &mut control,
+                SendFlags::empty(),
+            )
+            .unwrap();
+            let mut buf = [0u8; 8];
+            let mut fds = Vec::new();
+            let err = recv_with_fds(b.as_fd(), &mut buf, &mut fds).unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{count}");
+            assert!(err.to_string().contains("more than 8"), "{err}");
+            assert!(fds.is_empty(), "{count}");
+        }
     }
 }

@@ -4,6 +4,7 @@
 
 use std::fs::File;
 use std::io::{self, Read};
+use std::sync::mpsc;
 
 use hashcore::Algorithm;
 
@@ -36,18 +37,88 @@ impl InProcessBackend {
 
 /// Hashes everything `reader` yields, reading through `buf`. Shared by every
 /// backend that must hash bytes itself (stdin, pipes, devices).
+///
+/// Input past the first read is hashed on a helper thread while this one
+/// reads on: reading a pipe costs the kernel's copies and the writer's own
+/// work, and done in turn with hashing that made `cat f | hashd sum -` run
+/// at about two thirds of `hashd sum f` (whose reads overlap hashing in the
+/// pool). An input that ends within its first read starts no thread.
 pub(crate) fn hash_reader(
     algo: Algorithm,
     reader: &mut dyn Read,
     buf: &mut [u8],
 ) -> io::Result<Vec<u8>> {
     let mut hasher = algo.hasher();
+    let mut first = read_some(reader, buf)?;
+    if first == 0 {
+        return Ok(hasher.finalize());
+    }
+    if first < buf.len() {
+        // A short read: often the whole input (a small file), else a pipe.
+        let more = read_some(reader, &mut buf[first..])?;
+        if more == 0 {
+            hasher.update(&buf[..first]);
+            return Ok(hasher.finalize());
+        }
+        first += more;
+    }
+    let chunk_len = buf.len();
+    std::thread::scope(|scope| {
+        // Full buffers go to the hashing thread, with their filled length,
+        // and come back empty; OVERLAP_BUFFERS bounds the memory.
+        let (full_tx, full_rx) = mpsc::sync_channel::<(Vec<u8>, usize)>(OVERLAP_BUFFERS);
+        let (empty_tx, empty_rx) = mpsc::channel::<Vec<u8>>();
+        let hashing = scope.spawn(move || {
+            for (chunk, len) in full_rx {
+                hasher.update(&chunk[..len]);
+                // The reader may have stopped on an error; then nobody waits.
+                let _ = empty_tx.send(chunk);
+            }
+            hasher.finalize()
+        });
+        let mut allocated = 1;
+        let mut chunk = buf[..first].to_vec();
+        chunk.resize(chunk_len, 0);
+        let mut len = first;
+        let read_result = loop {
+            if full_tx.send((chunk, len)).is_err() {
+                break Ok(());
+            }
+            chunk = match empty_rx.try_recv() {
+                Ok(chunk) => chunk,
+                Err(_) if allocated < OVERLAP_BUFFERS + 2 => {
+                    allocated += 1;
+                    vec![0; chunk_len]
+                }
+                Err(_) => match empty_rx.recv() {
+                    Ok(chunk) => chunk,
+                    Err(_) => break Ok(()),
+                },
+            };
+            len = match read_some(reader, &mut chunk) {
+                Ok(0) => break Ok(()),
+                Ok(n) => n,
+                Err(e) => break Err(e),
+            };
+        };
+        drop(full_tx);
+        let digest = hashing
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        read_result.map(|()| digest)
+    })
+}
+
+/// Buffers queued for the hashing thread at most: enough that neither
+/// thread waits on the other for a pipe's uneven reads.
+const OVERLAP_BUFFERS: usize = 4;
+
+/// One `read`, retried when interrupted by a signal.
+fn read_some(reader: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
     loop {
         match reader.read(buf) {
-            Ok(0) => return Ok(hasher.finalize().into_vec()),
-            Ok(n) => hasher.update(&buf[..n]),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
+            result => return result,
         }
     }
 }
@@ -81,6 +152,62 @@ impl DigestBackend for InProcessBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Yields `data` in reads of uneven sizes, as a pipe does, with an
+    /// interruption now and then; fails once `fail_at` bytes are out.
+    struct Dribble {
+        data: Vec<u8>,
+        pos: usize,
+        reads: usize,
+        fail_at: Option<usize>,
+    }
+
+    impl Read for Dribble {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.reads += 1;
+            if self.reads.is_multiple_of(7) {
+                return Err(io::ErrorKind::Interrupted.into());
+            }
+            if self.fail_at.is_some_and(|at| self.pos >= at) {
+                return Err(io::Error::other("device gone"));
+            }
+            let n = buf
+                .len()
+                .min(self.data.len() - self.pos)
+                .min(1 + self.reads * 7919 % 70_000);
+            buf[..n].copy_from_slice(&self.data[self.pos..self.pos + n]);
+            self.pos += n;
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn hash_reader_hashes_uneven_reads_and_reports_a_failed_one() {
+        let data: Vec<u8> = (0..3_000_000u32)
+            .map(|i| (i * 31 + i / 977) as u8)
+            .collect();
+        let mut buf = vec![0; READ_CHUNK_LEN];
+        for len in [0, 1, 1000, READ_CHUNK_LEN, READ_CHUNK_LEN + 1, data.len()] {
+            for algo in [Algorithm::Md5, Algorithm::Sha256] {
+                let mut r = Dribble {
+                    data: data[..len].to_vec(),
+                    pos: 0,
+                    reads: 0,
+                    fail_at: None,
+                };
+                let got = hash_reader(algo, &mut r, &mut buf).unwrap();
+                assert_eq!(got, algo.digest(&data[..len]), "{algo} {len}");
+            }
+        }
+        let mut r = Dribble {
+            data,
+            pos: 0,
+            reads: 0,
+            fail_at: Some(1_000_000),
+        };
+        let err = hash_reader(Algorithm::Md5, &mut r, &mut buf).unwrap_err();
+        assert_eq!(err.to_string(), "device gone");
+    }
 
     #[test]
     fn hashes_files_and_reports_errors_in_order() {

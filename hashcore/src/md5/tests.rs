@@ -6,34 +6,23 @@ use super::*;
 /// More random cases where the build is fast enough to afford them.
 const ITERATIONS: usize = if cfg!(debug_assertions) { 24 } else { 400 };
 
-/// A tiny seeded generator, so that failures reproduce without a rand crate.
-struct XorShift(u64);
+use crate::testutil::XorShift;
 
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
+/// Draws shaped for MD5 on the shared generator.
+trait Messages {
+    /// Random bytes of a random [`Messages::length`].
+    fn message(&mut self) -> Vec<u8>;
+    /// A length that favours the interesting sizes: around block
+    /// boundaries, a few blocks, and now and then many.
+    fn length(&mut self) -> usize;
+}
 
-    /// Uniform enough in `lo..=hi` for tests.
-    fn range(&mut self, lo: usize, hi: usize) -> usize {
-        lo + (self.next() % (hi - lo + 1) as u64) as usize
-    }
-
-    /// Random bytes of a random [`XorShift::length`].
+impl Messages for XorShift {
     fn message(&mut self) -> Vec<u8> {
         let len = self.length();
         self.bytes(len)
     }
 
-    fn bytes(&mut self, len: usize) -> Vec<u8> {
-        (0..len).map(|_| self.next() as u8).collect()
-    }
-
-    /// A length that favours the interesting sizes: around block
-    /// boundaries, a few blocks, and now and then many.
     fn length(&mut self) -> usize {
         match self.range(0, 9) {
             0..=2 => self.range(0, 130),
@@ -392,17 +381,57 @@ fn platform_names_round_trip() {
     assert!(err.to_string().contains("\"sse9\""), "{err}");
 }
 
+/// The backend the CPU's own feature flags and this build's cargo features
+/// call for, worked out without [`Platform::is_available`], so that a
+/// feature that stopped forcing its fallback makes
+/// `cargo_features_force_fallbacks` fail. CI runs the tests once per feature
+/// set (`.ci/run`).
+fn expected_platform() -> Platform {
+    #[cfg(target_arch = "x86_64")]
+    let (avx2, avx512) = {
+        let avx2 = std::arch::is_x86_feature_detected!("avx2");
+        let avx512 = avx2
+            && std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512vl");
+        (avx2, avx512)
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let (avx2, avx512) = (false, false);
+    if avx512 && !cfg!(feature = "no_avx512") {
+        Platform::Avx512
+    } else if avx2 && !cfg!(feature = "no_avx2") {
+        Platform::Avx2
+    } else {
+        Platform::Portable
+    }
+}
+
 #[test]
 fn cargo_features_force_fallbacks() {
+    let want = expected_platform();
+    if cfg!(all(feature = "no_avx2", feature = "no_avx512")) {
+        // Whatever the CPU has: only the portable kernel is left.
+        assert_eq!(want, Platform::Portable);
+    }
     if cfg!(feature = "no_avx512") {
         assert!(!Platform::Avx512.is_available());
-        assert_ne!(Platform::detect(), Platform::Avx512);
     }
     if cfg!(feature = "no_avx2") {
         assert!(!Platform::Avx2.is_available());
-        assert_ne!(Platform::detect(), Platform::Avx2);
     }
-    println!("md5 platform detected: {}", Platform::detect());
+    // Detection, configuration's `auto`, the pool's default and a running
+    // pool all select exactly that backend.
+    assert_eq!(Platform::detect(), want);
+    assert_eq!(Platform::from_name("auto"), Ok(want));
+    let config = crate::pool::PoolConfig {
+        hashers: 1,
+        pin: false,
+        ..crate::pool::PoolConfig::default()
+    };
+    assert_eq!(config.md5, want);
+    let pool = crate::pool::HasherPool::start(config).unwrap();
+    assert_eq!(pool.md5_platform(), want);
+    println!("md5 platform selected: {want}");
 }
 
 fn round(path: Path, jobs: &[usize], blocks: usize) -> Round {

@@ -37,7 +37,7 @@ use bytes::Bytes;
 use crossbeam_channel::{Sender, TrySendError};
 
 use crate::md5::Platform;
-use crate::read::{FileReader, ReaderConfig, ReaderKind};
+use crate::read::{FileReader, ReaderConfig, SharedReaderKind};
 use crate::Algorithm;
 use credits::Credits;
 pub use credits::JobClosed;
@@ -176,7 +176,8 @@ struct Hasher {
     tx: Sender<Msg>,
     counters: Arc<Counters>,
     cpu: Option<usize>,
-    reader: ReaderKind,
+    /// Follows the reader on its thread: it may switch to pread mid-run.
+    reader: SharedReaderKind,
     /// Taken by the first [`HasherPool::shutdown`].
     thread: std::sync::Mutex<Option<JoinHandle<()>>>,
 }
@@ -224,7 +225,7 @@ impl HasherPool {
             // The reader is made here so its kind is known before any job;
             // only the thread it moves to uses it.
             let reader = FileReader::new(config.prefer_uring, config.reader);
-            let kind = reader.kind();
+            let kind = reader.shared_kind();
             if let Some(reason) = reader.fallback_reason() {
                 uring_fallback.get_or_insert_with(|| reason.to_string());
             }
@@ -448,7 +449,7 @@ impl HasherPool {
                 bytes: h.counters.bytes.load(Ordering::Relaxed),
                 active_jobs: h.counters.active.load(Ordering::Relaxed),
                 reads_in_flight: h.counters.reads_in_flight.load(Ordering::Relaxed),
-                reader: h.reader.name(),
+                reader: h.reader.get().name(),
                 kernel_calls: h.counters.kernel_calls.load(Ordering::Relaxed),
                 lane_blocks: h.counters.lane_blocks.load(Ordering::Relaxed),
                 lane_slots: h.counters.lane_slots.load(Ordering::Relaxed),

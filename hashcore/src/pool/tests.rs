@@ -1,4 +1,5 @@
 use super::*;
+use crate::testutil::{block_on, TempDir};
 use std::sync::mpsc;
 
 fn small_pool(hashers: usize) -> HasherPool {
@@ -18,26 +19,6 @@ fn small_pool(hashers: usize) -> HasherPool {
 fn completion() -> (Completion, mpsc::Receiver<Outcome>) {
     let (tx, rx) = mpsc::channel();
     (Box::new(move |o| tx.send(o).unwrap()), rx)
-}
-
-/// Drives a future on the current thread; the pool needs no runtime, and a
-/// waker that unparks this thread is all `send` waits on.
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    struct Unpark(std::thread::Thread);
-    impl std::task::Wake for Unpark {
-        fn wake(self: Arc<Self>) {
-            self.0.unpark();
-        }
-    }
-    let waker = std::task::Waker::from(Arc::new(Unpark(std::thread::current())));
-    let mut cx = Context::from_waker(&waker);
-    let mut f = std::pin::pin!(f);
-    loop {
-        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-            return v;
-        }
-        std::thread::park();
-    }
 }
 
 #[test]
@@ -138,7 +119,7 @@ fn open_after_shutdown_completes_with_failure() {
         tx,
         counters: Arc::default(),
         cpu: None,
-        reader: crate::read::ReaderKind::Pread,
+        reader: crate::read::SharedReaderKind::new(crate::read::ReaderKind::Pread),
         thread: std::sync::Mutex::new(None),
     };
     let (files, _) = crossbeam_channel::bounded(1);
@@ -288,20 +269,16 @@ fn file_pool(prefer_uring: bool) -> HasherPool {
             read_len: 4096,
             reads_per_file: 3,
             max_files: 4,
+            ..crate::read::ReaderConfig::default()
         },
         ..PoolConfig::default()
     })
     .unwrap()
 }
 
-fn temp_file(tag: &str, data: &[u8]) -> std::path::PathBuf {
-    let p = std::env::temp_dir().join(format!("hashcore-pool-{}-{tag}", std::process::id()));
-    std::fs::write(&p, data).unwrap();
-    p
-}
-
 #[test]
 fn descriptor_jobs_hash_like_one_shot_with_both_readers() {
+    let dir = TempDir::new("pool");
     for prefer_uring in [true, false] {
         let pool = file_pool(prefer_uring);
         let mut waiting = Vec::new();
@@ -313,16 +290,15 @@ fn descriptor_jobs_hash_like_one_shot_with_both_readers() {
             .enumerate()
         {
             let data: Vec<u8> = (0..*len).map(|b| (b * 31 + i) as u8).collect();
-            let path = temp_file(&format!("{prefer_uring}-{i}"), &data);
+            let path = dir.write(&format!("{prefer_uring}-{i}"), &data);
             let algo = Algorithm::ALL[i % 4];
             let (done, rx) = completion();
             pool.submit_file(algo, std::fs::File::open(&path).unwrap(), done);
-            waiting.push((rx, algo.digest(&data), path));
+            waiting.push((rx, algo.digest(&data)));
         }
-        for (rx, want, path) in waiting {
+        for (rx, want) in waiting {
             let d = rx.recv().unwrap().unwrap();
             assert_eq!(d.bytes, want);
-            std::fs::remove_file(path).unwrap();
         }
         let stats = pool.stats();
         assert_eq!(stats.iter().map(|s| s.jobs_done).sum::<u64>(), 30);
@@ -352,9 +328,10 @@ fn a_pipe_is_refused_as_a_descriptor_job() {
 
 #[test]
 fn shutdown_finishes_queued_descriptor_jobs() {
+    let dir = TempDir::new("pool");
     let pool = file_pool(true);
     let data = vec![7u8; 300_000];
-    let path = temp_file("shutdown", &data);
+    let path = dir.write("shutdown", &data);
     let mut waiting = Vec::new();
     for _ in 0..10 {
         let (done, rx) = completion();
@@ -368,7 +345,6 @@ fn shutdown_finishes_queued_descriptor_jobs() {
             Algorithm::Sha256.digest(&data)
         );
     }
-    std::fs::remove_file(path).unwrap();
 }
 
 #[test]
@@ -445,6 +421,7 @@ fn an_unavailable_md5_backend_is_refused() {
 /// must still come out right, and nothing may be left waiting.
 #[test]
 fn md5_files_and_streams_of_unequal_lengths_hash_right_together() {
+    let dir = TempDir::new("pool");
     for prefer_uring in [true, false] {
         let pool = HasherPool::start(PoolConfig {
             hashers: 2,
@@ -457,6 +434,7 @@ fn md5_files_and_streams_of_unequal_lengths_hash_right_together() {
                 read_len: 4096,
                 reads_per_file: 3,
                 max_files: 8,
+                ..crate::read::ReaderConfig::default()
             },
             ..PoolConfig::default()
         })
@@ -465,17 +443,17 @@ fn md5_files_and_streams_of_unequal_lengths_hash_right_together() {
         for i in 0..40usize {
             let len = [0, 63, 64, 4096 * 3 + 1, 150_000, 9_000, 1 << 19][i % 7] + i;
             let data: Vec<u8> = (0..len).map(|b| (b * 7 + i * 13) as u8).collect();
-            let path = temp_file(&format!("unequal-{prefer_uring}-{i}"), &data);
+            let path = dir.write(&format!("unequal-{prefer_uring}-{i}"), &data);
             let (done, rx) = completion();
             pool.submit_file(Algorithm::Md5, std::fs::File::open(&path).unwrap(), done);
-            waiting.push((rx, Algorithm::Md5.digest(&data), Some(path)));
+            waiting.push((rx, Algorithm::Md5.digest(&data)));
         }
         let mut streams = Vec::new();
         for i in 0..6usize {
             let data: Vec<u8> = (0..(i * 20_011 % 70_000)).map(|b| (b ^ i) as u8).collect();
             let (done, rx) = completion();
             streams.push((pool.open_stream(Algorithm::Md5, done), data.clone()));
-            waiting.push((rx, Algorithm::Md5.digest(&data), None));
+            waiting.push((rx, Algorithm::Md5.digest(&data)));
         }
         block_on(async {
             for (job, data) in streams.iter_mut() {
@@ -487,15 +465,12 @@ fn md5_files_and_streams_of_unequal_lengths_hash_right_together() {
         for (job, _) in streams {
             job.finish().unwrap();
         }
-        for (rx, want, path) in waiting {
+        for (rx, want) in waiting {
             let d = rx
                 .recv_timeout(std::time::Duration::from_secs(30))
                 .expect("job finished")
                 .unwrap();
             assert_eq!(d.bytes, want);
-            if let Some(path) = path {
-                std::fs::remove_file(path).unwrap();
-            }
         }
         let stats = pool.stats();
         assert_eq!(stats.iter().map(|s| s.jobs_done).sum::<u64>(), 46);
@@ -547,24 +522,23 @@ fn md5_streams_fill_one_hashers_lanes_and_other_streams_spread() {
 
 #[test]
 fn progress_grows_with_bytes_and_with_jobs_that_have_none() {
+    let dir = TempDir::new("pool");
     for prefer_uring in [true, false] {
         let pool = file_pool(prefer_uring);
         assert_eq!(pool.progress(), 0);
         let data = vec![5u8; 300_000];
-        let path = temp_file(&format!("progress-{prefer_uring}"), &data);
+        let path = dir.write(&format!("progress-{prefer_uring}"), &data);
         let (done, rx) = completion();
         pool.submit_file(Algorithm::Md5, std::fs::File::open(&path).unwrap(), done);
         rx.recv().unwrap().unwrap();
         let after_file = pool.progress();
         assert!(after_file > data.len() as u64, "{after_file}");
         // An empty file hashes no byte, yet finishing it is progress.
-        let empty = temp_file(&format!("progress-empty-{prefer_uring}"), b"");
+        let empty = dir.write(&format!("progress-empty-{prefer_uring}"), b"");
         let (done, rx) = completion();
         pool.submit_file(Algorithm::Sha1, std::fs::File::open(&empty).unwrap(), done);
         rx.recv().unwrap().unwrap();
         assert!(pool.progress() > after_file);
-        std::fs::remove_file(path).unwrap();
-        std::fs::remove_file(empty).unwrap();
     }
 }
 
@@ -687,4 +661,54 @@ fn a_finisher_dropped_unfinished_completes_its_job_once() {
     assert!(rx.recv().is_err(), "called once");
     assert_eq!(counters.active.load(Ordering::Relaxed), 0);
     assert_eq!(counters.jobs_failed.load(Ordering::Relaxed), 1);
+}
+
+/// A hasher whose io_uring reader fails mid-run (forced through the
+/// test-only `fail_uring` flag) reports pread in `stats()` from then on, and
+/// keeps hashing files.
+#[test]
+fn stats_report_pread_after_a_reader_switched_mid_run() {
+    static FAIL: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    let pool = HasherPool::start(PoolConfig {
+        hashers: 1,
+        pin: false,
+        prefer_uring: true,
+        reader: crate::read::ReaderConfig {
+            fail_uring: Some(&FAIL),
+            ..crate::read::ReaderConfig::default()
+        },
+        ..PoolConfig::default()
+    })
+    .unwrap();
+    if pool.stats()[0].reader != "io_uring" {
+        eprintln!("skipping: the pool's reader is not io_uring on this machine or build");
+        assert_eq!(pool.stats()[0].reader, "pread");
+        return;
+    }
+    let dir = TempDir::new("pool-switch");
+    let data = crate::testutil::random_bytes(200_000, 5);
+    let path = dir.write("f", &data);
+    let hash = |pool: &HasherPool| {
+        let (done, rx) = completion();
+        pool.submit_file(Algorithm::Md5, std::fs::File::open(&path).unwrap(), done);
+        rx.recv_timeout(std::time::Duration::from_secs(30))
+            .expect("job finished")
+    };
+    assert_eq!(hash(&pool).unwrap().bytes, Algorithm::Md5.digest(&data));
+    assert_eq!(pool.stats()[0].reader, "io_uring");
+
+    FAIL.store(true, std::sync::atomic::Ordering::SeqCst);
+    // The file being read when the ring fails fails with the reason (or
+    // succeeds on pread, if the hasher reaped between files).
+    match hash(&pool) {
+        Ok(d) => assert_eq!(d.bytes, Algorithm::Md5.digest(&data)),
+        Err(e) => assert!(e.to_string().contains("io_uring failed"), "{e}"),
+    }
+    assert!(
+        !FAIL.load(std::sync::atomic::Ordering::SeqCst),
+        "failure not injected"
+    );
+    assert_eq!(pool.stats()[0].reader, "pread");
+    assert_eq!(hash(&pool).unwrap().bytes, Algorithm::Md5.digest(&data));
+    assert_eq!(pool.stats()[0].reader, "pread");
 }

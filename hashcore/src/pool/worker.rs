@@ -9,7 +9,6 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use crossbeam_channel::{Receiver, TryRecvError};
-use digest::DynDigest;
 
 use super::credits::Credits;
 use super::finish::Finisher;
@@ -66,37 +65,11 @@ enum Flush {
     Filled,
 }
 
-/// A job's running hash. On a hasher, MD5 streams are batched into SIMD
-/// lanes together (see `hash_round`); the other algorithms, and any stream
-/// hashed outside a hasher, go through [`HashState::update`].
-pub(super) enum HashState {
-    Md5(md5::Md5),
-    Other(Box<dyn DynDigest + Send>),
-}
-
-impl HashState {
-    pub(super) fn new(algo: Algorithm) -> HashState {
-        match algo {
-            Algorithm::Md5 => HashState::Md5(md5::Md5::new()),
-            other => HashState::Other(other.hasher()),
-        }
-    }
-
-    /// Hashes `data` on this thread, MD5 on the single-stream path.
-    pub(super) fn update(&mut self, data: &[u8]) {
-        match self {
-            HashState::Md5(m) => m.update(data),
-            HashState::Other(h) => h.update(data),
-        }
-    }
-
-    pub(super) fn finalize(self) -> Vec<u8> {
-        match self {
-            HashState::Md5(m) => m.finalize().to_vec(),
-            HashState::Other(h) => h.finalize().into_vec(),
-        }
-    }
-}
+/// A job's running hash: the crate's one per-stream hasher type. On a
+/// hasher, MD5 streams are batched into SIMD lanes together (see
+/// `hash_round`); the other algorithms, and any stream hashed outside a
+/// hasher, go through [`HashState::update`].
+pub(super) use crate::algo::Hasher as HashState;
 
 /// Bytes waiting to be hashed in the next lane pass, with what must be
 /// given back once they are.

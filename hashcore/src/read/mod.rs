@@ -38,6 +38,7 @@ use std::fs::{File, FileType};
 use std::io;
 use std::mem;
 use std::os::unix::fs::FileTypeExt;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 
 use pread::PreadEngine;
@@ -60,6 +61,33 @@ impl ReaderKind {
     }
 }
 
+/// A [`FileReader`]'s current [`ReaderKind`], readable from other threads
+/// while the reader runs on its own. The kind can change after start-up:
+/// a ring that fails mid-run is replaced by pread, and `/stats` must then say
+/// pread, not what the reader started with.
+#[derive(Clone, Debug)]
+pub struct SharedReaderKind(Arc<AtomicU8>);
+
+impl SharedReaderKind {
+    pub(crate) fn new(kind: ReaderKind) -> SharedReaderKind {
+        SharedReaderKind(Arc::new(AtomicU8::new(kind as u8)))
+    }
+
+    fn set(&self, kind: ReaderKind) {
+        // Relaxed: the value is a report; nothing else is published with it.
+        self.0.store(kind as u8, Ordering::Relaxed);
+    }
+
+    /// The engine the reader runs on now.
+    pub fn get(&self) -> ReaderKind {
+        if self.0.load(Ordering::Relaxed) == ReaderKind::Uring as u8 {
+            ReaderKind::Uring
+        } else {
+            ReaderKind::Pread
+        }
+    }
+}
+
 /// Sizes of a [`FileReader`]. Its memory is bounded by
 /// `read_len * reads_per_file * max_files` (8 MiB with the defaults), plus the
 /// buffers of cancelled files' reads until the kernel finishes them.
@@ -71,6 +99,12 @@ pub struct ReaderConfig {
     pub reads_per_file: usize,
     /// Files read at once; [`FileReader::add`] refuses more.
     pub max_files: usize,
+    /// Tests only: when the flag is set, the next reap on io_uring fails as
+    /// a failed `io_uring_enter` would (the flag is cleared), so tests can
+    /// switch a running reader to pread without depending on timing. A
+    /// `&'static` keeps the config `Copy`; each test uses its own static.
+    #[cfg(test)]
+    pub(crate) fail_uring: Option<&'static std::sync::atomic::AtomicBool>,
 }
 
 /// The largest accepted `read_len`: one read must fit the `u32` length of an
@@ -118,6 +152,8 @@ impl Default for ReaderConfig {
             read_len: 64 * 1024,
             reads_per_file: 4,
             max_files: 32,
+            #[cfg(test)]
+            fail_uring: None,
         }
     }
 }
@@ -137,6 +173,8 @@ impl ReaderConfig {
             read_len: self.read_len.clamp(1, MAX_READ_LEN),
             reads_per_file: self.reads_per_file.max(1),
             max_files: self.max_files.max(1),
+            #[cfg(test)]
+            fail_uring: self.fail_uring,
         }
     }
 }
@@ -311,6 +349,8 @@ pub struct FileReader {
     /// the kernel's hands, so its buffers must outlive it: it is dropped with
     /// the reader, and its `Drop` drains or leaks them.
     retired: Option<Box<UringEngine>>,
+    /// The engine's kind, for statistics read on other threads.
+    shared_kind: SharedReaderKind,
 }
 
 impl FileReader {
@@ -340,9 +380,14 @@ impl FileReader {
             Ok(engine) => (Engine::Uring(Box::new(engine)), None),
             Err(reason) => (Engine::Pread(PreadEngine::default()), Some(reason)),
         };
+        let shared_kind = SharedReaderKind::new(match engine {
+            Engine::Uring(_) => ReaderKind::Uring,
+            Engine::Pread(_) => ReaderKind::Pread,
+        });
         FileReader {
             cfg,
             engine,
+            shared_kind,
             fallback_reason,
             files: HashMap::new(),
             buffers: Buffers::new(&cfg),
@@ -358,6 +403,12 @@ impl FileReader {
             Engine::Uring(_) => ReaderKind::Uring,
             Engine::Pread(_) => ReaderKind::Pread,
         }
+    }
+
+    /// A handle that follows [`FileReader::kind`] from any thread, also after
+    /// the reader has switched to pread mid-run.
+    pub fn shared_kind(&self) -> SharedReaderKind {
+        self.shared_kind.clone()
     }
 
     /// Why io_uring is not in use (`None` when it is).
@@ -451,6 +502,16 @@ impl FileReader {
             let block = wait && out.len() == start;
             let mut done = mem::take(&mut self.done);
             let result = self.engine.reap(block, &mut done);
+            #[cfg(test)]
+            let result = match self.cfg.fail_uring {
+                Some(flag)
+                    if matches!(self.engine, Engine::Uring(_))
+                        && flag.swap(false, Ordering::SeqCst) =>
+                {
+                    Err(io::Error::other("failure injected by a test"))
+                }
+                _ => result,
+            };
             for completed in done.drain(..) {
                 self.complete(completed, out);
             }
@@ -548,6 +609,7 @@ impl FileReader {
         {
             self.retired = Some(dead);
         }
+        self.shared_kind.set(ReaderKind::Pread);
         self.fallback_reason = Some(format!("io_uring failed while running: {error}"));
     }
 

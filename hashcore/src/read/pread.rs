@@ -14,12 +14,12 @@ use super::{Completed, ReadOp};
 pub(super) struct PreadEngine {
     /// Reads pushed and not yet executed.
     queue: VecDeque<ReadOp>,
-    /// When set (an xorshift state), every read asks for a random number of
+    /// When set (a seeded generator), every read asks for a random number of
     /// bytes up to what the buffer holds, and each `reap` hands its reads
     /// back in random order: tests that short reads are continued and that
     /// segments are delivered in file order whatever order they complete in.
     #[cfg(test)]
-    pub(super) chaos: Option<u64>,
+    pub(super) chaos: Option<crate::testutil::XorShift>,
 }
 
 impl PreadEngine {
@@ -38,7 +38,7 @@ impl PreadEngine {
         #[cfg(test)]
         if let Some(state) = &mut self.chaos {
             for i in (first + 1..done.len()).rev() {
-                let j = first + (xorshift(state) % (i - first + 1) as u64) as usize;
+                let j = first + state.below(i - first + 1);
                 done.swap(i, j);
             }
         }
@@ -54,7 +54,7 @@ impl PreadEngine {
         #[cfg(test)]
         let buf = match &mut self.chaos {
             Some(state) => {
-                let len = 1 + (xorshift(state) % buf.len() as u64) as usize;
+                let len = 1 + state.below(buf.len());
                 &mut buf[..len]
             }
             None => buf,
@@ -66,12 +66,4 @@ impl PreadEngine {
             }
         }
     }
-}
-
-#[cfg(test)]
-fn xorshift(state: &mut u64) -> u64 {
-    *state ^= *state << 13;
-    *state ^= *state >> 7;
-    *state ^= *state << 17;
-    *state
 }

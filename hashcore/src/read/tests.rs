@@ -8,65 +8,17 @@ use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use super::{AddError, FileReader, ReadEvent, ReaderConfig, ReaderKind};
-
-/// Seeded xorshift64: random sizes and contents without a `rand` dependency.
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
-fn contents(len: usize, seed: u64) -> Vec<u8> {
-    let mut rng = XorShift(seed | 1);
-    (0..len).map(|_| rng.next() as u8).collect()
-}
-
-/// A directory removed with everything in it when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let path = std::env::temp_dir().join(format!(
-            "hashcore-read-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        fs::create_dir_all(&path).unwrap();
-        TempDir(path)
-    }
-
-    fn write(&self, name: &str, data: &[u8]) -> PathBuf {
-        let path = self.0.join(name);
-        fs::write(&path, data).unwrap();
-        path
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
+use crate::testutil::{random_bytes, TempDir, XorShift};
 
 fn config(read_len: usize, reads_per_file: usize, max_files: usize) -> ReaderConfig {
     ReaderConfig {
         read_len,
         reads_per_file,
         max_files,
+        ..ReaderConfig::default()
     }
 }
 
@@ -89,7 +41,7 @@ fn uring_reader(cfg: ReaderConfig) -> Option<FileReader> {
 fn chaos_reader(cfg: ReaderConfig, seed: u64) -> FileReader {
     let mut reader = FileReader::new(false, cfg);
     if let super::Engine::Pread(engine) = &mut reader.engine {
-        engine.chaos = Some(seed | 1);
+        engine.chaos = Some(XorShift::new(seed));
     }
     reader
 }
@@ -226,14 +178,14 @@ fn check_files(reader: &mut FileReader, paths: &[PathBuf]) -> Log {
 
 #[test]
 fn boundary_sizes_match_std_read() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("read");
     let cfg = ReaderConfig::default();
     let n = cfg.read_len;
     let sizes = [0, 1, n - 1, n, n + 1, 2 * n, 3 * n + 17, (5 << 20) + 3];
     let paths: Vec<_> = sizes
         .iter()
         .enumerate()
-        .map(|(i, &len)| dir.write(&format!("f{i}"), &contents(len, i as u64)))
+        .map(|(i, &len)| dir.write(&format!("f{i}"), &random_bytes(len, i as u64)))
         .collect();
     for mut reader in readers(cfg) {
         check_files(&mut reader, &paths);
@@ -244,7 +196,7 @@ fn boundary_sizes_match_std_read() {
 
 #[test]
 fn many_random_files_interleave_and_match_std_read() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("read");
     let mut rng = XorShift(0x5eed);
     let paths: Vec<_> = (0..40)
         .map(|i| {
@@ -252,7 +204,7 @@ fn many_random_files_interleave_and_match_std_read() {
                 0 => rng.below(100),
                 _ => rng.below(64 * 1024),
             };
-            dir.write(&format!("f{i}"), &contents(len, rng.next()))
+            dir.write(&format!("f{i}"), &random_bytes(len, rng.next()))
         })
         .collect();
     for read_len in [4096, 1000] {
@@ -276,10 +228,10 @@ fn many_random_files_interleave_and_match_std_read() {
 /// complete out of order.
 #[test]
 fn cold_files_match_std_read() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("read");
     let mut rng = XorShift(11);
     let paths: Vec<_> = (0..12)
-        .map(|i| dir.write(&format!("f{i}"), &contents(rng.below(3 << 20), i)))
+        .map(|i| dir.write(&format!("f{i}"), &random_bytes(rng.below(3 << 20), i)))
         .collect();
     for mut reader in readers(config(64 * 1024, 4, 12)) {
         evict(&paths);
@@ -289,12 +241,12 @@ fn cold_files_match_std_read() {
 
 #[test]
 fn short_and_out_of_order_reads_are_delivered_in_order() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("read");
     let mut rng = XorShift(7);
     let read_len = 4096;
     let paths: Vec<_> = [0, 1, read_len - 1, read_len, read_len + 1, 50_000]
         .iter()
-        .map(|&len| dir.write(&format!("f{len}"), &contents(len, rng.next())))
+        .map(|&len| dir.write(&format!("f{len}"), &random_bytes(len, rng.next())))
         .collect();
     for seed in 1..20 {
         check_files(&mut chaos_reader(config(read_len, 4, 8), seed), &paths);
@@ -303,9 +255,9 @@ fn short_and_out_of_order_reads_are_delivered_in_order() {
 
 #[test]
 fn cancel_mid_file_stops_its_events_and_loses_no_buffer() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("read");
     let paths: Vec<_> = (0..3)
-        .map(|i| dir.write(&format!("f{i}"), &contents(1 << 20, i)))
+        .map(|i| dir.write(&format!("f{i}"), &random_bytes(1 << 20, i)))
         .collect();
     let read_len = 4096;
     for mut reader in readers(config(read_len, 4, 4)) {
@@ -348,12 +300,12 @@ fn cancel_mid_file_stops_its_events_and_loses_no_buffer() {
 
 #[test]
 fn non_regular_files_are_rejected() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("read");
     let mut child = Command::new("true").stdout(Stdio::piped()).spawn().unwrap();
     let pipe = File::from(OwnedFd::from(child.stdout.take().unwrap()));
     let (socket, _peer) = UnixStream::pair().unwrap();
     let socket = File::from(OwnedFd::from(socket));
-    let directory = File::open(&dir.0).unwrap();
+    let directory = File::open(dir.path()).unwrap();
     let null = File::open("/dev/null").unwrap();
     for mut reader in readers(ReaderConfig::default()) {
         for (file, expected) in [
@@ -382,8 +334,8 @@ fn non_regular_files_are_rejected() {
 
 #[test]
 fn full_reader_and_duplicate_tokens_give_the_file_back() {
-    let dir = TempDir::new();
-    let path = dir.write("f", &contents(10_000, 1));
+    let dir = TempDir::new("read");
+    let path = dir.write("f", &random_bytes(10_000, 1));
     for mut reader in readers(config(4096, 2, 2)) {
         reader.add(1, File::open(&path).unwrap()).unwrap();
         match reader.add(1, File::open(&path).unwrap()) {
@@ -406,11 +358,11 @@ fn full_reader_and_duplicate_tokens_give_the_file_back() {
 
 #[test]
 fn reads_per_file_bounds_buffers_when_the_consumer_does_not_recycle() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("read");
     let read_len = 4096;
     let per_file = 3;
     let paths: Vec<_> = (0..2)
-        .map(|i| dir.write(&format!("f{i}"), &contents(64 * 1024, i)))
+        .map(|i| dir.write(&format!("f{i}"), &random_bytes(64 * 1024, i)))
         .collect();
     for mut reader in readers(config(read_len, per_file, 4)) {
         let kind = reader.kind();
@@ -458,8 +410,8 @@ fn reads_per_file_bounds_buffers_when_the_consumer_does_not_recycle() {
 
 #[test]
 fn file_truncated_while_read_ends_without_hanging() {
-    let dir = TempDir::new();
-    let original = contents(8 << 20, 3);
+    let dir = TempDir::new("read");
+    let original = random_bytes(8 << 20, 3);
     let path = dir.write("f", &original);
     let new_len = (1 << 20) + 5;
     for mut reader in readers(config(64 * 1024, 4, 4)) {
@@ -515,16 +467,16 @@ fn failed_ring_setup_falls_back_to_pread_with_a_reason() {
         assert!(uring.fallback_reason().is_none());
     }
     // The fallback still reads.
-    let dir = TempDir::new();
+    let dir = TempDir::new("read");
     let mut reader = reader;
-    check_files(&mut reader, &[dir.write("f", &contents(10_000, 9))]);
+    check_files(&mut reader, &[dir.write("f", &random_bytes(10_000, 9))]);
 }
 
 #[test]
 fn dropping_a_busy_reader_waits_for_its_reads() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("read");
     let paths: Vec<_> = (0..4)
-        .map(|i| dir.write(&format!("f{i}"), &contents(1 << 20, i)))
+        .map(|i| dir.write(&format!("f{i}"), &random_bytes(1 << 20, i)))
         .collect();
     for mut reader in readers(config(64 * 1024, 4, 4)) {
         for (token, path) in paths.iter().enumerate() {
@@ -563,11 +515,11 @@ fn evict(paths: &[PathBuf]) {
 fn measure_throughput() {
     const FILES: usize = 1000;
     const FILE_LEN: usize = 1 << 20;
-    let dir = TempDir::new();
-    let data = contents(FILE_LEN, 1);
+    let dir = TempDir::new("read");
+    let data = random_bytes(FILE_LEN, 1);
     let paths: Vec<_> = (0..FILES)
         .map(|i| {
-            let path = dir.0.join(format!("f{i}"));
+            let path = dir.path().join(format!("f{i}"));
             File::create(&path).unwrap().write_all(&data).unwrap();
             path
         })
@@ -725,4 +677,46 @@ fn mmap_touch(path: &Path, populate: bool, touch_all: bool) -> u64 {
     // SAFETY: `ptr`/`len` is the mapping made above; `bytes` is not used after.
     unsafe { libc::munmap(ptr, len) };
     sum
+}
+
+/// A ring that fails mid-run (forced through the test-only `fail_uring`
+/// flag, as a failed `io_uring_enter` would): the file being read fails with
+/// the reason, the reader carries on with pread, and its kind, also as seen
+/// through [`FileReader::shared_kind`] from another thread, says pread.
+#[test]
+fn a_ring_failing_mid_run_switches_the_reader_to_pread() {
+    static FAIL: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    let cfg = ReaderConfig {
+        fail_uring: Some(&FAIL),
+        ..config(4096, 3, 4)
+    };
+    let Some(mut reader) = uring_reader(cfg) else {
+        return;
+    };
+    let shared = reader.shared_kind();
+    let dir = TempDir::new("read-switch");
+    let before = dir.write("before", &random_bytes(100_000, 1));
+    check_files(&mut reader, std::slice::from_ref(&before));
+    assert_eq!(shared.get(), ReaderKind::Uring);
+
+    FAIL.store(true, std::sync::atomic::Ordering::SeqCst);
+    let during = dir.write("during", &random_bytes(100_000, 2));
+    reader.add(0, File::open(&during).unwrap()).unwrap();
+    let mut log = Log::default();
+    drain(&mut reader, &mut log);
+    match &log.files[&0].end {
+        Some(Err(e)) => assert!(e.to_string().contains("io_uring failed"), "{e}"),
+        other => panic!("the file read while the ring failed ended with {other:?}"),
+    }
+    assert_eq!(reader.kind(), ReaderKind::Pread);
+    let seen = std::thread::spawn(move || shared.get()).join().unwrap();
+    assert_eq!(seen, ReaderKind::Pread);
+    assert!(reader
+        .fallback_reason()
+        .is_some_and(|r| r.contains("failed while running")));
+
+    // The same reader goes on reading, now with pread.
+    let after = dir.write("after", &random_bytes(300_000, 3));
+    check_files(&mut reader, &[before, after]);
+    assert_eq!(reader.active_files(), 0);
 }
