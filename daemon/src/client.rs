@@ -4,7 +4,7 @@
 //!   io_uring while the client only opens files. It bounds the daemon's
 //!   silence (the daemon sends heartbeats while it works) and, when the
 //!   daemon misbehaves in any way, finishes in-process with the same output;
-//! - [`EngineBackend`] runs the same hasher pool in-process, for when no
+//! - [`PoolBackend`] runs the same hasher pool in-process, for when no
 //!   daemon is running (or `--no-daemon`).
 //!
 //! Both pipeline up to [`WINDOW`] files and report results in input order.
@@ -139,16 +139,16 @@ fn job_error(e: JobError) -> io::Error {
     io::Error::other(e.to_string())
 }
 
-/// The same engine as the daemon, in this process.
-pub struct EngineBackend {
+/// The daemon's hasher pool (io_uring reads, SIMD lanes), in this process.
+pub struct PoolBackend {
     pool: HasherPool,
     /// Completions come back here, tagged with their input's index.
     tx: mpsc::Sender<(usize, io::Result<Vec<u8>>)>,
     rx: mpsc::Receiver<(usize, io::Result<Vec<u8>>)>,
 }
 
-impl EngineBackend {
-    pub fn new(uring: bool) -> io::Result<EngineBackend> {
+impl PoolBackend {
+    pub fn new(uring: bool) -> io::Result<PoolBackend> {
         let pool = HasherPool::start(PoolConfig {
             prefer_uring: uring && PoolConfig::default().prefer_uring,
             // A command-line tool shares the machine: pinned hashers cannot
@@ -159,11 +159,11 @@ impl EngineBackend {
             ..PoolConfig::default()
         })?;
         let (tx, rx) = mpsc::channel();
-        Ok(EngineBackend { pool, tx, rx })
+        Ok(PoolBackend { pool, tx, rx })
     }
 }
 
-impl Pipelined for EngineBackend {
+impl Pipelined for PoolBackend {
     fn start(
         &mut self,
         algo: Algorithm,
@@ -234,12 +234,12 @@ fn misbehaved(what: impl Into<String>) -> io::Error {
 /// Whatever the daemon does wrong (stays silent past [`SILENCE_LIMIT`],
 /// closes the connection, sends garbage or a malformed reply, dies), the
 /// inputs not yet reported are hashed in this process with
-/// [`EngineBackend`], so the output is the same as without a daemon.
+/// [`PoolBackend`], so the output is the same as without a daemon.
 pub struct DaemonBackend {
     /// `None` once the daemon has misbehaved: it is not asked again.
     conn: Option<Connection>,
     /// Created when first needed.
-    fallback: Option<EngineBackend>,
+    fallback: Option<PoolBackend>,
     /// io_uring for the fallback engine.
     uring: bool,
     /// Say on stderr (once) that the daemon was given up on.
@@ -322,7 +322,7 @@ impl DigestBackend for DaemonBackend {
         }
         let engine = match &mut self.fallback {
             Some(engine) => engine,
-            None => self.fallback.insert(EngineBackend::new(self.uring)?),
+            None => self.fallback.insert(PoolBackend::new(self.uring)?),
         };
         let rest = &inputs[reported..];
         engine.hash_inputs(algo, rest, &mut |index, result| {

@@ -18,7 +18,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod delay;
-pub mod engine;
+pub mod jobs;
 pub mod results_log;
 pub mod store;
 pub mod util;
@@ -28,16 +28,14 @@ use std::io::Write;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use bytes::BytesMut;
 use frontends::unix::SocketConfig;
 use hashcore::{HasherPool, PoolConfig};
-use tokio::io::AsyncReadExt;
 use tokio::net::TcpListener;
 
 pub use config::{Config, ServeArgs};
-use engine::{Engine, EngineConfig};
+use jobs::{Jobs, JobsConfig};
 use results_log::ResultsLog;
-use store::{Finish, Interrupted, JobStore as _, Store};
+use store::{JobStore as _, Store};
 
 /// Runs the daemon until `shutdown` resolves, then stops in the documented
 /// order. Prints `hashd listening on http://ADDR` once it accepts requests.
@@ -78,18 +76,18 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         Some(reason) => tracing::warn!(reason, "io_uring unavailable; files are read with pread"),
         None => tracing::info!(reader = pool.stats()[0].reader, "file reader"),
     }
-    let engine = Arc::new(
-        Engine::new(
+    let jobs = Arc::new(
+        Jobs::new(
             pool,
             store.clone(),
-            EngineConfig {
+            JobsConfig {
                 uploads_dir: config.keep_uploads.then(|| config.uploads_dir()),
                 artificial_delay: config.artificial_delay,
             },
         )
         .context("cannot start the thread that delays results")?,
     );
-    let rehashing = recover_interrupted(&engine, &config).await?;
+    let rehashing = jobs.recover(config.chunk_size).await?;
 
     let listener = TcpListener::bind(config.listen)
         .await
@@ -122,7 +120,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     };
     let http = frontends::http::serve(
         listener,
-        engine.clone(),
+        jobs.clone(),
         config.http.clone(),
         stopped(stop_rx.clone()),
     );
@@ -131,7 +129,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
             frontends::unix::serve(
                 l,
                 &path,
-                engine.clone(),
+                jobs.clone(),
                 SocketConfig {
                     allowed_roots: config.allowed_roots.clone(),
                     shutdown_grace: config.http.shutdown_grace,
@@ -160,16 +158,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         }
     }
 
-    // A connection that outlived the grace period still holds the engine;
-    // stopping the pool anyway fails its job now, with a reason, rather than
-    // leaving it PENDING until the next start.
-    if Arc::strong_count(&engine) > 1 {
-        tracing::warn!("a connection outlived the grace period; its job will fail");
-    }
-    engine.pool.shutdown();
-    // Results held for the artificial delay are applied now, not dropped:
-    // shutdown leaves no job PENDING that a hasher finished.
-    engine.release_delayed();
+    jobs.shutdown();
     store.close();
     tracing::info!("hashd stopped");
     Ok(())
@@ -181,10 +170,6 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
 /// taken). Each open stream may hold 2 MiB at its hasher, so this bounds
 /// that memory too.
 const SOCKET_STREAMS: usize = 1024;
-
-/// Start-up re-hashes running at once: enough to fill a hasher's SIMD
-/// lanes, few enough to leave room for new uploads.
-const REHASH_CONCURRENCY: usize = 32;
 
 /// Holds an exclusive lock on `DATA_DIR/hashd.lock` for the daemon's life, so
 /// a second daemon on the same directory stops at start-up with a clear error
@@ -206,116 +191,5 @@ fn lock_data_dir(dir: &std::path::Path) -> anyhow::Result<std::fs::File> {
         Err(std::fs::TryLockError::Error(e)) => {
             Err(e).with_context(|| format!("cannot lock {}", path.display()))
         }
-    }
-}
-
-/// Ends every job a previous run left PENDING: re-hashed from its kept
-/// upload when that is complete, FAILURE `interrupted` otherwise. The
-/// re-hashes run in the returned task, at most [`REHASH_CONCURRENCY`] at a
-/// time, so that shutdown can wait for them.
-async fn recover_interrupted(
-    engine: &Arc<Engine>,
-    config: &Config,
-) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
-    let pending = engine.store.interrupted().await?;
-    if pending.is_empty() {
-        return Ok(None);
-    }
-    tracing::warn!(
-        jobs = pending.len(),
-        "jobs left PENDING by the previous run"
-    );
-    let mut rehash_jobs = Vec::new();
-    for job in pending {
-        let complete = match (&job.stored_path, job.size) {
-            (Some(p), Some(size)) => std::fs::metadata(p).is_ok_and(|m| m.len() == size),
-            _ => false,
-        };
-        match job.algorithm.parse::<hashcore::Algorithm>() {
-            Ok(algo) if complete => rehash_jobs.push((job, algo)),
-            _ => engine.store.finish(
-                job.id,
-                Finish::Failure {
-                    reason: INTERRUPTED.into(),
-                },
-                None,
-            ),
-        }
-    }
-    let engine = engine.clone();
-    let chunk = config.chunk_size;
-    Ok(Some(tokio::spawn(async move {
-        let limit = Arc::new(tokio::sync::Semaphore::new(REHASH_CONCURRENCY));
-        let mut running = tokio::task::JoinSet::new();
-        for (job, algo) in rehash_jobs {
-            let Ok(permit) = limit.clone().acquire_owned().await else {
-                break;
-            };
-            let engine = engine.clone();
-            running.spawn(async move {
-                rehash(&engine, job, algo, chunk).await;
-                drop(permit);
-            });
-        }
-        while running.join_next().await.is_some() {}
-    })))
-}
-
-const INTERRUPTED: &str = "interrupted: the daemon stopped before the job finished";
-
-async fn rehash(engine: &Engine, job: Interrupted, algo: hashcore::Algorithm, chunk_size: usize) {
-    let id = job.id.clone();
-    // Uploads and socket streams may hold every slot for a while: wait for
-    // one rather than fail a job that can still be recovered.
-    let mut stream = loop {
-        match engine
-            .pool
-            .try_open_stream(algo, engine.completion(id.clone(), None))
-        {
-            Ok(stream) => break stream,
-            Err(hashcore::JobError::Busy) => {
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await
-            }
-            Err(_) => {
-                let reason = INTERRUPTED.into();
-                engine.store.finish(id, Finish::Failure { reason }, None);
-                return;
-            }
-        }
-    };
-    let path = job.stored_path.unwrap_or_default();
-    let expected = job.size.unwrap_or(0);
-    let result: std::io::Result<()> = async {
-        let mut file = tokio::fs::File::open(&path).await?;
-        let mut read = 0u64;
-        loop {
-            let mut buf = BytesMut::with_capacity(chunk_size);
-            let n = file.read_buf(&mut buf).await? as u64;
-            read += n;
-            // The length was checked before, but the copy could change
-            // since: a hash of other bytes than the upload's is never an
-            // answer.
-            if read > expected || (n == 0 && read != expected) {
-                return Err(std::io::Error::other(format!(
-                    "the kept upload no longer has the upload's {expected} bytes"
-                )));
-            }
-            if n == 0 {
-                return Ok(());
-            }
-            if stream.send(buf.freeze()).await.is_err() {
-                return Err(std::io::Error::other("hasher pool stopped"));
-            }
-        }
-    }
-    .await;
-    match result {
-        Ok(()) => {
-            let _ = stream.finish();
-            tracing::info!(%id, "re-hashed an interrupted job from its kept upload");
-        }
-        Err(e) => stream.abort(format!(
-            "interrupted, and re-reading the kept upload failed: {e}"
-        )),
     }
 }

@@ -81,7 +81,7 @@ impl ClientArgs {
         &self,
         stderr: &mut dyn Write,
     ) -> std::io::Result<Box<dyn hashd::cli::DigestBackend>> {
-        use hashd::client::{DaemonBackend, EngineBackend, Limits};
+        use hashd::client::{DaemonBackend, Limits, PoolBackend};
         if !self.no_daemon {
             let path = self
                 .socket
@@ -101,7 +101,7 @@ impl ClientArgs {
                 Err(_) => {}
             }
         }
-        Ok(Box::new(EngineBackend::new(!self.no_uring)?))
+        Ok(Box::new(PoolBackend::new(!self.no_uring)?))
     }
 }
 

@@ -1,5 +1,9 @@
-//! The daemon's side of [`frontends::Backend`]: uploads become hasher-pool
-//! streams whose results go to the store; lookups read the store.
+//! The job owner: the only caller of the hasher pool and the store. Front
+//! ends reach it through [`frontends::Backend`]: uploads become pool streams
+//! whose results go to the store (after the artificial delay, if any),
+//! lookups read the store, request-and-reply jobs answer their client. It
+//! also recovers the jobs a previous run left PENDING, and stops the pool
+//! and the delay in order at shutdown.
 
 use std::fs::File;
 use std::io::Write;
@@ -7,21 +11,22 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use frontends::{
     Answer, ApiError, Backend, ByteStream, JobEnded, JobPage, JobStatus, JobView, ListQuery, Reply,
     Upload, UploadMeta,
 };
 use hashcore::{to_hex, Algorithm, Completion, HasherPool, JobError, Outcome, StreamJob};
+use tokio::io::AsyncReadExt;
 use tokio::sync::oneshot;
 
 use crate::delay::DelayedResults;
-use crate::store::{Finish, JobStore as _, NewJob, Store};
+use crate::store::{Finish, Interrupted, JobStore as _, NewJob, Store};
 use crate::util::{new_id, now_ms, rfc3339};
 
-/// What the engine needs to know of the configuration.
+/// What the job owner needs to know of the configuration.
 #[derive(Clone, Debug)]
-pub struct EngineConfig {
+pub struct JobsConfig {
     /// Keep each upload under this directory, named by its id.
     pub uploads_dir: Option<PathBuf>,
     /// Extra delay before a job's result reaches the store (testing PENDING
@@ -29,28 +34,25 @@ pub struct EngineConfig {
     pub artificial_delay: Duration,
 }
 
-pub struct Engine {
+/// Owns every job from admission to its recorded or answered end.
+pub struct Jobs {
     pub(crate) pool: HasherPool,
     pub(crate) store: Arc<Store>,
-    pub(crate) config: EngineConfig,
+    pub(crate) config: JobsConfig,
     /// Holds results for `config.artificial_delay`; `None` when it is zero,
     /// so that results go straight to the store.
     delayed: Option<Arc<DelayedResults>>,
     started: Instant,
 }
 
-impl Engine {
+impl Jobs {
     /// Errors: the thread that holds delayed results cannot be started.
-    pub fn new(
-        pool: HasherPool,
-        store: Arc<Store>,
-        config: EngineConfig,
-    ) -> std::io::Result<Engine> {
+    pub fn new(pool: HasherPool, store: Arc<Store>, config: JobsConfig) -> std::io::Result<Jobs> {
         let delayed = match config.artificial_delay {
             d if d.is_zero() => None,
             d => Some(Arc::new(DelayedResults::start(d, store.clone())?)),
         };
-        Ok(Engine {
+        Ok(Jobs {
             pool,
             store,
             config,
@@ -142,7 +144,7 @@ fn storage_error(e: &std::io::Error) -> ApiError {
     }
 }
 
-impl Backend for Engine {
+impl Backend for Jobs {
     type Upload = HttpUpload;
     type Stream = SocketStream;
 
@@ -358,5 +360,132 @@ impl Upload for HttpUpload {
             created_at: rfc3339(self.created_ms),
             finished_at: None,
         }))
+    }
+}
+
+/// Start-up re-hashes running at once: enough to fill a hasher's SIMD
+/// lanes, few enough to leave room for new uploads.
+const REHASH_CONCURRENCY: usize = 32;
+
+impl Jobs {
+    /// Stops the hasher pool (queued work finishes, streams still open fail
+    /// with a reason: a connection that outlived the grace period gets its
+    /// job failed, not left PENDING), then hands the results held for the
+    /// artificial delay to the store. The store closes after this.
+    pub fn shutdown(&self) {
+        self.pool.shutdown();
+        self.release_delayed();
+    }
+
+    /// Ends every job a previous run left PENDING: re-hashed from its kept
+    /// upload when that is complete, FAILURE `interrupted` otherwise. The
+    /// re-hashes run in the returned task, at most [`REHASH_CONCURRENCY`] at a
+    /// time, so that shutdown can wait for them.
+    pub async fn recover(
+        self: &Arc<Self>,
+        chunk_size: usize,
+    ) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
+        let jobs = self;
+        let pending = jobs.store.interrupted().await?;
+        if pending.is_empty() {
+            return Ok(None);
+        }
+        tracing::warn!(
+            jobs = pending.len(),
+            "jobs left PENDING by the previous run"
+        );
+        let mut rehash_jobs = Vec::new();
+        for job in pending {
+            let complete = match (&job.stored_path, job.size) {
+                (Some(p), Some(size)) => std::fs::metadata(p).is_ok_and(|m| m.len() == size),
+                _ => false,
+            };
+            match job.algorithm.parse::<hashcore::Algorithm>() {
+                Ok(algo) if complete => rehash_jobs.push((job, algo)),
+                _ => jobs.store.finish(
+                    job.id,
+                    Finish::Failure {
+                        reason: INTERRUPTED.into(),
+                    },
+                    None,
+                ),
+            }
+        }
+        let jobs = jobs.clone();
+        let chunk = chunk_size;
+        Ok(Some(tokio::spawn(async move {
+            let limit = Arc::new(tokio::sync::Semaphore::new(REHASH_CONCURRENCY));
+            let mut running = tokio::task::JoinSet::new();
+            for (job, algo) in rehash_jobs {
+                let Ok(permit) = limit.clone().acquire_owned().await else {
+                    break;
+                };
+                let jobs = jobs.clone();
+                running.spawn(async move {
+                    rehash(&jobs, job, algo, chunk).await;
+                    drop(permit);
+                });
+            }
+            while running.join_next().await.is_some() {}
+        })))
+    }
+}
+
+const INTERRUPTED: &str = "interrupted: the daemon stopped before the job finished";
+
+async fn rehash(jobs: &Jobs, job: Interrupted, algo: hashcore::Algorithm, chunk_size: usize) {
+    let id = job.id.clone();
+    // Uploads and socket streams may hold every slot for a while: wait for
+    // one rather than fail a job that can still be recovered.
+    let mut stream = loop {
+        match jobs
+            .pool
+            .try_open_stream(algo, jobs.completion(id.clone(), None))
+        {
+            Ok(stream) => break stream,
+            Err(hashcore::JobError::Busy) => {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await
+            }
+            Err(_) => {
+                let reason = INTERRUPTED.into();
+                jobs.store.finish(id, Finish::Failure { reason }, None);
+                return;
+            }
+        }
+    };
+    let path = job.stored_path.unwrap_or_default();
+    let expected = job.size.unwrap_or(0);
+    let result: std::io::Result<()> = async {
+        let mut file = tokio::fs::File::open(&path).await?;
+        let mut read = 0u64;
+        loop {
+            let mut buf = BytesMut::with_capacity(chunk_size);
+            let n = file.read_buf(&mut buf).await? as u64;
+            read += n;
+            // The length was checked before, but the copy could change
+            // since: a hash of other bytes than the upload's is never an
+            // answer.
+            if read > expected || (n == 0 && read != expected) {
+                return Err(std::io::Error::other(format!(
+                    "the kept upload no longer has the upload's {expected} bytes"
+                )));
+            }
+            if n == 0 {
+                return Ok(());
+            }
+            if stream.send(buf.freeze()).await.is_err() {
+                return Err(std::io::Error::other("hasher pool stopped"));
+            }
+        }
+    }
+    .await;
+    match result {
+        Ok(()) => {
+            let _ = stream.finish();
+            tracing::info!(%id, "re-hashed an interrupted job from its kept upload");
+        }
+        Err(e) => stream.abort(format!(
+            "interrupted, and re-reading the kept upload failed: {e}"
+        )),
     }
 }
