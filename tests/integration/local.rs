@@ -393,8 +393,8 @@ fn streams_past_the_pool_bound_get_busy_and_uploads_503() {
         let opens: Vec<u8> = (1..=600u64).flat_map(|t| frame(0x03, t, b"md5")).collect();
         (&*s).write_all(&opens).unwrap();
     }
-    let mut busy = 0;
-    for s in &conns {
+    let mut busy = Vec::new();
+    for (i, s) in conns.iter().enumerate() {
         let mut s = s.try_clone().unwrap();
         s.set_read_timeout(Some(std::time::Duration::from_millis(500)))
             .unwrap();
@@ -402,15 +402,31 @@ fn streams_past_the_pool_bound_get_busy_and_uploads_503() {
         let mut head = [0u8; 13];
         while s.read_exact(&mut head).is_ok() {
             let len = u32::from_be_bytes(head[..4].try_into().unwrap()) as usize;
+            let tag = u64::from_be_bytes(head[5..13].try_into().unwrap());
             let mut body = vec![0u8; len - 9];
             s.read_exact(&mut body).unwrap();
             let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
             assert_eq!(v["ok"], false, "{v}");
             assert_eq!(v["busy"], true, "{v}");
-            busy += 1;
+            busy.push((i, tag));
         }
     }
-    assert_eq!(busy, 1200 - 1025);
+    assert_eq!(busy.len(), 1200 - 1025);
+    // A client that pipelined data for a refused stream keeps its
+    // connection: the data is dropped, and the next request is answered.
+    let (i, tag) = busy[0];
+    let mut s = conns[i].try_clone().unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let more = [
+        frame(0x04, tag, b"late"),
+        frame(0x05, tag, b""),
+        frame(0x07, 9999, b""),
+    ]
+    .concat();
+    s.write_all(&more).unwrap();
+    let (t, v) = read_frame(&mut s);
+    assert_eq!(t, 9999, "{v}");
     let body = data(100_000, 3);
     let r = d.upload("?wait=1", "x", &body);
     assert_json_error(&r, 503, "busy");

@@ -278,8 +278,18 @@ impl<B: Backend> Session<B> {
         source: Source,
         slot: OwnedSemaphorePermit,
     ) -> Result<(), ProtocolError> {
-        if matches!(source, Source::Stream) && self.streams.contains_key(&tag) {
-            return Err(ProtocolError::new(format!("stream {tag} is already open")));
+        if matches!(source, Source::Stream) {
+            if self.streams.contains_key(&tag) {
+                return Err(ProtocolError::new(format!("stream {tag} is already open")));
+            }
+            // A stream stays here until its STREAM_END, answered or not
+            // (see `stream_data`), so its slot alone does not bound them.
+            if self.streams.len() >= self.state.max_in_flight {
+                return Err(ProtocolError::new(format!(
+                    "more than {} streams open on one connection",
+                    self.state.max_in_flight
+                )));
+            }
         }
         let replies = self.replies.clone();
         let reply: Reply = Box::new(move |answer| {
@@ -299,16 +309,16 @@ impl<B: Backend> Session<B> {
         Ok(())
     }
 
-    /// Feeds STREAM_DATA to its stream. A stream the pool has closed (it
-    /// is shutting down) is dropped: more bytes for it would be pointless.
+    /// Feeds STREAM_DATA to its stream. Data for a stream whose job has
+    /// already ended (refused busy, failed, shutting down) is dropped: the
+    /// client, which pipelines its data, learns why from the reply, and its
+    /// connection stays usable until it sends the STREAM_END.
     async fn stream_data(&mut self, tag: u64, bytes: Bytes) -> Result<(), ProtocolError> {
         let job = self
             .streams
             .get_mut(&tag)
             .ok_or_else(|| ProtocolError::new(format!("STREAM_DATA for unknown stream {tag}")))?;
-        if job.send(bytes).await.is_err() {
-            self.streams.remove(&tag);
-        }
+        let _ = job.send(bytes).await;
         Ok(())
     }
 
