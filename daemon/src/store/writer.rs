@@ -55,15 +55,15 @@ pub enum Op {
 }
 
 /// A [`Finish`] as the columns it sets.
-struct Outcome<'a> {
+struct FinalColumns<'a> {
     status: JobStatus,
     hash: Option<&'a str>,
     size: Option<u64>,
     error: Option<&'a str>,
 }
 
-impl Outcome<'_> {
-    /// The final state of a job that ended with this outcome.
+impl FinalColumns<'_> {
+    /// The final state of a job that ended with this result.
     fn view(
         &self,
         id: String,
@@ -86,15 +86,15 @@ impl Outcome<'_> {
         }
     }
 
-    fn of(finish: &Finish) -> Outcome<'_> {
+    fn of(finish: &Finish) -> FinalColumns<'_> {
         match finish {
-            Finish::Success { hash, size } => Outcome {
+            Finish::Success { hash, size } => FinalColumns {
                 status: JobStatus::Success,
                 hash: Some(hash),
                 size: Some(*size),
                 error: None,
             },
-            Finish::Failure { reason } => Outcome {
+            Finish::Failure { reason } => FinalColumns {
                 status: JobStatus::Failure,
                 hash: None,
                 size: None,
@@ -224,7 +224,7 @@ impl Writer {
                             .as_ref()
                             .map(|p| p.to_string_lossy().into_owned());
                         let outcome = merged[i].and_then(|j| match &ops[j] {
-                            Op::Finish { finish, .. } => Some((j, Outcome::of(finish))),
+                            Op::Finish { finish, .. } => Some((j, FinalColumns::of(finish))),
                             _ => None,
                         });
                         let (status, hash, size, error) = match &outcome {
@@ -258,7 +258,7 @@ impl Writer {
                         if ended[i].is_some() {
                             continue; // written with its insert
                         }
-                        let o = Outcome::of(f);
+                        let o = FinalColumns::of(f);
                         let row = finish
                             .query_row(
                                 params![

@@ -289,14 +289,14 @@ pub fn check_base(base: &str) -> anyhow::Result<String> {
 }
 
 /// What happened to one file.
-enum Outcome {
+enum Verdict {
     Ok,
     Mismatch(String),
     Fail(FailKind, String),
 }
 
 struct Record {
-    outcome: Outcome,
+    outcome: Verdict,
     size: u64,
     upload: Option<Duration>,
     end_to_end: Option<Duration>,
@@ -371,14 +371,14 @@ async fn worker(sh: Arc<Shared>) -> Vec<Record> {
             None => fut.await,
             Some(d) => match tokio::time::timeout_at(d.into(), fut).await {
                 Ok(o) => o,
-                Err(_) => Outcome::Fail(
+                Err(_) => Verdict::Fail(
                     FailKind::CutOff,
                     format!("file {index}: still in flight when the time limit ran out"),
                 ),
             },
         };
         let end_to_end =
-            matches!(outcome, Outcome::Ok | Outcome::Mismatch(_)).then(|| t0.elapsed());
+            matches!(outcome, Verdict::Ok | Verdict::Mismatch(_)).then(|| t0.elapsed());
         out.push(Record {
             outcome,
             size,
@@ -466,9 +466,9 @@ async fn one_file(
     size: u64,
     t0: Instant,
     upload_lat: &mut Option<Duration>,
-) -> Outcome {
+) -> Verdict {
     let cfg = &sh.cfg;
-    let fail = |k: FailKind, m: String| Outcome::Fail(k, format!("file {index}: {m}"));
+    let fail = |k: FailKind, m: String| Verdict::Fail(k, format!("file {index}: {m}"));
     let mut uri = format!("{}/uploadfile/?algo={}", cfg.base, cfg.algo.name());
     if cfg.wait {
         uri.push_str("&wait=true");
@@ -535,9 +535,9 @@ async fn one_file(
         .unwrap_or_else(|| body::file_digest(cfg.seed, index, size, cfg.algo));
     let check = |got: &str, wher: &str| {
         if got == expected {
-            Outcome::Ok
+            Verdict::Ok
         } else {
-            Outcome::Mismatch(format!(
+            Verdict::Mismatch(format!(
                 "file {index} ({size} bytes): {wher} hash {got}, expected {expected}"
             ))
         }
@@ -568,7 +568,7 @@ async fn one_file(
     };
     // An upload answered already final must match too (and we still poll once).
     if let Some(Status::Final(h)) = &upload_status {
-        if let o @ Outcome::Mismatch(_) = check(h, "upload") {
+        if let o @ Verdict::Mismatch(_) = check(h, "upload") {
             return o;
         }
     }
@@ -642,14 +642,14 @@ fn summarize(sh: &Shared, records: Vec<Record>, elapsed: Duration) -> Summary {
         up.extend(r.upload);
         e2e.extend(r.end_to_end);
         match &r.outcome {
-            Outcome::Ok => ok += 1,
-            Outcome::Mismatch(m) => {
+            Verdict::Ok => ok += 1,
+            Verdict::Mismatch(m) => {
                 mismatches += 1;
                 if examples.len() < 5 {
                     examples.push(format!("mismatch: {m}"));
                 }
             }
-            Outcome::Fail(k, m) => {
+            Verdict::Fail(k, m) => {
                 failures += 1;
                 *failure_kinds.entry(k.name()).or_default() += 1;
                 if examples.len() < 5 {
