@@ -140,7 +140,7 @@ pub async fn serve<B: Backend>(
 }
 
 /// How often a draining shutdown says what it still waits for.
-const DRAIN_REPORT: std::time::Duration = std::time::Duration::from_secs(5);
+pub(crate) const DRAIN_REPORT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Serves one HTTP/1.1 connection over any byte stream, as [`serve`] does
 /// for each accepted socket, until the client is done. With its own upload

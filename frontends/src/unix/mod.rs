@@ -142,12 +142,19 @@ pub async fn serve<B: Backend>(
     }
     drop(listener);
     let _ = std::fs::remove_file(path);
-    if tokio::time::timeout(config.shutdown_grace, async {
-        while tasks.join_next().await.is_some() {}
-    })
-    .await
-    .is_err()
-    {
+    let deadline = tokio::time::Instant::now() + config.shutdown_grace;
+    let mut report = tokio::time::interval_at(
+        tokio::time::Instant::now() + crate::http::DRAIN_REPORT,
+        crate::http::DRAIN_REPORT,
+    );
+    let drained = loop {
+        tokio::select! {
+            next = tasks.join_next() => if next.is_none() { break true },
+            _ = tokio::time::sleep_until(deadline) => break false,
+            _ = report.tick() => tracing::info!(connections = tasks.len(), "waiting for unix connections to finish"),
+        }
+    };
+    if !drained {
         tracing::warn!("unix connections still open after the grace period; closing them");
         tasks.abort_all();
         // Wait for the cancellations, so no task still holds the backend
@@ -164,7 +171,7 @@ struct Outgoing {
     _slot: Option<OwnedSemaphorePermit>,
 }
 
-/// Turns a job's outcome into its reply.
+/// Turns a job's answer into its reply.
 fn hash_reply(algo: Algorithm, answer: Answer) -> HashReply {
     match answer {
         Answer::Digest { bytes, size } => HashReply::Digest(DigestReply {
