@@ -1,10 +1,10 @@
-//! The digest backends behind `hashd sum` and `hashd check`:
-//! - [`DaemonBackend`] talks to a running daemon over its unix socket and
+//! The [`Digests`] implementations behind `hashd sum` and `hashd check`:
+//! - [`DaemonDigests`] talks to a running daemon over its unix socket and
 //!   passes each file's descriptor, so the daemon's hashers read it with
 //!   io_uring while the client only opens files. It bounds the daemon's
 //!   silence (the daemon sends heartbeats while it works) and, when the
 //!   daemon misbehaves in any way, finishes in-process with the same output;
-//! - [`PoolBackend`] runs the same hasher pool in-process, for when no
+//! - [`PoolDigests`] runs the same hasher pool in-process, for when no
 //!   daemon is running (or `--no-daemon`).
 //!
 //! Both pipeline up to [`WINDOW`] files and report results in input order.
@@ -23,7 +23,7 @@ use frontends::unix::frame::{self, Kind};
 use frontends::unix::message::{DigestReply, ErrorReply, HashReply, HelloReply, HelloRequest};
 use hashcore::{Algorithm, HasherPool, JobError, PoolConfig};
 
-use crate::cli::{DigestBackend, Input};
+use crate::cli::{Digests, Input};
 
 /// Files in flight at once: enough to keep every hasher's lanes and reads
 /// busy, well under the socket's per-connection in-flight limit (1024).
@@ -140,15 +140,15 @@ fn job_error(e: JobError) -> io::Error {
 }
 
 /// The daemon's hasher pool (io_uring reads, SIMD lanes), in this process.
-pub struct PoolBackend {
+pub struct PoolDigests {
     pool: HasherPool,
     /// Completions come back here, tagged with their input's index.
     tx: mpsc::Sender<(usize, io::Result<Vec<u8>>)>,
     rx: mpsc::Receiver<(usize, io::Result<Vec<u8>>)>,
 }
 
-impl PoolBackend {
-    pub fn new(uring: bool) -> io::Result<PoolBackend> {
+impl PoolDigests {
+    pub fn new(uring: bool) -> io::Result<PoolDigests> {
         let pool = HasherPool::start(PoolConfig {
             prefer_uring: uring && PoolConfig::default().prefer_uring,
             // A command-line tool shares the machine: pinned hashers cannot
@@ -159,11 +159,11 @@ impl PoolBackend {
             ..PoolConfig::default()
         })?;
         let (tx, rx) = mpsc::channel();
-        Ok(PoolBackend { pool, tx, rx })
+        Ok(PoolDigests { pool, tx, rx })
     }
 }
 
-impl Pipelined for PoolBackend {
+impl Pipelined for PoolDigests {
     fn start(
         &mut self,
         algo: Algorithm,
@@ -225,21 +225,21 @@ pub const SILENCE_ENV: &str = "HASHD_CLIENT_SILENCE_MS";
 const HELLO_TAG: u64 = u64::MAX;
 
 /// A daemon that broke the protocol or stopped answering: any of these
-/// makes [`DaemonBackend`] finish the job in-process.
+/// makes [`DaemonDigests`] finish the job in-process.
 fn misbehaved(what: impl Into<String>) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, what.into())
 }
 
-/// The digest backend `hashd sum` and `hashd check` use when a daemon runs.
+/// The digests `hashd sum` and `hashd check` use when a daemon runs.
 /// Whatever the daemon does wrong (stays silent past [`SILENCE_LIMIT`],
 /// closes the connection, sends garbage or a malformed reply, dies), the
 /// inputs not yet reported are hashed in this process with
-/// [`PoolBackend`], so the output is the same as without a daemon.
-pub struct DaemonBackend {
+/// [`PoolDigests`], so the output is the same as without a daemon.
+pub struct DaemonDigests {
     /// `None` once the daemon has misbehaved: it is not asked again.
     conn: Option<Connection>,
     /// Created when first needed.
-    fallback: Option<PoolBackend>,
+    fallback: Option<PoolDigests>,
     /// io_uring for the fallback engine.
     uring: bool,
     /// Say on stderr (once) that the daemon was given up on.
@@ -271,7 +271,7 @@ impl Limits {
     }
 }
 
-impl DaemonBackend {
+impl DaemonDigests {
     /// Connects to the daemon at `path` and checks that it answers and sends
     /// heartbeats. An error means there is no usable daemon: the caller
     /// hashes in-process instead.
@@ -280,8 +280,8 @@ impl DaemonBackend {
         limits: Limits,
         uring: bool,
         verbose: bool,
-    ) -> io::Result<DaemonBackend> {
-        Ok(DaemonBackend {
+    ) -> io::Result<DaemonDigests> {
+        Ok(DaemonDigests {
             conn: Some(Connection::open(path, limits)?),
             fallback: None,
             uring,
@@ -302,7 +302,7 @@ impl DaemonBackend {
     }
 }
 
-impl DigestBackend for DaemonBackend {
+impl Digests for DaemonDigests {
     fn hash_inputs(
         &mut self,
         algo: Algorithm,
@@ -322,7 +322,7 @@ impl DigestBackend for DaemonBackend {
         }
         let engine = match &mut self.fallback {
             Some(engine) => engine,
-            None => self.fallback.insert(PoolBackend::new(self.uring)?),
+            None => self.fallback.insert(PoolDigests::new(self.uring)?),
         };
         let rest = &inputs[reported..];
         engine.hash_inputs(algo, rest, &mut |index, result| {
@@ -577,8 +577,8 @@ impl Pipelined for Connection {
     }
 }
 
-/// Every pipelined backend hashes through the one windowed, in-order loop.
-impl<P: Pipelined> DigestBackend for P {
+/// Every pipelined implementation hashes through the one windowed, in-order loop.
+impl<P: Pipelined> Digests for P {
     fn hash_inputs(
         &mut self,
         algo: Algorithm,

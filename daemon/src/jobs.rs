@@ -379,7 +379,7 @@ impl Jobs {
 
     /// Ends every job a previous run left PENDING: re-hashed from its kept
     /// upload when that is complete, FAILURE `interrupted` otherwise. The
-    /// re-hashes run in the returned task, at most [`REHASH_CONCURRENCY`] at a
+    /// re-hashes run in the returned task, at most `REHASH_CONCURRENCY` at a
     /// time, so that shutdown can wait for them.
     pub async fn recover(
         self: &Arc<Self>,

@@ -77,11 +77,8 @@ struct ClientArgs {
 
 impl ClientArgs {
     /// The daemon if one answers on the socket, else the in-process engine.
-    fn backend(
-        &self,
-        stderr: &mut dyn Write,
-    ) -> std::io::Result<Box<dyn hashd::cli::DigestBackend>> {
-        use hashd::client::{DaemonBackend, Limits, PoolBackend};
+    fn digests(&self, stderr: &mut dyn Write) -> std::io::Result<Box<dyn hashd::cli::Digests>> {
+        use hashd::client::{DaemonDigests, Limits, PoolDigests};
         if !self.no_daemon {
             let path = self
                 .socket
@@ -89,7 +86,7 @@ impl ClientArgs {
                 .or_else(|| std::env::var_os("HASHD_SOCKET").map(Into::into))
                 .unwrap_or_else(|| "hashd-data/hashd.sock".into());
             let uring = !self.no_uring;
-            match DaemonBackend::connect(&path, Limits::from_env(), uring, self.verbose) {
+            match DaemonDigests::connect(&path, Limits::from_env(), uring, self.verbose) {
                 Ok(d) => return Ok(Box::new(d)),
                 Err(e) if self.verbose => {
                     let _ = writeln!(
@@ -101,7 +98,7 @@ impl ClientArgs {
                 Err(_) => {}
             }
         }
-        Ok(Box::new(PoolBackend::new(!self.no_uring)?))
+        Ok(Box::new(PoolDigests::new(!self.no_uring)?))
     }
 }
 
@@ -134,10 +131,10 @@ impl<W: Write> Write for DieOnBrokenPipe<W> {
 
 fn run_client(
     client: &ClientArgs,
-    run: impl FnOnce(&mut dyn hashd::cli::DigestBackend, &mut dyn Write, &mut dyn Write) -> i32,
+    run: impl FnOnce(&mut dyn hashd::cli::Digests, &mut dyn Write, &mut dyn Write) -> i32,
 ) -> ExitCode {
     let mut stderr = DieOnBrokenPipe(std::io::stderr());
-    let mut backend = match client.backend(&mut stderr) {
+    let mut digests = match client.digests(&mut stderr) {
         Ok(b) => b,
         Err(e) => {
             let _ = writeln!(stderr, "hashd: cannot start the hashing engine: {e}");
@@ -146,7 +143,7 @@ fn run_client(
     };
     let stdout = std::io::stdout();
     let mut out = std::io::LineWriter::new(DieOnBrokenPipe(stdout.lock()));
-    let code = run(backend.as_mut(), &mut out, &mut stderr);
+    let code = run(digests.as_mut(), &mut out, &mut stderr);
     ExitCode::from(code.clamp(0, 255) as u8)
 }
 

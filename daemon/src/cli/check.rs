@@ -2,7 +2,7 @@
 //! `md5sum -c` (coreutils 9.1) does, with the same lines, warnings and exit
 //! status.
 //!
-//! Each checksum file is parsed whole, then its entries go to the backend in
+//! Each checksum file is parsed whole, then its entries go to the digests in
 //! one batch. Diagnostics about lines (`-w`) are queued with their position
 //! and printed between the results around them, so stderr keeps coreutils'
 //! order.
@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use hashcore::Algorithm;
 
 use super::escape::{push_result_name, quote, unescape_name};
-use super::{describe, warn, CheckOptions, DigestBackend, Input, Output};
+use super::{describe, warn, CheckOptions, Digests, Input, Output};
 
 /// Verifies every checksum file in `files` (none means standard input);
 /// false if anything failed. With `tagged_algorithms` (`hashd check`, as
@@ -29,7 +29,7 @@ pub(super) fn run(
     tagged_algorithms: bool,
     options: &CheckOptions,
     files: &[PathBuf],
-    backend: &mut dyn DigestBackend,
+    digests: &mut dyn Digests,
     stdin: &mut dyn Read,
     out: &mut Output<'_>,
     stderr: &mut dyn Write,
@@ -38,7 +38,7 @@ pub(super) fn run(
         algo,
         options,
         parser: LineParser::new(algo, tagged_algorithms),
-        backend,
+        digests,
         stdin,
         out,
         stderr,
@@ -66,7 +66,7 @@ struct Checker<'r, 'o> {
     /// Line parser, with its memory of the line format seen so far.
     parser: LineParser,
     /// Computes the digests.
-    backend: &'r mut dyn DigestBackend,
+    digests: &'r mut dyn Digests,
     /// Read when a checksum file is `-`.
     stdin: &'r mut dyn Read,
     /// Result lines.
@@ -170,7 +170,7 @@ impl Checker<'_, '_> {
             }
             out.line(&line);
         };
-        // Lines that name the same algorithm go to the backend together (the
+        // Lines that name the same algorithm go to the digests together (the
         // whole list, unless it mixes algorithms), so they are pipelined.
         let mut start = 0;
         while start < entries.len() {
@@ -181,7 +181,7 @@ impl Checker<'_, '_> {
                     .take_while(|e| e.algo == algo)
                     .count();
             let result =
-                self.backend
+                self.digests
                     .hash_inputs(algo, &inputs[start..end], &mut |index, result| {
                         report(start + index, result)
                     });
@@ -543,11 +543,11 @@ mod tests {
         assert_eq!(parse(&mut p, &format!("{H}  a b")).as_deref(), Some("a b"));
     }
 
-    /// A backend that answers from a table, to test the reporting without
+    /// Digests that answer from a table, to test the reporting without
     /// files.
     struct Table(Vec<(&'static str, io::Result<Vec<u8>>)>);
 
-    impl DigestBackend for Table {
+    impl Digests for Table {
         fn hash_inputs(
             &mut self,
             _: Algorithm,
@@ -570,14 +570,14 @@ mod tests {
     }
 
     fn check_stdin(options: CheckOptions, list: &str) -> (bool, String, String) {
-        let mut backend = Table(vec![
+        let mut digests = Table(vec![
             ("good", Ok(Algorithm::Md5.digest(b"a"))),
             ("bad", Ok(Algorithm::Md5.digest(b"b"))),
             ("new\nline", Ok(Algorithm::Md5.digest(b"a"))),
             ("gone", Err(io::Error::from_raw_os_error(2))),
             ("dir", Err(io::Error::from_raw_os_error(21))),
         ]);
-        run_list(Algorithm::Md5, true, &options, &mut backend, list)
+        run_list(Algorithm::Md5, true, &options, &mut digests, list)
     }
 
     /// `run` over `list` as standard input: (all ok, stdout, stderr).
@@ -585,7 +585,7 @@ mod tests {
         algo: Algorithm,
         tagged: bool,
         options: &CheckOptions,
-        backend: &mut dyn DigestBackend,
+        digests: &mut dyn Digests,
         list: &str,
     ) -> (bool, String, String) {
         let mut out_buf = Vec::new();
@@ -596,7 +596,7 @@ mod tests {
             tagged,
             options,
             &[],
-            backend,
+            digests,
             &mut list.as_bytes(),
             &mut out,
             &mut err,
@@ -689,7 +689,7 @@ mod tests {
     /// Hashes named in-memory contents with the algorithm it is asked for.
     struct Contents(Vec<(&'static str, &'static [u8])>, Vec<Algorithm>);
 
-    impl DigestBackend for Contents {
+    impl Digests for Contents {
         fn hash_inputs(
             &mut self,
             algo: Algorithm,
@@ -713,9 +713,9 @@ mod tests {
         algo: Algorithm,
         list: &str,
     ) -> (bool, String, String, Vec<Algorithm>) {
-        let mut backend = Contents(vec![("f", b"a"), ("g", b"b")], Vec::new());
-        let (ok, out, err) = run_list(algo, tagged, &CheckOptions::default(), &mut backend, list);
-        (ok, out, err, backend.1)
+        let mut digests = Contents(vec![("f", b"a"), ("g", b"b")], Vec::new());
+        let (ok, out, err) = run_list(algo, tagged, &CheckOptions::default(), &mut digests, list);
+        (ok, out, err, digests.1)
     }
 
     fn hex(algo: Algorithm, data: &[u8]) -> String {

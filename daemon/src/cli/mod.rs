@@ -5,24 +5,24 @@
 //!
 //! Layout:
 //! - this file: the arguments ([`SumArgs`], [`CheckArgs`]), the entry points
-//!   ([`run_sum`], [`run_check`]) and the [`DigestBackend`] trait through
+//!   ([`run_sum`], [`run_check`]) and the [`Digests`] trait through
 //!   which all hashing happens;
 //! - `sum`: printing checksums, including `-r` directory walks;
 //! - `check`: parsing checksum files (GNU and BSD `--tag` lines) and verifying;
 //! - `escape`: the three coreutils conventions for writing file names;
-//! - `backend`: [`InProcessBackend`], hashing with `std::fs` in this thread.
+//! - `digests`: [`ReadDigests`], hashing with `std::fs` in this thread.
 //!
 //! The commands only plan and print: every digest comes from a
-//! [`DigestBackend`], which receives the whole batch of inputs at once so that
-//! it may pipeline them (the daemon backend passes descriptors over its unix
+//! [`Digests`], which receives the whole batch of inputs at once so that
+//! it may pipeline them ([`DaemonDigests`](crate::client::DaemonDigests) passes descriptors over its unix
 //! socket), and reports results in input order so that output streams.
 //!
 //! The writers are used as given: pass a line-buffered stdout (as
 //! `std::io::stdout()` is) for output that streams line by line, as
 //! coreutils' does.
 
-mod backend;
 mod check;
+mod digests;
 mod escape;
 mod sum;
 
@@ -31,8 +31,8 @@ use std::path::PathBuf;
 
 use hashcore::Algorithm;
 
-pub(crate) use backend::hash_reader;
-pub use backend::InProcessBackend;
+pub(crate) use digests::hash_reader;
+pub use digests::ReadDigests;
 
 /// The name diagnostics start with.
 pub(crate) const PROGRAM: &str = "hashd";
@@ -43,20 +43,20 @@ pub enum Input {
     /// The process's standard input (`-` on the command line). Reading it a
     /// second time reads from where the first read stopped (usually EOF).
     Stdin,
-    /// A file, opened and read by the backend.
+    /// A file, opened and read by the [`Digests`] implementation.
     Path(PathBuf),
 }
 
 /// Computes digests for the commands. The daemon client implements it over
-/// the unix socket; [`InProcessBackend`] hashes in the calling thread.
-pub trait DigestBackend {
+/// the unix socket; [`ReadDigests`] hashes in the calling thread.
+pub trait Digests {
     /// Hashes every input in order and calls `done(index, result)` exactly
     /// once per input, in input order, as soon as each is known (so output
     /// streams). Errors are per input (open/read failures) and should be the
     /// OS error (`ENOENT`, `EISDIR`, ...) so that messages read like
     /// coreutils'; `ErrorKind::NotFound` is what `--ignore-missing` skips.
     /// Implementations may pipeline many inputs at once; that is why this is
-    /// batched. An `Err` return means the backend itself failed (for
+    /// batched. An `Err` return means the implementation itself failed (for
     /// example the daemon went away); inputs not yet reported are lost.
     fn hash_inputs(
         &mut self,
@@ -166,7 +166,7 @@ fn file_operand() -> impl clap::builder::TypedValueParser<Value = PathBuf> {
 /// (or, with `-c`, verified), 1 otherwise, as `md5sum` does.
 pub fn run_sum(
     args: &SumArgs,
-    backend: &mut dyn DigestBackend,
+    digests: &mut dyn Digests,
     stdout: &mut dyn Write,
     stderr: &mut dyn Write,
 ) -> i32 {
@@ -182,13 +182,13 @@ pub fn run_sum(
             false,
             &args.verify,
             &args.files,
-            backend,
+            digests,
             &mut io::stdin(),
             &mut out,
             stderr,
         )
     } else {
-        sum::run(args, backend, &mut out, stderr)
+        sum::run(args, digests, &mut out, stderr)
     };
     out.finish(ok, stderr)
 }
@@ -197,7 +197,7 @@ pub fn run_sum(
 /// matched, 1 otherwise, as `md5sum -c` does.
 pub fn run_check(
     args: &CheckArgs,
-    backend: &mut dyn DigestBackend,
+    digests: &mut dyn Digests,
     stdout: &mut dyn Write,
     stderr: &mut dyn Write,
 ) -> i32 {
@@ -207,7 +207,7 @@ pub fn run_check(
         true,
         &args.options,
         &args.files,
-        backend,
+        digests,
         &mut io::stdin(),
         &mut out,
         stderr,
@@ -400,12 +400,7 @@ mod tests {
         for (argv, want) in cases {
             let mut out = Vec::new();
             let mut err = Vec::new();
-            let code = run_sum(
-                &sum_args(argv),
-                &mut InProcessBackend::new(),
-                &mut out,
-                &mut err,
-            );
+            let code = run_sum(&sum_args(argv), &mut ReadDigests::new(), &mut out, &mut err);
             assert_eq!(code, 1, "{argv:?}");
             assert!(out.is_empty());
             let want = format!("hashd: {want}\nTry 'hashd sum --help' for more information.\n");

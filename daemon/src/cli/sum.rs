@@ -1,6 +1,6 @@
 //! `hashd sum` without `-c`: one checksum line per input, as `md5sum` prints
 //! them, plus `-r`, which expands directory arguments into the files below.
-//! The walk finishes before hashing starts, so the backend gets every input
+//! The walk finishes before hashing starts, so the digests get every input
 //! in one batch; lines then stream as digests arrive.
 
 use std::fs;
@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use hashcore::Algorithm;
 
 use super::escape::{needs_line_escape, push_line_name, quote};
-use super::{describe, warn, DigestBackend, Input, Output, SumArgs};
+use super::{describe, warn, Digests, Input, Output, SumArgs};
 
 /// Checks option combinations in the order coreutils 9.1 does; the error is
 /// the message to print before the `Try ... --help` hint.
@@ -65,7 +65,7 @@ pub(super) fn validate(args: &SumArgs) -> Result<(), &'static str> {
 /// Hashes every input of `args` and prints its line; false if any failed.
 pub(super) fn run(
     args: &SumArgs,
-    backend: &mut dyn DigestBackend,
+    digests: &mut dyn Digests,
     out: &mut Output<'_>,
     stderr: &mut dyn Write,
 ) -> bool {
@@ -74,7 +74,7 @@ pub(super) fn run(
     let mut ok = plan.failures.is_empty();
     let mut failures = plan.failures.iter().peekable();
     let mut line = Vec::new();
-    let result = backend.hash_inputs(style.algo, &plan.inputs, &mut |index, result| {
+    let result = digests.hash_inputs(style.algo, &plan.inputs, &mut |index, result| {
         while let Some((_, message)) = failures.next_if(|(before, _)| *before <= index) {
             warn(stderr, format_args!("{message}"));
         }
@@ -149,7 +149,7 @@ impl LineStyle {
 /// directories, each to be reported at its place in that order.
 #[derive(Debug, Default)]
 struct Plan {
-    /// The inputs, handed to the backend in one batch.
+    /// The inputs, handed to the digests in one batch.
     inputs: Vec<Input>,
     /// The name each input is printed under, as given or as walked.
     names: Vec<Vec<u8>>,
@@ -225,7 +225,7 @@ impl Plan {
 
 #[cfg(test)]
 mod tests {
-    use super::super::InProcessBackend;
+    use super::super::ReadDigests;
     use super::*;
 
     fn style(tag: bool, binary: bool, zero: bool) -> LineStyle {
@@ -294,12 +294,7 @@ mod tests {
         let mut out_buf = Vec::new();
         let mut err = Vec::new();
         let mut out = Output::new(&mut out_buf);
-        assert!(!run(
-            &args,
-            &mut InProcessBackend::new(),
-            &mut out,
-            &mut err
-        ));
+        assert!(!run(&args, &mut ReadDigests::new(), &mut out, &mut err));
         drop(out);
         let root_str = root.to_str().unwrap();
         let names: Vec<String> = String::from_utf8(out_buf)

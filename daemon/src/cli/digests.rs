@@ -1,5 +1,5 @@
-//! [`InProcessBackend`]: hashing with `std::fs` in the calling thread, one
-//! input after another. The reference the daemon backend is tested against,
+//! [`ReadDigests`]: hashing with `std::fs` in the calling thread, one
+//! input after another. The reference the daemon's digests are tested against,
 //! and the fallback when no daemon is running.
 
 use std::fs::File;
@@ -8,24 +8,24 @@ use std::sync::mpsc;
 
 use hashcore::Algorithm;
 
-use super::{DigestBackend, Input};
+use super::{Digests, Input};
 
-/// Read size for [`InProcessBackend`]: large enough that the per-call cost
+/// Read size for [`ReadDigests`]: large enough that the per-call cost
 /// vanishes next to hashing, small enough to stay in L2.
 const READ_CHUNK_LEN: usize = 128 * 1024;
 
 /// Reads each input with `std::fs` (or standard input) and hashes it with
 /// [`Algorithm::hasher`].
 #[derive(Debug)]
-pub struct InProcessBackend {
+pub struct ReadDigests {
     /// Reused for every read, so hashing many small files allocates once.
     buffer: Vec<u8>,
 }
 
-impl InProcessBackend {
-    /// A backend with its read buffer allocated.
+impl ReadDigests {
+    /// With its read buffer allocated.
     pub fn new() -> Self {
-        InProcessBackend {
+        ReadDigests {
             buffer: vec![0; READ_CHUNK_LEN],
         }
     }
@@ -36,7 +36,7 @@ impl InProcessBackend {
 }
 
 /// Hashes everything `reader` yields, reading through `buf`. Shared by every
-/// backend that must hash bytes itself (stdin, pipes, devices).
+/// [`Digests`](super::Digests) that must hash bytes themselves (stdin, pipes, devices).
 ///
 /// Input past the first read is hashed on a helper thread while this one
 /// reads on: reading a pipe costs the kernel's copies and the writer's own
@@ -123,13 +123,13 @@ fn read_some(reader: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
     }
 }
 
-impl Default for InProcessBackend {
+impl Default for ReadDigests {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl DigestBackend for InProcessBackend {
+impl Digests for ReadDigests {
     fn hash_inputs(
         &mut self,
         algo: Algorithm,
@@ -211,7 +211,7 @@ mod tests {
 
     #[test]
     fn hashes_files_and_reports_errors_in_order() {
-        let dir = std::env::temp_dir().join(format!("hashd-cli-backend-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("hashd-cli-digests-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("f");
         let big = vec![7u8; READ_CHUNK_LEN * 2 + 3];
@@ -222,7 +222,7 @@ mod tests {
             Input::Path(dir.clone()),
         ];
         let mut seen = Vec::new();
-        InProcessBackend::new()
+        ReadDigests::new()
             .hash_inputs(Algorithm::Sha256, &inputs, &mut |i, r| seen.push((i, r)))
             .unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
