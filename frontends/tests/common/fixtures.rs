@@ -80,6 +80,15 @@ pub fn fixtures() -> Vec<Fixture> {
         ("a bare LF after the boundary", b"\r\n--XyZ\nnext"),
         ("a longer boundary-like run", b"\r\n--XyZXyZ--\r\n"),
         ("two in a row", b"\r\n--XyZa\r\n--XyZb"),
+        (
+            "a close delimiter followed by text",
+            b"\r\n--XyZ--notend\r\n",
+        ),
+        (
+            "a close delimiter, padding, then text",
+            b"\r\n--XyZ-- \tx\r\n",
+        ),
+        ("a close delimiter and a lone CR", b"\r\n--XyZ--\r\r\n"),
     ] {
         let file = [&b"head of the file"[..], inner, b"tail of the file"].concat();
         let body = [file_part(b, &file), close(b)].concat();
@@ -92,10 +101,18 @@ pub fn fixtures() -> Vec<Fixture> {
         ));
     }
     // A file that ends with such a line, right before the real delimiter.
-    let file = b"data\r\n--XyZ!".to_vec();
-    let body = [file_part(b, &file), close(b)].concat();
+    for (what, file) in [
+        ("false delimiter at the end", &b"data\r\n--XyZ!"[..]),
+        ("false close delimiter at the end", b"data\r\n--XyZ--x"),
+    ] {
+        let body = [file_part(b, file), close(b)].concat();
+        all.push(ok(what, b, body, file, Some("f.bin")));
+    }
+    // The close delimiter may end the body without its CRLF.
+    let file = b"no CRLF after the close delimiter".to_vec();
+    let body = [file_part(b, &file), format!("--{b}--").into_bytes()].concat();
     all.push(ok(
-        "false delimiter at the end",
+        "close delimiter at the very end",
         b,
         body,
         &file,

@@ -94,8 +94,9 @@ impl<'r> StreamBuffer<'r> {
     /// ends with it.
     ///
     /// PATCH (hashd): a field ends only at a real delimiter line: CRLF,
-    /// `--boundary`, then `--` (the close delimiter) or optional transport
-    /// padding and CRLF (RFC 2046 section 5.1.1). Upstream ended a field at
+    /// `--boundary`, optional transport padding and CRLF; or the close
+    /// delimiter, `--boundary--` then padding and CRLF or the end of the body
+    /// (RFC 2046 section 5.1.1). Upstream ended a field at
     /// the first `CRLF--boundary` whatever followed, so a file containing a
     /// line that merely begins with the delimiter was cut short there.
     pub fn read_field_data(
@@ -119,7 +120,7 @@ impl<'r> StreamBuffer<'r> {
         let mut from = 0;
         while let Some(rel_idx) = memchr::memmem::find(&self.buf[from..], boundary_deriv.as_bytes()) {
             let idx = from + rel_idx;
-            match after_boundary(&self.buf[idx + b_len..]) {
+            match after_boundary(&self.buf[idx + b_len..], self.eof) {
                 AfterBoundary::Delimiter => {
                     trace!("new field found at {}", idx);
                     let bytes = self.buf.split_to(idx).freeze();
@@ -136,7 +137,6 @@ impl<'r> StreamBuffer<'r> {
                         limit: constants::MAX_TRANSPORT_PADDING,
                     });
                 }
-                AfterBoundary::NeedMore if self.eof => break,
                 // Undecided until more bytes arrive: hand out what precedes it.
                 AfterBoundary::NeedMore => {
                     return Ok(match idx {
@@ -179,34 +179,41 @@ impl<'r> StreamBuffer<'r> {
     }
 }
 
-/// What the bytes after a `CRLF--boundary` make of it.
+/// What the bytes after a `CRLF--boundary` make of it, `eof` telling
+/// whether more may come.
 ///
 /// PATCH (hashd), see `read_field_data`.
 enum AfterBoundary {
-    /// `--`, or transport padding then CRLF: a delimiter line.
+    /// Transport padding then CRLF, or `--`, padding, then CRLF or the end
+    /// of the body: a delimiter line (RFC 2046 section 5.1.1).
     Delimiter,
     /// Anything else: the field's data goes on.
     Data,
-    /// `rest` ends before that is known.
+    /// `rest` ends before that is known, and more may come.
     NeedMore,
     /// More transport padding than `constants::MAX_TRANSPORT_PADDING`.
     PaddingTooLong,
 }
 
-fn after_boundary(rest: &[u8]) -> AfterBoundary {
-    match rest {
-        [] | [b'-'] => return AfterBoundary::NeedMore,
-        [b'-', b'-', ..] => return AfterBoundary::Delimiter,
+fn after_boundary(rest: &[u8], eof: bool) -> AfterBoundary {
+    let (close, rest) = match rest {
+        [] | [b'-'] if !eof => return AfterBoundary::NeedMore,
+        [b'-', b'-', rest @ ..] => (true, rest),
         [b'-', ..] => return AfterBoundary::Data,
-        _ => {}
-    }
+        _ => (false, rest),
+    };
     let padding = rest.iter().take_while(|b| **b == b' ' || **b == b'\t').count();
     if padding > constants::MAX_TRANSPORT_PADDING {
         return AfterBoundary::PaddingTooLong;
     }
     match &rest[padding..] {
-        [] | [b'\r'] => AfterBoundary::NeedMore,
+        // A close delimiter may end the body (RFC 2046's epilogue is
+        // optional, and so is the CRLF before it); anything else needs its
+        // CRLF.
+        [] if eof && close => AfterBoundary::Delimiter,
+        [] | [b'\r'] if !eof => AfterBoundary::NeedMore,
         [b'\r', b'\n', ..] => AfterBoundary::Delimiter,
+        // `--boundary--text` or `--boundarytext`: a line of the field's data.
         _ => AfterBoundary::Data,
     }
 }
