@@ -103,7 +103,7 @@ pub struct ServeArgs {
     #[arg(long, value_name = "SECS")]
     pub artificial_delay: Option<f64>,
 
-    /// Read size for re-hashing kept uploads and for files, e.g. 256K. [env: HASHD_CHUNK_SIZE, CHUNK_SIZE] [default: 256K]
+    /// Read size for re-hashing kept uploads at start-up, e.g. 256K. [env: HASHD_CHUNK_SIZE, CHUNK_SIZE] [default: 256K]
     #[arg(long, value_name = "SIZE")]
     pub chunk_size: Option<String>,
 

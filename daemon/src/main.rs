@@ -20,7 +20,8 @@ use hashd::{config, ServeArgs};
     name = "hashd",
     version,
     propagate_version = true,
-    args_conflicts_with_subcommands = true
+    args_conflicts_with_subcommands = true,
+    after_help = "Logging: HASHD_LOG sets the log filter (tracing EnvFilter syntax, e.g. debug or hashd=debug); logs go to stderr. [default: info]"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -57,7 +58,7 @@ enum Command {
 /// How `sum` and `check` reach an engine.
 #[derive(clap::Args, Debug)]
 struct ClientArgs {
-    /// The daemon's unix socket. [env: HASHD_SOCKET] [default: ./hashd-data/hashd.sock]
+    /// The daemon's unix socket. [env: HASHD_SOCKET] [default: HASHD_DATA_DIR/hashd.sock, else ./hashd-data/hashd.sock]
     #[arg(long, value_name = "PATH")]
     socket: Option<std::path::PathBuf>,
 
@@ -84,6 +85,11 @@ impl ClientArgs {
                 .socket
                 .clone()
                 .or_else(|| std::env::var_os("HASHD_SOCKET").map(Into::into))
+                // The daemon's default socket lives in its data directory.
+                .or_else(|| {
+                    std::env::var_os("HASHD_DATA_DIR")
+                        .map(|d| std::path::PathBuf::from(d).join("hashd.sock"))
+                })
                 .unwrap_or_else(|| "hashd-data/hashd.sock".into());
             let uring = !self.no_uring;
             match DaemonDigests::connect(&path, Limits::from_env(), uring, self.verbose) {
