@@ -1,5 +1,5 @@
-//! The `hashd` daemon: configuration, the job store, the results log, and
-//! the wiring of front ends to the hasher pool.
+//! The `hashd` daemon: configuration, the job owner ([`jobs`]), the job
+//! store, the results log, and the wiring of front ends to the job owner.
 //!
 //! Threads: tokio runs the front ends; `hasher-N` threads (hashcore) hash;
 //! `store-writer` owns the only writing SQLite connection; `results-log`
@@ -8,10 +8,11 @@
 //! store writer → results log, each hop over a channel.
 //!
 //! Shutdown, in one order (see [`run`]): signal → stop accepting → drain
-//! HTTP connections (bounded by the grace period) → shut the hasher pool
-//! (queued work finishes, open streams fail) → results held for the delay go
-//! to the store → the store writer applies what is queued, commits,
-//! checkpoints → the results log flushes and fsyncs.
+//! HTTP and socket connections and the start-up re-hashes (each bounded by
+//! `--shutdown-grace`) → shut the hasher pool (queued work finishes, open
+//! streams fail) → results held for the delay go to the store → the store
+//! writer applies what is queued, commits, checkpoints → the results log
+//! flushes and fsyncs. A second signal exits at once (see `main.rs`).
 #![forbid(unsafe_code)]
 
 pub mod cli;
