@@ -313,3 +313,51 @@ fn host_headers_and_unknown_methods() {
     assert_eq!(a.status, 200);
     assert_eq!(header(&a, "allow"), Some("GET, HEAD, POST, PUT, OPTIONS"));
 }
+
+/// Parameters are read strictly: a flag that is neither true nor false, a
+/// parameter given twice with different values, and a page cursor that is
+/// no id are 400s, not silent guesses (issue 10's new-user trial).
+#[test]
+fn ambiguous_parameters_are_refused() {
+    let upload = |query: &str| {
+        send(req(
+            "PUT",
+            &format!("/files/x{query}"),
+            "Content-Length: 3\r\n",
+            b"abc",
+        ))
+    };
+    for (query, needle) in [
+        ("?wait=maybe", "`wait` must be true or false"),
+        ("?algo=md5&algo=sha1", "given twice"),
+        ("?algo=md5&algorithm=sha1", "given twice"),
+    ] {
+        let a = upload(query);
+        assert_eq!(a.status, 400, "{query}: {}", a.json);
+        assert_eq!(a.json["success"], false);
+        assert!(
+            a.json["error"].as_str().unwrap().contains(needle),
+            "{}",
+            a.json
+        );
+        assert_eq!(a.jobs, 0);
+    }
+    for query in [
+        "?wait=0",
+        "?wait=FALSE",
+        "?wait",
+        "?wait=yes",
+        "?algo=md5&algo=md5",
+    ] {
+        assert_eq!(upload(query).status, 200, "{query}");
+    }
+    let a = send(req("GET", "/jobs?after=zz", "", b""));
+    assert_eq!(a.status, 400, "{}", a.json);
+    let a = send(req(
+        "GET",
+        "/jobs?after=0123456789abcdef0123456789abcdef",
+        "",
+        b"",
+    ));
+    assert_eq!(a.status, 200, "{}", a.json);
+}

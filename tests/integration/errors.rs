@@ -135,6 +135,8 @@ fn a_silent_client_is_cut_off_with_408() {
     .unwrap();
     let r = read_response(&mut s);
     assert_eq!(r.status, 408);
+    // The connection ends after it, and the answer says so.
+    assert_eq!(r.header("connection"), Some("close"));
     still_serving(&d);
 }
 

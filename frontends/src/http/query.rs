@@ -3,6 +3,8 @@
 
 use std::borrow::Cow;
 
+use crate::ApiError;
+
 /// Decodes `application/x-www-form-urlencoded` (also used by query strings).
 /// Invalid escapes are kept literally rather than rejected, as browsers do.
 pub fn decode_component(s: &str) -> String {
@@ -57,14 +59,59 @@ pub fn get<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
-/// A boolean flag: present with no value, or `1`, `true`, `yes`, `on`.
-pub fn flag(pairs: &[(String, String)], key: &str) -> bool {
-    get(pairs, key).is_some_and(|v| {
-        matches!(
-            v.to_ascii_lowercase().as_str(),
-            "" | "1" | "true" | "yes" | "on"
-        )
-    })
+/// A boolean flag: absent is false; present with no value, or `1`, `true`,
+/// `yes`, `on` is true; `0`, `false`, `no`, `off` is false (any case).
+/// Anything else is a 400 rather than a guess.
+pub fn flag(pairs: &[(String, String)], key: &str) -> Result<bool, ApiError> {
+    let Some(v) = get(pairs, key) else {
+        return Ok(false);
+    };
+    match v.to_ascii_lowercase().as_str() {
+        "" | "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(ApiError::BadRequest(format!(
+            "`{key}` must be true or false, got {:?}",
+            clean_name(v)
+        ))),
+    }
+}
+
+/// The parameters hashd reads, each of which must have one value: a key
+/// given twice with different values (or `algo` and `algorithm` that
+/// disagree) is a 400, not a silent choice of one.
+pub fn single_valued(pairs: &[(String, String)]) -> Result<(), ApiError> {
+    const KEYS: [&str; 8] = [
+        "algo",
+        "algorithm",
+        "wait",
+        "name",
+        "status",
+        "limit",
+        "after",
+        "file_id",
+    ];
+    fn canonical(k: &str) -> &str {
+        if k == "algorithm" {
+            "algo"
+        } else {
+            k
+        }
+    }
+    for (i, (k, v)) in pairs.iter().enumerate() {
+        if !KEYS.contains(&k.as_str()) {
+            continue;
+        }
+        let clash = pairs[i + 1..]
+            .iter()
+            .any(|(k2, v2)| canonical(k2) == canonical(k) && v2 != v);
+        if clash {
+            return Err(ApiError::BadRequest(format!(
+                "parameter `{}` is given twice with different values",
+                canonical(k)
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Finds a `file_id` in a request body: JSON `{"file_id": ID}` (string or
@@ -113,9 +160,13 @@ mod tests {
     fn reads_pairs_and_flags() {
         let p = pairs("file_id=abc&wait&algo=sha256&wait2=false");
         assert_eq!(get(&p, "file_id"), Some("abc"));
-        assert!(flag(&p, "wait"));
-        assert!(!flag(&p, "wait2"));
-        assert!(!flag(&p, "missing"));
+        assert_eq!(flag(&p, "wait"), Ok(true));
+        assert_eq!(flag(&p, "wait2"), Ok(false));
+        assert_eq!(flag(&p, "missing"), Ok(false));
+        assert!(flag(&pairs("wait=maybe"), "wait").is_err());
+        assert!(single_valued(&pairs("algo=md5&x=1&algorithm=md5")).is_ok());
+        assert!(single_valued(&pairs("limit=1&limit=2")).is_err());
+        assert!(single_valued(&pairs("other=1&other=2")).is_ok());
     }
 
     #[test]

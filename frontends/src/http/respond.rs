@@ -56,8 +56,8 @@ pub fn error(err: &ApiError) -> Response<Body> {
 
 /// Adds the headers an error's status calls for: `Retry-After` (503),
 /// `Allow` (405, RFC 9110 section 15.5.6), `Accept-Encoding` (415 for a
-/// content coding, section 15.5.16), and `Connection: close` where the rest
-/// of the connection cannot be trusted (501 for a transfer coding).
+/// content coding, section 15.5.16), and `Connection: close` where the
+/// connection ends after the answer (501 for a transfer coding, 408).
 pub fn with_error_headers(mut resp: Response<Body>, err: &ApiError) -> Response<Body> {
     let headers = resp.headers_mut();
     if let Some(secs) = err.retry_after() {
@@ -70,7 +70,9 @@ pub fn with_error_headers(mut resp: Response<Body>, err: &ApiError) -> Response<
         ApiError::UnsupportedContentCoding(_) => {
             headers.insert(ACCEPT_ENCODING, HeaderValue::from_static("identity"));
         }
-        ApiError::NotImplemented(_) => {
+        // The rest of the connection cannot be trusted (a coding we cannot
+        // frame), or the client went silent mid-body: say that we close.
+        ApiError::NotImplemented(_) | ApiError::Timeout { .. } => {
             headers.insert(CONNECTION, HeaderValue::from_static("close"));
         }
         _ => {}

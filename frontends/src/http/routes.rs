@@ -83,6 +83,12 @@ pub(crate) async fn handle<B: Backend>(
             false => respond::error(&e),
         };
     }
+    if let Err(e) = query::single_valued(&params) {
+        return match uploads {
+            true => upload_answer(Err(e)),
+            false => respond::error(&e),
+        };
+    }
     // HEAD is answered wherever GET is (RFC 9110 section 9.3.2); hyper
     // sends the head of the GET answer without its body.
     let route = match method {
@@ -226,7 +232,7 @@ fn upload_params(params: &[(String, String)]) -> Result<UploadParams, ApiError> 
     };
     Ok(UploadParams {
         algo,
-        wait: query::flag(params, "wait"),
+        wait: query::flag(params, "wait")?,
         name: query::get(params, "name").map(|n| query::clean_name(n).into_owned()),
     })
 }
@@ -256,6 +262,16 @@ fn list_query(params: &[(String, String)]) -> Result<ListQuery, ApiError> {
     let after = query::get(params, "after")
         .filter(|s| !s.is_empty())
         .map(str::to_string);
+    // Ids are 32 hex digits; anything else cannot be a previous page's
+    // `next`, and an empty page would hide the mistake.
+    if let Some(a) = &after {
+        if a.len() != 32 || !a.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(ApiError::BadRequest(format!(
+                "after must be a job id (a previous page's `next`), got {:?}",
+                query::clean_name(a)
+            )));
+        }
+    }
     Ok(ListQuery {
         status,
         limit,
