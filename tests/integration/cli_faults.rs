@@ -96,27 +96,6 @@ fn same_as_md5sum_despite(dir: &Path, sock: &Path, daemon_used: bool) {
     }
 }
 
-fn read_frame(s: &mut UnixStream) -> Option<(u8, u64, Vec<u8>)> {
-    let mut head = [0u8; 13];
-    s.read_exact(&mut head).ok()?;
-    let len = u32::from_be_bytes(head[..4].try_into().unwrap()) as usize;
-    let mut body = vec![0u8; len - 9];
-    s.read_exact(&mut body).ok()?;
-    Some((
-        head[4],
-        u64::from_be_bytes(head[5..13].try_into().unwrap()),
-        body,
-    ))
-}
-
-fn frame(kind: u8, tag: u64, payload: &[u8]) -> Vec<u8> {
-    let mut f = ((9 + payload.len()) as u32).to_be_bytes().to_vec();
-    f.push(kind);
-    f.extend_from_slice(&tag.to_be_bytes());
-    f.extend_from_slice(payload);
-    f
-}
-
 /// What a stand-in daemon does with a connection; the path is the test's
 /// directory.
 type FakeConn = fn(UnixStream, &Path);

@@ -168,22 +168,10 @@ fn fd_count(pid: u32) -> usize {
         .count()
 }
 
-fn frame(kind: u8, tag: u64, payload: &[u8]) -> Vec<u8> {
-    let mut f = ((9 + payload.len()) as u32).to_be_bytes().to_vec();
-    f.push(kind);
-    f.extend_from_slice(&tag.to_be_bytes());
-    f.extend_from_slice(payload);
-    f
-}
-
-fn read_frame(s: &mut UnixStream) -> (u64, serde_json::Value) {
-    let mut head = [0u8; 13];
-    s.read_exact(&mut head).unwrap();
-    let len = u32::from_be_bytes(head[..4].try_into().unwrap()) as usize;
-    assert_eq!(head[4], 0x80);
-    let tag = u64::from_be_bytes(head[5..13].try_into().unwrap());
-    let mut body = vec![0u8; len - 9];
-    s.read_exact(&mut body).unwrap();
+/// The next frame, which must be a REPLY, as (tag, JSON payload).
+fn read_reply(s: &mut UnixStream) -> (u64, serde_json::Value) {
+    let (kind, tag, body) = read_frame(s).expect("a reply");
+    assert_eq!(kind, 0x80);
     (tag, serde_json::from_slice(&body).unwrap())
 }
 
@@ -222,7 +210,7 @@ fn thousands_of_pipelined_descriptors_answer_each_request_and_leak_none() {
     };
     let mut seen = std::collections::HashSet::new();
     for _ in 0..N {
-        let (tag, v) = read_frame(&mut reader);
+        let (tag, v) = read_reply(&mut reader);
         assert_eq!(v["ok"], true, "{v}");
         assert_eq!(
             v["hash"],
@@ -257,7 +245,7 @@ fn garbage_frames_and_dying_clients_close_only_their_connection() {
     let mut s = UnixStream::connect(&sock).unwrap();
     s.write_all(&[0, 0, 0, 9, 0x42, 0, 0, 0, 0, 0, 0, 0, 1])
         .unwrap();
-    let (tag, v) = read_frame(&mut s);
+    let (tag, v) = read_reply(&mut s);
     assert_eq!(tag, 0);
     assert!(
         v["error"].as_str().unwrap().contains("protocol error"),
@@ -269,7 +257,7 @@ fn garbage_frames_and_dying_clients_close_only_their_connection() {
     // HASH_FD with no descriptor.
     let mut s = UnixStream::connect(&sock).unwrap();
     s.write_all(&frame(0x02, 5, b"md5")).unwrap();
-    assert!(read_frame(&mut s).1["error"]
+    assert!(read_reply(&mut s).1["error"]
         .as_str()
         .unwrap()
         .contains("without a descriptor"));
@@ -283,12 +271,12 @@ fn garbage_frames_and_dying_clients_close_only_their_connection() {
     // Others are still served: a stream, a lookup and stats.
     let mut s = UnixStream::connect(&sock).unwrap();
     s.write_all(&frame(0x01, 9, br#"{"version":1}"#)).unwrap();
-    assert_eq!(read_frame(&mut s).1["version"], 1);
+    assert_eq!(read_reply(&mut s).1["version"], 1);
     s.write_all(&frame(0x03, 2, b"sha1")).unwrap();
     s.write_all(&frame(0x04, 2, b"hello ")).unwrap();
     s.write_all(&frame(0x04, 2, b"world")).unwrap();
     s.write_all(&frame(0x05, 2, b"")).unwrap();
-    let (tag, v) = read_frame(&mut s);
+    let (tag, v) = read_reply(&mut s);
     assert_eq!(tag, 2);
     assert_eq!(v["hash"], reference("sha1", b"hello world"));
     let id = d.upload("?wait=1", "x", b"x").json()["id"]
@@ -296,11 +284,11 @@ fn garbage_frames_and_dying_clients_close_only_their_connection() {
         .unwrap()
         .to_string();
     s.write_all(&frame(0x06, 3, id.as_bytes())).unwrap();
-    assert_eq!(read_frame(&mut s).1["job"]["hash"], reference("md5", b"x"));
+    assert_eq!(read_reply(&mut s).1["job"]["hash"], reference("md5", b"x"));
     s.write_all(&frame(0x06, 4, b"-1")).unwrap();
-    assert_eq!(read_frame(&mut s).1["error"], "INVALID_ID");
+    assert_eq!(read_reply(&mut s).1["error"], "INVALID_ID");
     s.write_all(&frame(0x07, 5, b"")).unwrap();
-    assert!(read_frame(&mut s).1["stats"]["hashers"].is_array());
+    assert!(read_reply(&mut s).1["stats"]["hashers"].is_array());
     let meta = std::fs::metadata(&sock).unwrap();
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(meta.permissions().mode() & 0o777, 0o660);
@@ -313,7 +301,7 @@ fn hash_path(sock: &Path, tag: u64, algo: &str, path: &Path) -> serde_json::Valu
     payload.push(0);
     payload.extend_from_slice(path.as_os_str().as_bytes());
     s.write_all(&frame(0x08, tag, &payload)).unwrap();
-    let (got, v) = read_frame(&mut s);
+    let (got, v) = read_reply(&mut s);
     assert_eq!(got, tag);
     v
 }
@@ -399,12 +387,7 @@ fn streams_past_the_pool_bound_get_busy_and_uploads_503() {
         s.set_read_timeout(Some(std::time::Duration::from_millis(500)))
             .unwrap();
         // Busy replies come at once; the admitted streams answer nothing yet.
-        let mut head = [0u8; 13];
-        while s.read_exact(&mut head).is_ok() {
-            let len = u32::from_be_bytes(head[..4].try_into().unwrap()) as usize;
-            let tag = u64::from_be_bytes(head[5..13].try_into().unwrap());
-            let mut body = vec![0u8; len - 9];
-            s.read_exact(&mut body).unwrap();
+        while let Some((_, tag, body)) = read_frame(&mut s) {
             let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
             assert_eq!(v["ok"], false, "{v}");
             assert_eq!(v["busy"], true, "{v}");
@@ -425,7 +408,7 @@ fn streams_past_the_pool_bound_get_busy_and_uploads_503() {
     ]
     .concat();
     s.write_all(&more).unwrap();
-    let (t, v) = read_frame(&mut s);
+    let (t, v) = read_reply(&mut s);
     assert_eq!(t, 9999, "{v}");
     let body = data(100_000, 3);
     let r = d.upload("?wait=1", "x", &body);

@@ -2,7 +2,7 @@
 //! from what it prints, and talk HTTP/1.1 to it over plain sockets so every
 //! byte a test sends is under its control.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -552,4 +552,28 @@ pub fn assert_no_internals(r: &Response) {
     for leak in ["/tmp", "hashd-it-", "jobs.db", "uploads/", "panicked"] {
         assert!(!text.contains(leak), "answer leaks {leak:?}: {text}");
     }
+}
+
+/// One unix-socket frame (docs/protocol.md): length, kind, tag, payload.
+pub fn frame(kind: u8, tag: u64, payload: &[u8]) -> Vec<u8> {
+    let mut f = ((9 + payload.len()) as u32).to_be_bytes().to_vec();
+    f.push(kind);
+    f.extend_from_slice(&tag.to_be_bytes());
+    f.extend_from_slice(payload);
+    f
+}
+
+/// The next frame from `s` as (kind, tag, payload); `None` when the
+/// connection ends or a read times out first.
+pub fn read_frame(s: &mut std::os::unix::net::UnixStream) -> Option<(u8, u64, Vec<u8>)> {
+    let mut head = [0u8; 13];
+    s.read_exact(&mut head).ok()?;
+    let len = u32::from_be_bytes(head[..4].try_into().unwrap()) as usize;
+    let mut body = vec![0u8; len - 9];
+    s.read_exact(&mut body).ok()?;
+    Some((
+        head[4],
+        u64::from_be_bytes(head[5..13].try_into().unwrap()),
+        body,
+    ))
 }
