@@ -75,18 +75,11 @@ pub(crate) async fn handle<B: Backend>(
             query::clean_name(&raw_path)
         )));
     };
-    // Upload paths take no GET; their errors have the upload answer's shape.
-    let uploads = !allow.contains("GET");
-    if let Err(e) = upload::transfer_coding(req.headers()) {
-        return match uploads {
-            true => upload_answer(Err(e)),
-            false => respond::error(&e),
-        };
-    }
-    if let Err(e) = query::single_valued(&params) {
-        return match uploads {
-            true => upload_answer(Err(e)),
-            false => respond::error(&e),
+    if let Err(e) = upload::transfer_coding(req.headers()).and(query::single_valued(&params)) {
+        // Upload paths take no GET; their errors have the upload answer's shape.
+        return match allow.contains("GET") {
+            false => upload_answer(Err(e)),
+            true => respond::error(&e),
         };
     }
     // HEAD is answered wherever GET is (RFC 9110 section 9.3.2); hyper
