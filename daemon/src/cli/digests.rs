@@ -63,6 +63,8 @@ pub(crate) fn hash_reader(
         first += more;
     }
     let chunk_len = buf.len();
+    // Hashed here rather than copied into a buffer for the helper thread.
+    hasher.update(&buf[..first]);
     std::thread::scope(|scope| {
         // Full buffers go to the hashing thread, with their filled length,
         // and come back empty; OVERLAP_BUFFERS bounds the memory.
@@ -76,15 +78,9 @@ pub(crate) fn hash_reader(
             }
             hasher.finalize()
         });
-        let mut allocated = 1;
-        let mut chunk = buf[..first].to_vec();
-        chunk.resize(chunk_len, 0);
-        let mut len = first;
+        let mut allocated = 0;
         let read_result = loop {
-            if full_tx.send((chunk, len)).is_err() {
-                break Ok(());
-            }
-            chunk = match empty_rx.try_recv() {
+            let mut chunk = match empty_rx.try_recv() {
                 Ok(chunk) => chunk,
                 Err(_) if allocated < OVERLAP_BUFFERS + 2 => {
                     allocated += 1;
@@ -95,11 +91,14 @@ pub(crate) fn hash_reader(
                     Err(_) => break Ok(()),
                 },
             };
-            len = match read_some(reader, &mut chunk) {
+            let len = match read_some(reader, &mut chunk) {
                 Ok(0) => break Ok(()),
                 Ok(n) => n,
                 Err(e) => break Err(e),
             };
+            if full_tx.send((chunk, len)).is_err() {
+                break Ok(());
+            }
         };
         drop(full_tx);
         let digest = hashing
