@@ -9,9 +9,12 @@ pub mod body;
 pub mod gen;
 
 use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{LineWriter, Write as _};
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
@@ -68,6 +71,12 @@ pub struct Config {
     /// Limit for one HTTP exchange (request sent, answer read).
     pub request_timeout: Duration,
     pub seed: u64,
+    /// Write `ID EXPECTED_HEX` here, one line per upload answered with an id,
+    /// as the answers arrive (so a run that ends badly, or is killed, still
+    /// leaves every id a client was given). The id is written as it is sent
+    /// back in `?file_id=` (percent-encoded where needed; hex ids unchanged);
+    /// the digest is lower-case hex of `algo`.
+    pub ids_out: Option<PathBuf>,
 }
 
 impl Config {
@@ -84,6 +93,7 @@ impl Config {
             pending_timeout: Duration::from_secs(30),
             request_timeout: Duration::from_secs(60),
             seed: 1,
+            ids_out: None,
         }
     }
 }
@@ -310,6 +320,25 @@ struct Shared {
     busy_retries: AtomicU64,
     issue_until: Option<Instant>,
     hard_deadline: Option<Instant>,
+    ids_out: Option<IdsOut>,
+}
+
+/// The `--ids-out` file: line-buffered, so each id is on disk (in the page
+/// cache) as soon as its line is complete.
+struct IdsOut {
+    file: Mutex<LineWriter<File>>,
+    /// The first write error; the run reports it at the end.
+    error: Mutex<Option<String>>,
+}
+
+impl IdsOut {
+    fn record(&self, id: &str, expected: &str) {
+        let mut f = self.file.lock().unwrap_or_else(|e| e.into_inner());
+        if let Err(e) = writeln!(f, "{id} {expected}") {
+            let mut err = self.error.lock().unwrap_or_else(|e| e.into_inner());
+            err.get_or_insert_with(|| e.to_string());
+        }
+    }
 }
 
 /// Runs the whole load test and returns its summary. Errors only on bad
@@ -320,6 +349,16 @@ pub async fn run(cfg: Config) -> anyhow::Result<Summary> {
     if cfg.concurrency == 0 {
         bail!("--concurrency must be at least 1");
     }
+    let ids_out = match &cfg.ids_out {
+        None => None,
+        Some(p) => Some(IdsOut {
+            file: Mutex::new(LineWriter::new(
+                File::create(p)
+                    .with_context(|| format!("--ids-out: cannot create {}", p.display()))?,
+            )),
+            error: Mutex::new(None),
+        }),
+    };
     let mut conn = HttpConnector::new();
     conn.set_nodelay(true);
     conn.enforce_http(true);
@@ -339,6 +378,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<Summary> {
         busy_retries: AtomicU64::new(0),
         issue_until,
         hard_deadline,
+        ids_out,
     });
     let mut tasks = Vec::with_capacity(workers);
     for _ in 0..workers {
@@ -350,6 +390,17 @@ pub async fn run(cfg: Config) -> anyhow::Result<Summary> {
         records.extend(t.await.context("worker panicked")?);
     }
     let elapsed = start.elapsed();
+    if let Some(ids) = &shared.ids_out {
+        let flushed = ids.file.lock().unwrap_or_else(|e| e.into_inner()).flush();
+        let mut err = ids.error.lock().unwrap_or_else(|e| e.into_inner());
+        if let (Err(e), None) = (flushed, err.as_ref()) {
+            *err = Some(e.to_string());
+        }
+        if let Some(e) = err.as_ref() {
+            let p = shared.cfg.ids_out.as_deref().unwrap_or_else(|| "".as_ref());
+            bail!("--ids-out: writing {}: {e}", p.display());
+        }
+    }
     Ok(summarize(&shared, records, elapsed))
 }
 
@@ -533,6 +584,10 @@ async fn one_file(
         .get()
         .cloned()
         .unwrap_or_else(|| body::file_digest(cfg.seed, index, size, cfg.algo));
+    let id = v.get("id").and_then(id_param);
+    if let (Some(ids), Some(id)) = (&sh.ids_out, &id) {
+        ids.record(id, &expected);
+    }
     let check = |got: &str, wher: &str| {
         if got == expected {
             Verdict::Ok
@@ -557,7 +612,7 @@ async fn one_file(
             ),
         };
     }
-    let id = match v.get("id").and_then(id_param) {
+    let id = match id {
         Some(id) => id,
         None => {
             return fail(

@@ -48,6 +48,11 @@ struct Args {
     /// Print only the one-line JSON summary
     #[arg(long)]
     json_only: bool,
+    /// Write `ID EXPECTED_HEX` to FILE for every upload answered with an id,
+    /// as the answers arrive (kept when the run fails): a test can check
+    /// afterwards every id any client was given
+    #[arg(long, value_name = "FILE")]
+    ids_out: Option<std::path::PathBuf>,
 }
 
 fn secs(name: &str, v: f64) -> Result<Duration, String> {
@@ -76,6 +81,7 @@ fn main() -> ExitCode {
                     u64::from_le_bytes(b) >> 11 // fits a JSON double exactly
                 }
             },
+            ids_out: a.ids_out.clone(),
         })
     })();
     let cfg = match cfg {

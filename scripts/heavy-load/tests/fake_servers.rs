@@ -114,6 +114,12 @@ impl FakeServer {
         self.state.next.load(Ordering::Relaxed)
     }
 
+    /// The hash the server recorded for job `id`.
+    fn job_hash(&self, id: u64) -> Option<String> {
+        let jobs = self.state.jobs.lock().unwrap();
+        jobs.get(&id).map(|j| j.hash.clone())
+    }
+
     /// How many of the first `n` job ids the fault hits.
     fn hits(&self, n: u64) -> u64 {
         (0..n).filter(|i| i % self.state.every == 0).count() as u64
@@ -498,6 +504,56 @@ async fn time_limit_stops_issuing_and_cuts_off_hung_uploads() {
     only(&s, Some(FailKind::CutOff));
 }
 
+/// Reads an `--ids-out` file and checks each line against the jobs `srv`
+/// recorded: `ID EXPECTED_HEX`, ids distinct, digests what the server holds.
+/// Returns the number of lines.
+fn check_ids_file(srv: &FakeServer, path: &std::path::Path) -> u64 {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut seen = std::collections::HashSet::new();
+    for line in text.lines() {
+        let (id, hex) = line.split_once(' ').expect("ID EXPECTED_HEX");
+        assert!(seen.insert(id.to_string()), "id {id} twice");
+        let n: u64 = id.trim_start_matches("job-").parse().expect("fake id");
+        assert_eq!(srv.job_hash(n).as_deref(), Some(hex), "line {line:?}");
+        assert!(hex
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+    }
+    seen.len() as u64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ids_out_lists_every_id_given_even_when_the_run_fails() {
+    let dir = std::env::temp_dir().join(format!("heavy-load-ids-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // Failed uploads (500) got no id; lost ids were given, so they are listed.
+    for (fault, with_id) in [(Fault::Http500, false), (Fault::LoseIds, true)] {
+        let srv = FakeServer::start(fault, 9);
+        let path = dir.join(format!("{fault:?}"));
+        let mut c = config(&srv, 100, "1..4K");
+        c.ids_out = Some(path.clone());
+        let s = run(c).await;
+        assert!(!s.passed);
+        let want = if with_id { 100 } else { 100 - srv.hits(100) };
+        assert_eq!(check_ids_file(&srv, &path), want, "{fault:?}");
+    }
+    // --wait answers carry the id too.
+    let srv = FakeServer::start(Fault::None, 1);
+    let path = dir.join("wait");
+    let mut c = config(&srv, 40, "2K");
+    c.wait = true;
+    c.algo = Algo::Sha512;
+    c.ids_out = Some(path.clone());
+    assert_clean(&run(c).await, 40);
+    assert_eq!(check_ids_file(&srv, &path), 40);
+    // An unwritable file is a configuration error, before any upload.
+    let mut c = config(&srv, 1, "1");
+    c.ids_out = Some(dir.join("no/such/dir/ids"));
+    assert!(heavy_load::run(c).await.is_err());
+    assert_eq!(srv.jobs(), 40);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn refuses_bad_config() {
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -529,7 +585,10 @@ fn last_json(lines: &[String]) -> Value {
 fn binary_passes_on_correct_server() {
     let srv = FakeServer::start(Fault::None, 1);
     let base = srv.base();
+    let ids = std::env::temp_dir().join(format!("heavy-load-bin-ids-{}", std::process::id()));
     let (code, lines) = bin(&[
+        "--ids-out",
+        ids.to_str().unwrap(),
         "--base",
         &base,
         "-n",
@@ -573,6 +632,8 @@ fn binary_passes_on_correct_server() {
             assert!(v[k][p].as_f64().unwrap() > 0.0, "{k}.{p}");
         }
     }
+    assert_eq!(check_ids_file(&srv, &ids), 300);
+    std::fs::remove_file(&ids).unwrap();
     eprintln!("{}", lines.join("\n"));
 }
 
