@@ -10,7 +10,7 @@ use anyhow::{bail, Context as _};
 use clap::Args;
 use frontends::http::HttpConfig;
 
-use crate::store::SyncMode;
+use crate::store::{Location, SyncMode};
 
 /// Everything `hashd serve` needs, validated.
 #[derive(Clone, Debug)]
@@ -34,6 +34,10 @@ pub struct Config {
     /// Roots under which socket clients may ask for files by path; empty
     /// turns hashing by path off.
     pub allowed_roots: Vec<PathBuf>,
+    /// The job store; `None` for the SQLite file in the data directory.
+    pub store: Option<Location>,
+    /// Another node whose heartbeat is older than this is dead (PostgreSQL).
+    pub node_timeout: Duration,
 }
 
 impl Config {
@@ -56,11 +60,16 @@ impl Config {
             uring: true,
             md5: hashcore::md5::Platform::detect(),
             allowed_roots: Vec::new(),
+            store: None,
+            node_timeout: Duration::from_secs(10),
         }
     }
 
-    pub fn database(&self) -> PathBuf {
-        self.data_dir.join("jobs.db")
+    /// Where the job table lives: `--store`, else `DATA_DIR/jobs.db`.
+    pub fn store_location(&self) -> Location {
+        self.store
+            .clone()
+            .unwrap_or_else(|| Location::Sqlite(self.data_dir.join("jobs.db")))
     }
 
     pub fn uploads_dir(&self) -> PathBuf {
@@ -150,6 +159,14 @@ pub struct ServeArgs {
     /// MD5 kernel: auto, portable, avx2 or avx512; one the CPU lacks is an error. [env: HASHD_MD5_BACKEND] [default: auto]
     #[arg(long, value_name = "NAME")]
     pub md5_backend: Option<String>,
+
+    /// Job store: postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE shares one job table among several nodes; sqlite:PATH or a file path is the embedded store. [env: HASHD_STORE] [default: DATA_DIR/jobs.db]
+    #[arg(long, value_name = "URL")]
+    pub store: Option<String>,
+
+    /// Seconds without a heartbeat after which another node counts as dead and its unfinished jobs are failed (PostgreSQL store). [env: HASHD_NODE_TIMEOUT] [default: 10]
+    #[arg(long, value_name = "SECS")]
+    pub node_timeout: Option<f64>,
 
     /// Let socket clients hash files by path under DIR (repeatable). Off by default: clients pass descriptors, so the daemon reads only what they could open. [env: HASHD_ALLOW_PATH_ROOT, colon-separated]
     #[arg(long, value_name = "DIR")]
@@ -320,6 +337,15 @@ impl ServeArgs {
             Ok(v.to_string())
         })? {
             c.md5 = hashcore::md5::Platform::from_name(&name)?;
+        }
+        if let Some(url) = pick(self.store, &["HASHD_STORE"], |_, v| Ok(v.to_string()))? {
+            c.store = Some(Location::parse(&url)?);
+        }
+        if let Some(secs) = pick(self.node_timeout, &["HASHD_NODE_TIMEOUT"], num)? {
+            if !(0.5..=3600.0).contains(&secs) {
+                bail!("--node-timeout must be from 0.5 to 3600 seconds, got {secs}");
+            }
+            c.node_timeout = Duration::from_secs_f64(secs);
         }
         let mut roots = self.allow_path_root;
         if roots.is_empty() {

@@ -218,7 +218,7 @@ mod tests {
         let after = new_id().unwrap();
         rt.block_on(store.insert(job(&after))).unwrap().unwrap();
         delayed.finish(after.clone(), ok(), None);
-        store.close();
+        rt.block_on(store.close());
         drop(store);
         let store = open(&dir);
         assert_eq!(status(&store, &later), JobStatus::Success);

@@ -21,7 +21,9 @@ use tokio::io::AsyncReadExt;
 use tokio::sync::oneshot;
 
 use crate::delay::DelayedResults;
-use crate::store::{Finish, Interrupted, JobStore as _, NewJob, Store};
+use crate::store::{
+    Finish, Interrupted, JobStore as _, NewJob, NodeReport, RecordErrorKind, Store, Unavailable,
+};
 use crate::util::{new_id, now_ms, rfc3339};
 
 /// What the job owner needs to know of the configuration.
@@ -131,6 +133,21 @@ fn internal(e: impl std::fmt::Display) -> ApiError {
     ApiError::Internal(e.to_string())
 }
 
+/// Seconds a client is asked to wait while the job store is unreachable.
+const STORE_RETRY_AFTER: u64 = 2;
+
+/// A store error as an answer: 503 with Retry-After when the database
+/// server is unreachable, 500 otherwise.
+fn store_error(e: anyhow::Error) -> ApiError {
+    match e.downcast_ref::<Unavailable>() {
+        Some(u) => ApiError::Unavailable {
+            retry_after: STORE_RETRY_AFTER,
+            reason: u.to_string(),
+        },
+        None => ApiError::Internal(format!("{e:#}")),
+    }
+}
+
 /// A failure to keep an upload, without the path (answers never name
 /// server paths): 507 for a full disk, 500 otherwise.
 fn storage_error(e: &std::io::Error) -> ApiError {
@@ -149,6 +166,14 @@ impl Backend for Jobs {
     type Stream = SocketStream;
 
     fn begin_upload(&self, meta: UploadMeta) -> Result<HttpUpload, ApiError> {
+        // A job that cannot be recorded is not accepted: say so before the
+        // client sends its body.
+        if self.store.is_down() {
+            return Err(ApiError::Unavailable {
+                retry_after: STORE_RETRY_AFTER,
+                reason: "the job store (PostgreSQL) is unreachable".into(),
+            });
+        }
         let id = new_id().map_err(internal)?;
         let spool = match &self.config.uploads_dir {
             Some(dir) => Some(Spool::create(dir.join(&id)).map_err(|e| {
@@ -182,11 +207,34 @@ impl Backend for Jobs {
     }
 
     async fn lookup(&self, id: &str) -> Result<Option<JobView>, ApiError> {
-        self.store.get(id).await.map_err(internal)
+        self.store.get(id).await.map_err(store_error)
+    }
+
+    async fn lookup_wait(&self, id: &str, timeout: Duration) -> Result<Option<JobView>, ApiError> {
+        self.store.wait(id, timeout).await.map_err(store_error)
     }
 
     async fn list(&self, query: ListQuery) -> Result<JobPage, ApiError> {
-        self.store.list(query).await.map_err(internal)
+        self.store.list(query).await.map_err(store_error)
+    }
+
+    async fn cluster(&self) -> Result<serde_json::Value, ApiError> {
+        let nodes = self.store.nodes().await.map_err(store_error)?;
+        Ok(serde_json::json!({ "nodes": nodes }))
+    }
+
+    async fn ready(&self) -> Result<(), String> {
+        if let Some(h) = self.pool.stats().into_iter().find(|h| !h.alive) {
+            return Err(format!("hasher {} has stopped", h.index));
+        }
+        match tokio::time::timeout(READY_DEADLINE, self.store.ready()).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(format!("job store: {e:#}")),
+            Err(_) => Err(format!(
+                "job store: no answer within {} s",
+                READY_DEADLINE.as_secs()
+            )),
+        }
     }
 
     fn answer_file(&self, algo: Algorithm, file: File, reply: Reply) {
@@ -202,7 +250,7 @@ impl Backend for Jobs {
     }
 
     async fn stats(&self) -> Result<serde_json::Value, ApiError> {
-        let counts = self.store.counts().await.map_err(internal)?;
+        let counts = self.store.counts().await.map_err(store_error)?;
         let hashers: Vec<_> = self
             .pool
             .stats()
@@ -240,6 +288,38 @@ impl Backend for Jobs {
             "uring_fallback": self.pool.uring_fallback(),
             "md5_backend": self.pool.md5_platform().name(),
         }))
+    }
+}
+
+/// How long `GET /ready` waits for the store's answer.
+const READY_DEADLINE: Duration = Duration::from_secs(2);
+
+impl Jobs {
+    /// Hands the store what this node reports with its heartbeats, every
+    /// `interval`, until the task is aborted. Bytes per second are over the
+    /// last interval.
+    pub fn report_task(self: &Arc<Self>, interval: Duration) -> tokio::task::JoinHandle<()> {
+        let jobs = self.clone();
+        tokio::spawn(async move {
+            let mut last: Option<(Instant, u64)> = None;
+            let mut tick = tokio::time::interval(interval);
+            loop {
+                tick.tick().await;
+                let stats = jobs.pool.stats();
+                let bytes: u64 = stats.iter().map(|h| h.bytes).sum();
+                let now = Instant::now();
+                let bytes_per_sec = match last {
+                    Some((t, b)) => bytes.saturating_sub(b) as f64 / (now - t).as_secs_f64(),
+                    None => 0.0,
+                };
+                last = Some((now, bytes));
+                jobs.store.report(NodeReport {
+                    hashers: stats.len() as u32,
+                    jobs_in_flight: stats.iter().map(|h| h.active_jobs).sum(),
+                    bytes_per_sec,
+                });
+            }
+        })
     }
 }
 
@@ -333,7 +413,13 @@ impl Upload for HttpUpload {
         job.finish().map_err(|_| ApiError::ShuttingDown)?;
         let unrecorded = match recorded.await {
             Ok(Ok(())) => None,
-            Ok(Err(e)) if e.disk_full => Some(ApiError::InsufficientStorage(e.reason)),
+            Ok(Err(e)) if e.kind == RecordErrorKind::DiskFull => {
+                Some(ApiError::InsufficientStorage(e.reason))
+            }
+            Ok(Err(e)) if e.kind == RecordErrorKind::Unavailable => Some(ApiError::Unavailable {
+                retry_after: STORE_RETRY_AFTER,
+                reason: e.reason,
+            }),
             Ok(Err(e)) => Some(ApiError::Internal(e.reason)),
             Err(_) => Some(ApiError::ShuttingDown),
         };

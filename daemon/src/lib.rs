@@ -36,7 +36,7 @@ use tokio::net::TcpListener;
 pub use config::{Config, ServeArgs};
 use jobs::{Jobs, JobsConfig};
 use results_log::ResultsLog;
-use store::{JobStore as _, Store};
+use store::{JobStore as _, Node, Store};
 
 /// Runs the daemon until `shutdown` resolves, then stops in the documented
 /// order. Prints `hashd listening on http://ADDR` once it accepts requests.
@@ -62,7 +62,17 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
             config.results_log.display()
         )
     })?;
-    let store = Arc::new(Store::open(&config.database(), config.sync, log)?);
+    let node = Node {
+        id: node_id(&config.data_dir)?,
+        address: config.listen.to_string(),
+        started_ms: util::now_ms(),
+        timeout: config.node_timeout,
+    };
+    let location = config.store_location();
+    if let store::Location::Postgres(_) = &location {
+        tracing::info!(node = %node.id, "connecting to the PostgreSQL job store");
+    }
+    let store = Arc::new(Store::connect(&location, config.sync, log, node).await?);
     let pool = HasherPool::start(PoolConfig {
         hashers: config.hashers,
         pin: config.pin,
@@ -89,6 +99,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         .context("cannot start the thread that delays results")?,
     );
     let rehashing = jobs.recover(config.chunk_size).await?;
+    let reporter = jobs.report_task(config.node_timeout / 5);
 
     let listener = TcpListener::bind(config.listen)
         .await
@@ -160,7 +171,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     }
 
     jobs.shutdown();
-    store.close();
+    reporter.abort();
+    store.close().await;
     tracing::info!("hashd stopped");
     Ok(())
 }
@@ -171,6 +183,23 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
 /// taken). Each open stream may hold 2 MiB at its hasher, so this bounds
 /// that memory too.
 const SOCKET_STREAMS: usize = 1024;
+
+/// This node's id, kept in `DATA_DIR/node-id` so that it survives
+/// restarts (a restarted node then finds its own unfinished jobs): `n-`
+/// and 16 hex digits, made on the first start.
+fn node_id(dir: &std::path::Path) -> anyhow::Result<String> {
+    let path = dir.join("node-id");
+    match std::fs::read_to_string(&path) {
+        Ok(id) if !id.trim().is_empty() => return Ok(id.trim().to_string()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+    let id = format!("n-{}", &util::new_id()?[..16]);
+    std::fs::write(&path, format!("{id}\n"))
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(id)
+}
 
 /// Holds an exclusive lock on `DATA_DIR/hashd.lock` for the daemon's life, so
 /// a second daemon on the same directory stops at start-up with a clear error

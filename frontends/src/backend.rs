@@ -127,6 +127,29 @@ pub trait Backend: Send + Sync + 'static {
 
     fn list(&self, query: ListQuery) -> impl Future<Output = Result<JobPage, ApiError>> + Send;
 
+    /// As [`Backend::lookup`], but holds the answer until the job is final
+    /// or `timeout` has passed (then answers the job as it is). The wait is
+    /// woken by the job's end, wherever it ran, not by polling.
+    fn lookup_wait(
+        &self,
+        id: &str,
+        timeout: std::time::Duration,
+    ) -> impl Future<Output = Result<Option<JobView>, ApiError>> + Send {
+        let _ = timeout;
+        self.lookup(id)
+    }
+
+    /// The nodes sharing this job store: `{"nodes": [...]}`.
+    fn cluster(&self) -> impl Future<Output = Result<serde_json::Value, ApiError>> + Send {
+        async { Ok(serde_json::json!({ "nodes": [] })) }
+    }
+
+    /// Whether this node can take uploads now; `Err` names the failing
+    /// check (for `GET /ready`).
+    fn ready(&self) -> impl Future<Output = Result<(), String>> + Send {
+        async { Ok(()) }
+    }
+
     /// Jobs by status, bytes hashed, hashers and their counters.
     fn stats(&self) -> impl Future<Output = Result<serde_json::Value, ApiError>> + Send;
 

@@ -41,6 +41,12 @@ pub enum ApiError {
         what: String,
     },
     ShuttingDown,
+    /// A service the answer depends on (the job store's database server)
+    /// cannot be reached: try again after `retry_after` seconds.
+    Unavailable {
+        retry_after: u64,
+        reason: String,
+    },
     /// The server's disk is full (or over quota): the request was fine and
     /// may succeed once space returns.
     InsufficientStorage(String),
@@ -60,7 +66,9 @@ impl ApiError {
             }
             ApiError::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             ApiError::Timeout { .. } => StatusCode::REQUEST_TIMEOUT,
-            ApiError::Busy { .. } | ApiError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Busy { .. } | ApiError::ShuttingDown | ApiError::Unavailable { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -69,7 +77,9 @@ impl ApiError {
     /// Seconds for a `Retry-After` header, where one applies.
     pub fn retry_after(&self) -> Option<u64> {
         match self {
-            ApiError::Busy { retry_after, .. } => Some(*retry_after),
+            ApiError::Busy { retry_after, .. } | ApiError::Unavailable { retry_after, .. } => {
+                Some(*retry_after)
+            }
             ApiError::ShuttingDown => Some(5),
             _ => None,
         }
@@ -101,6 +111,7 @@ impl fmt::Display for ApiError {
             ApiError::Timeout { secs } => write!(f, "no data from the client for {secs} s"),
             ApiError::Busy { what, .. } => write!(f, "server busy: {what}"),
             ApiError::ShuttingDown => f.write_str("server is shutting down"),
+            ApiError::Unavailable { reason, .. } => write!(f, "service unavailable: {reason}"),
             ApiError::InsufficientStorage(m) => write!(f, "server disk full: {m}"),
             ApiError::Internal(m) => write!(f, "internal error: {m}"),
         }

@@ -1,15 +1,16 @@
 //! The job store: where a job's row lives from its insert to its end.
 //!
 //! [`JobStore`] is the interface the engine and, through it, the front ends
-//! use; [`Store`] is the one type they hold. Today its only implementation is
-//! SQLite ([`sqlite`]); a second one (PostgreSQL, issue 12) implements
-//! [`JobStore`] and becomes a second variant of [`Store`], without a change
-//! to the engine or the front ends.
+//! use; [`Store`] is the one type they hold. Two implementations: SQLite
+//! ([`sqlite`], the embedded default, one node) and PostgreSQL
+//! ([`postgres`], one job table for several nodes).
 //!
-//! Inside the SQLite store: [`schema`] (the table and the one mapping
-//! between a status and its text), `writer` (the thread that batches
-//! writes), `cache` (recent results in memory) and `recovery` (jobs a
-//! previous run left PENDING, results a crash kept out of the results log).
+//! Shared by both: [`schema`] (the one mapping between a status and its
+//! text; also the SQLite table), `batch` (queued writes, how a batch maps
+//! onto rows, what follows a commit), `cache` (recent results in memory),
+//! `waiters` (lookups waiting for a job's end) and `recovery` (results a
+//! crash kept out of the results log). SQLite's own: `writer` (the thread
+//! that batches writes).
 //!
 //! # The contract
 //!
@@ -34,8 +35,10 @@
 //!   when its result is already queued, and a final job never changes
 //!   again (which is what lets recent results be served from memory).
 //! - **Errors.** An insert that cannot be committed resolves with a
-//!   [`RecordError`]: `disk_full` when the disk or quota is full (the client
-//!   may retry later: HTTP 507), otherwise a reason (500). A store that is
+//!   [`RecordError`]: [`RecordErrorKind::DiskFull`] when the disk or quota is
+//!   full (HTTP 507), [`RecordErrorKind::Unavailable`] when the database
+//!   server cannot be reached (503 with Retry-After), otherwise a reason
+//!   (500). Reads fail with [`Unavailable`] in the second case. A store that is
 //!   closed refuses inserts the same way. A finish that cannot be committed
 //!   (disk full, I/O error) is retried every second until it can; one still
 //!   unwritten at shutdown leaves its job PENDING, and the next start ends it
@@ -46,22 +49,116 @@
 //!   commits, and closes the results log; afterwards inserts are refused and
 //!   finishes are dropped (their jobs stay PENDING for the next start).
 
+pub mod postgres;
 pub mod schema;
 pub mod sqlite;
 
+mod batch;
 mod cache;
 mod recovery;
+mod waiters;
 mod writer;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
-use frontends::{JobPage, JobView, ListQuery};
+use frontends::{JobPage, JobStatus, JobView, ListQuery};
 use tokio::sync::oneshot;
 
 use crate::results_log::ResultsLog;
 
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
+pub use waiters::Waiters;
+
+/// Where the job table lives: `--store`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Location {
+    /// A SQLite file, created if missing.
+    Sqlite(PathBuf),
+    /// A PostgreSQL URL (`postgres://` or `postgresql://`), as libpq and
+    /// tokio-postgres parse it.
+    Postgres(String),
+}
+
+impl Location {
+    /// Parses `--store`: `postgres://…` or `postgresql://…`, `sqlite:PATH`
+    /// (also `sqlite://PATH`), or a plain file path (SQLite).
+    ///
+    /// Errors: an empty value, or another URL scheme.
+    pub fn parse(s: &str) -> anyhow::Result<Location> {
+        let t = s.trim();
+        if t.starts_with("postgres://") || t.starts_with("postgresql://") {
+            return Ok(Location::Postgres(t.to_string()));
+        }
+        if let Some(path) = t.strip_prefix("sqlite:") {
+            let path = path.strip_prefix("//").unwrap_or(path);
+            anyhow::ensure!(!path.is_empty(), "--store sqlite: needs a file path");
+            return Ok(Location::Sqlite(PathBuf::from(path)));
+        }
+        match t.split_once("://") {
+            Some((scheme, _)) => anyhow::bail!(
+                "--store: unknown scheme {scheme:?} (expected postgres://USER@HOST/DB, sqlite:PATH or a file path)"
+            ),
+            None if t.is_empty() => anyhow::bail!("--store must not be empty"),
+            None => Ok(Location::Sqlite(PathBuf::from(t))),
+        }
+    }
+}
+
+/// This node, as the store records it.
+#[derive(Clone, Debug)]
+pub struct Node {
+    /// Stable across restarts: kept in the data directory (`node-id`).
+    pub id: String,
+    /// Where clients reach it (its listen address).
+    pub address: String,
+    /// When this run started, milliseconds since the Unix epoch.
+    pub started_ms: i64,
+    /// A node whose heartbeat is older than this is dead (`--node-timeout`).
+    pub timeout: Duration,
+}
+
+/// What a node reports with each heartbeat.
+#[derive(Clone, Debug, Default)]
+pub struct NodeReport {
+    pub hashers: u32,
+    /// Jobs being hashed (uploads streaming in included).
+    pub jobs_in_flight: u64,
+    /// Bytes hashed per second over the last heartbeat interval.
+    pub bytes_per_sec: f64,
+}
+
+/// One node as `GET /cluster` lists it.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct NodeView {
+    pub id: String,
+    pub address: String,
+    /// RFC 3339, UTC.
+    pub started_at: String,
+    /// RFC 3339, UTC, by the database's clock.
+    pub last_heartbeat: String,
+    /// Heartbeat younger than the answering node's `--node-timeout`.
+    pub alive: bool,
+    pub hashers: u32,
+    pub jobs_in_flight: u64,
+    pub bytes_per_sec: f64,
+}
+
+/// The database server cannot be reached (down, restarting, out of
+/// connections, too slow): the request was fine and may succeed later.
+#[derive(Clone, Debug)]
+pub struct Unavailable(pub String);
+
+impl std::fmt::Display for Unavailable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the job store is unavailable: {}", self.0)
+    }
+}
+
+impl std::error::Error for Unavailable {}
 
 /// How hard commits push to disk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -113,10 +210,20 @@ pub struct Interrupted {
 /// Why a new job could not be recorded.
 #[derive(Clone, Debug)]
 pub struct RecordError {
-    /// The disk (or the database's quota) is full: retrying later may work.
-    pub disk_full: bool,
+    pub kind: RecordErrorKind,
     /// For the client and the log; names no server path.
     pub reason: String,
+}
+
+/// What kind of failure a [`RecordError`] is, for the answer's status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecordErrorKind {
+    /// The disk (or the database's quota) is full: retrying later may work.
+    DiskFull,
+    /// The database server cannot be reached: retrying later may work.
+    Unavailable,
+    /// Anything else (a closed store, a bug).
+    Other,
 }
 
 /// Counts for `/stats`.
@@ -162,10 +269,27 @@ pub trait JobStore: Send + Sync {
     /// before any new job is accepted (afterwards it would list those too).
     fn interrupted(&self) -> impl Future<Output = anyhow::Result<Vec<Interrupted>>> + Send;
 
+    /// Every node of the cluster; for a single-node store, this one.
+    fn nodes(&self) -> impl Future<Output = anyhow::Result<Vec<NodeView>>> + Send;
+
+    /// Replaces what this node reports with its next heartbeat.
+    fn report(&self, report: NodeReport);
+
+    /// Whether the store accepts work now: one round trip to a database
+    /// server, a read of the file for SQLite. Errors say why not.
+    fn ready(&self) -> impl Future<Output = anyhow::Result<()>> + Send;
+
+    /// True while the database server is known to be unreachable: uploads
+    /// are then refused before their bodies are read.
+    fn is_down(&self) -> bool;
+
+    /// Lookups waiting for job ends; woken after each commit (and, on
+    /// PostgreSQL, by other nodes' announcements).
+    fn waiters(&self) -> &Arc<Waiters>;
+
     /// Applies everything queued, commits and closes the results log.
-    /// Blocks the calling thread until that is done; later calls return at
-    /// once.
-    fn close(&self);
+    /// Returns when that is done; later calls return at once.
+    fn close(&self) -> impl Future<Output = ()> + Send;
 }
 
 /// The store the daemon runs on.
@@ -178,6 +302,7 @@ pub trait JobStore: Send + Sync {
 /// one more variant here and one more arm per method.
 pub enum Store {
     Sqlite(SqliteStore),
+    Postgres(PgStore),
 }
 
 impl Store {
@@ -189,50 +314,146 @@ impl Store {
     /// process holds its write lock, or a row the reconciliation reads is
     /// corrupt.
     pub fn open(path: &Path, sync: SyncMode, log: ResultsLog) -> anyhow::Result<Store> {
-        SqliteStore::open(path, sync, log).map(Store::Sqlite)
+        Self::open_sqlite(path, sync, log, Node::local())
     }
+
+    fn open_sqlite(
+        path: &Path,
+        sync: SyncMode,
+        log: ResultsLog,
+        node: Node,
+    ) -> anyhow::Result<Store> {
+        SqliteStore::open(path, sync, log, node).map(Store::Sqlite)
+    }
+
+    /// Opens the store at `location` for `node`: SQLite as [`Store::open`],
+    /// PostgreSQL as [`PgStore::open`] (on the current tokio runtime).
+    pub async fn connect(
+        location: &Location,
+        sync: SyncMode,
+        log: ResultsLog,
+        node: Node,
+    ) -> anyhow::Result<Store> {
+        match location {
+            Location::Sqlite(path) => Self::open_sqlite(path, sync, log, node),
+            Location::Postgres(url) => PgStore::open(url, node, log).await.map(Store::Postgres),
+        }
+    }
+
+    /// Job `id` once it is final, or as it is after `timeout`: woken by the
+    /// job's end (on any node), not by polling. `Ok(None)` for an unknown id.
+    pub async fn wait(&self, id: &str, timeout: Duration) -> anyhow::Result<Option<JobView>> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            // Registered before the read, so an end in between still wakes it.
+            let mut waiter = self.waiters().register(id);
+            match self.get(id).await? {
+                Some(v) if v.status == JobStatus::Pending => {}
+                other => return Ok(other),
+            }
+            if tokio::time::timeout_at(deadline, waiter.changed())
+                .await
+                .is_err()
+            {
+                return self.get(id).await;
+            }
+        }
+    }
+}
+
+impl Node {
+    /// A node for a store opened without one (tests, tools).
+    pub fn local() -> Node {
+        Node {
+            id: "local".into(),
+            address: String::new(),
+            started_ms: crate::util::now_ms(),
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Calls the same method on whichever store this is.
+macro_rules! each {
+    ($self:expr, $s:ident => $call:expr) => {
+        match $self {
+            Store::Sqlite($s) => $call,
+            Store::Postgres($s) => $call,
+        }
+    };
 }
 
 impl JobStore for Store {
     fn insert(&self, job: NewJob) -> oneshot::Receiver<Result<(), RecordError>> {
-        match self {
-            Store::Sqlite(s) => s.insert(job),
-        }
+        each!(self, s => s.insert(job))
     }
 
     fn finish(&self, id: String, finish: Finish, notify: Option<oneshot::Sender<JobView>>) {
-        match self {
-            Store::Sqlite(s) => s.finish(id, finish, notify),
-        }
+        each!(self, s => s.finish(id, finish, notify))
     }
 
     async fn get(&self, id: &str) -> anyhow::Result<Option<JobView>> {
-        match self {
-            Store::Sqlite(s) => s.get(id).await,
-        }
+        each!(self, s => s.get(id).await)
     }
 
     async fn list(&self, query: ListQuery) -> anyhow::Result<JobPage> {
-        match self {
-            Store::Sqlite(s) => s.list(query).await,
-        }
+        each!(self, s => s.list(query).await)
     }
 
     async fn counts(&self) -> anyhow::Result<Counts> {
-        match self {
-            Store::Sqlite(s) => s.counts().await,
-        }
+        each!(self, s => s.counts().await)
     }
 
     async fn interrupted(&self) -> anyhow::Result<Vec<Interrupted>> {
-        match self {
-            Store::Sqlite(s) => s.interrupted().await,
-        }
+        each!(self, s => s.interrupted().await)
     }
 
-    fn close(&self) {
-        match self {
-            Store::Sqlite(s) => s.close(),
+    async fn nodes(&self) -> anyhow::Result<Vec<NodeView>> {
+        each!(self, s => s.nodes().await)
+    }
+
+    fn report(&self, report: NodeReport) {
+        each!(self, s => s.report(report))
+    }
+
+    async fn ready(&self) -> anyhow::Result<()> {
+        each!(self, s => s.ready().await)
+    }
+
+    fn is_down(&self) -> bool {
+        each!(self, s => s.is_down())
+    }
+
+    fn waiters(&self) -> &Arc<Waiters> {
+        each!(self, s => s.waiters())
+    }
+
+    async fn close(&self) {
+        each!(self, s => s.close().await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_locations() {
+        let pg = "postgres://u@127.0.0.1:5432/db";
+        assert_eq!(Location::parse(pg).unwrap(), Location::Postgres(pg.into()));
+        assert!(matches!(
+            Location::parse("postgresql://h/db").unwrap(),
+            Location::Postgres(_)
+        ));
+        for s in ["sqlite:/x/jobs.db", "sqlite:///x/jobs.db", "/x/jobs.db"] {
+            assert_eq!(
+                Location::parse(s).unwrap(),
+                Location::Sqlite("/x/jobs.db".into()),
+                "{s}"
+            );
+        }
+        for bad in ["", "mysql://h/db", "sqlite:"] {
+            assert!(Location::parse(bad).is_err(), "{bad}");
         }
     }
 }

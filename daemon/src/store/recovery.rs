@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use frontends::JobStatus;
+use frontends::{JobStatus, JobView};
 use rusqlite::{Connection, OptionalExtension};
 
 use super::schema::{row_to_view, status_is, COLUMNS, FINISHED_MS};
@@ -71,14 +71,18 @@ pub fn unlogged(conn: &Connection, tail: &LogTail) -> rusqlite::Result<Vec<LogLi
     let rows = stmt.query_map([last], |r| {
         Ok((r.get::<_, i64>(FINISHED_MS)?, row_to_view(r)?))
     })?;
-    let mut lines = Vec::new();
-    for row in rows {
-        let (finished, view) = row?;
-        if finished > last || !tail.ids_at_time.contains(&view.id) {
-            lines.push(LogLine::of(&view));
-        }
-    }
-    Ok(lines)
+    Ok(missing_lines(last, rows.collect::<Result<Vec<_>, _>>()?, tail))
+}
+
+/// Of the jobs finished at or after `last` (the log's last job's end, in
+/// milliseconds), as `(finished_ms, view)` in commit order, those the log
+/// lacks: finished later, or in the same millisecond but not among the
+/// log's last lines. Shared by both stores.
+pub fn missing_lines(last: i64, rows: Vec<(i64, JobView)>, tail: &LogTail) -> Vec<LogLine> {
+    rows.into_iter()
+        .filter(|(finished, view)| *finished > last || !tail.ids_at_time.contains(&view.id))
+        .map(|(_, view)| LogLine::of(&view))
+        .collect()
 }
 
 #[cfg(test)]

@@ -17,10 +17,15 @@ use frontends::{JobPage, JobStatus, JobView, ListQuery};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use tokio::sync::oneshot;
 
+use super::batch::Op;
 use super::cache::RecentJobs;
 use super::schema::{row_to_view, status_is, DbStatus, COLUMNS, SCHEMA};
-use super::writer::{Op, Writer};
-use super::{recovery, Counts, Finish, Interrupted, NewJob, RecordError, SyncMode};
+use super::waiters::Waiters;
+use super::writer::Writer;
+use super::{
+    recovery, Counts, Finish, Interrupted, NewJob, Node, NodeReport, NodeView, RecordError,
+    RecordErrorKind, SyncMode,
+};
 use crate::results_log::ResultsLog;
 use crate::util::is_valid_id;
 
@@ -31,18 +36,27 @@ pub struct SqliteStore {
     recent: Arc<RecentJobs>,
     readers: Arc<Readers>,
     writer: Mutex<Option<JoinHandle<()>>>,
+    waiters: Arc<Waiters>,
+    node: Node,
+    report: Mutex<NodeReport>,
 }
 
 impl SqliteStore {
     /// See [`super::Store::open`].
-    pub fn open(path: &Path, sync: SyncMode, log: ResultsLog) -> anyhow::Result<SqliteStore> {
+    pub fn open(
+        path: &Path,
+        sync: SyncMode,
+        log: ResultsLog,
+        node: Node,
+    ) -> anyhow::Result<SqliteStore> {
         let conn = open_writer(path, sync)
             .with_context(|| format!("cannot open the job database {}", path.display()))?;
         recovery::complete_log(&conn, &log)
             .context("cannot compare the results log with the job database")?;
         let (tx, rx) = mpsc::channel();
         let recent = Arc::new(RecentJobs::default());
-        let writer = Writer::new(conn, log, recent.clone());
+        let waiters = Arc::new(Waiters::default());
+        let writer = Writer::new(conn, log, recent.clone(), waiters.clone());
         let writer = std::thread::Builder::new()
             .name("store-writer".into())
             .spawn(move || writer.run(rx))?;
@@ -54,6 +68,9 @@ impl SqliteStore {
                 pool: Mutex::new(Vec::new()),
             }),
             writer: Mutex::new(Some(writer)),
+            waiters,
+            node,
+            report: Mutex::default(),
         })
     }
 
@@ -63,7 +80,7 @@ impl SqliteStore {
         if let Err(mpsc::SendError(Op::Insert { ack, .. })) = self.tx.send(Op::Insert { job, ack })
         {
             let _ = ack.send(Err(RecordError {
-                disk_full: false,
+                kind: RecordErrorKind::Other,
                 reason: "the job store is closed".into(),
             }));
         }
@@ -110,9 +127,50 @@ impl SqliteStore {
         tokio::task::spawn_blocking(move || readers.with(recovery::interrupted)).await?
     }
 
-    /// See [`super::JobStore::close`]: the writer applies what is queued,
-    /// commits, checkpoints and closes the results log; joined here.
-    pub fn close(&self) {
+    /// See [`super::JobStore::nodes`]: this node alone, alive.
+    pub async fn nodes(&self) -> anyhow::Result<Vec<NodeView>> {
+        let r = self.report.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        Ok(vec![NodeView {
+            id: self.node.id.clone(),
+            address: self.node.address.clone(),
+            started_at: crate::util::rfc3339(self.node.started_ms),
+            last_heartbeat: crate::util::rfc3339(crate::util::now_ms()),
+            alive: true,
+            hashers: r.hashers,
+            jobs_in_flight: r.jobs_in_flight,
+            bytes_per_sec: r.bytes_per_sec,
+        }])
+    }
+
+    /// See [`super::JobStore::report`].
+    pub fn report(&self, report: NodeReport) {
+        *self.report.lock().unwrap_or_else(|p| p.into_inner()) = report;
+    }
+
+    /// See [`super::JobStore::ready`]: a read of the file.
+    pub async fn ready(&self) -> anyhow::Result<()> {
+        self.readers
+            .with(|c| c.query_row("SELECT COUNT(*) FROM sqlite_master", [], |_| Ok(())))
+    }
+
+    /// A local file is never unreachable.
+    pub fn is_down(&self) -> bool {
+        false
+    }
+
+    /// See [`super::JobStore::waiters`].
+    pub fn waiters(&self) -> &Arc<Waiters> {
+        &self.waiters
+    }
+
+    /// See [`super::JobStore::close`].
+    pub async fn close(&self) {
+        self.close_now();
+    }
+
+    /// The writer applies what is queued, commits, checkpoints and closes
+    /// the results log; joined here, on the calling thread.
+    fn close_now(&self) {
         let _ = self.tx.send(Op::Close);
         let writer = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(w) = writer {
@@ -123,7 +181,7 @@ impl SqliteStore {
 
 impl Drop for SqliteStore {
     fn drop(&mut self) {
-        self.close();
+        self.close_now();
     }
 }
 
@@ -306,9 +364,9 @@ mod tests {
                 },
                 None,
             );
-            store.close();
+            rt.block_on(store.close());
             let refused = rt.block_on(store.insert(new_job("x"))).unwrap();
-            assert!(refused.is_err_and(|e| !e.disk_full));
+            assert!(refused.is_err_and(|e| e.kind == RecordErrorKind::Other));
         }
         let store = Store::open(
             &db,

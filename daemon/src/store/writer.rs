@@ -4,23 +4,19 @@
 //! tells waiters what it wrote, fills the recent-results cache and hands the
 //! results to the results log, in commit order.
 
-use std::collections::HashMap;
 use std::sync::{mpsc, Arc, LazyLock};
 use std::time::Duration;
 
 use frontends::{JobStatus, JobView};
 use rusqlite::{params, Connection, OptionalExtension};
-use tokio::sync::oneshot;
 
+use super::batch::{plan, FinalColumns, Op, Outlets, Role, MAX_BATCH_OPS};
 use super::cache::RecentJobs;
 use super::schema::{status_is, DbStatus};
-use super::{Finish, NewJob, RecordError};
-use crate::results_log::{LogLine, ResultsLog};
+use super::waiters::Waiters;
+use super::{RecordError, RecordErrorKind};
+use crate::results_log::ResultsLog;
 use crate::util::{now_ms, rfc3339};
-
-/// Most operations applied in one transaction; bounds the latency a batch
-/// adds to the acknowledgements waiting on it.
-pub const MAX_BATCH_OPS: usize = 4096;
 
 /// How long failed finishes wait before the next attempt.
 const RETRY_INTERVAL: Duration = Duration::from_secs(1);
@@ -38,77 +34,12 @@ static FINISH_SQL: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-/// What the store's handle queues for the writer.
-pub enum Op {
-    Insert {
-        job: NewJob,
-        ack: oneshot::Sender<Result<(), RecordError>>,
-    },
-    Finish {
-        id: String,
-        finish: Finish,
-        /// Told the final state once it is committed.
-        notify: Option<oneshot::Sender<JobView>>,
-    },
-    /// Apply what was queued before it, then stop.
-    Close,
-}
-
-/// A [`Finish`] as the columns it sets.
-struct FinalColumns<'a> {
-    status: JobStatus,
-    hash: Option<&'a str>,
-    size: Option<u64>,
-    error: Option<&'a str>,
-}
-
-impl FinalColumns<'_> {
-    /// The final state of a job that ended with this result.
-    fn view(
-        &self,
-        id: String,
-        algorithm: String,
-        size: Option<u64>,
-        name: Option<String>,
-        created_ms: i64,
-        finished_at: String,
-    ) -> JobView {
-        JobView {
-            id,
-            status: self.status,
-            algorithm,
-            hash: self.hash.map(str::to_string),
-            size,
-            name,
-            error: self.error.map(str::to_string),
-            created_at: rfc3339(created_ms),
-            finished_at: Some(finished_at),
-        }
-    }
-
-    fn of(finish: &Finish) -> FinalColumns<'_> {
-        match finish {
-            Finish::Success { hash, size } => FinalColumns {
-                status: JobStatus::Success,
-                hash: Some(hash),
-                size: Some(*size),
-                error: None,
-            },
-            Finish::Failure { reason } => FinalColumns {
-                status: JobStatus::Failure,
-                hash: None,
-                size: None,
-                error: Some(reason),
-            },
-        }
-    }
-}
-
 /// The writer thread's state; [`Writer::run`] is the thread's body.
 pub struct Writer {
     conn: Connection,
     log: ResultsLog,
     recent: Arc<RecentJobs>,
+    waiters: Arc<Waiters>,
     /// Finishes that could not be committed (disk full, I/O error), retried
     /// until they can: a job must never stay PENDING for good.
     retry: Vec<Op>,
@@ -116,11 +47,17 @@ pub struct Writer {
 
 impl Writer {
     /// `conn` must have the schema applied.
-    pub fn new(conn: Connection, log: ResultsLog, recent: Arc<RecentJobs>) -> Writer {
+    pub fn new(
+        conn: Connection,
+        log: ResultsLog,
+        recent: Arc<RecentJobs>,
+        waiters: Arc<Waiters>,
+    ) -> Writer {
         Writer {
             conn,
             log,
             recent,
+            waiters,
             retry: Vec::new(),
         }
     }
@@ -190,21 +127,7 @@ impl Writer {
     /// upload hashes in microseconds, so most do) is written with the insert:
     /// one row and one index entry instead of an insert and an update.
     fn commit(&mut self, ops: &[Op]) -> rusqlite::Result<Vec<Option<JobView>>> {
-        let mut inserted_at = HashMap::new();
-        let mut merged = vec![None; ops.len()];
-        for (j, op) in ops.iter().enumerate() {
-            match op {
-                Op::Insert { job, .. } => {
-                    inserted_at.insert(job.id.as_str(), j);
-                }
-                Op::Finish { id, .. } => {
-                    if let Some(i) = inserted_at.remove(id.as_str()) {
-                        merged[i] = Some(j);
-                    }
-                }
-                Op::Close => {}
-            }
-        }
+        let roles = plan(ops);
         // One end time for the whole commit: it is when these results became
         // durable, and it keeps `finished_ms` in commit order (see `unlogged`).
         let finished = now_ms();
@@ -223,10 +146,13 @@ impl Writer {
                             .stored_path
                             .as_ref()
                             .map(|p| p.to_string_lossy().into_owned());
-                        let outcome = merged[i].and_then(|j| match &ops[j] {
-                            Op::Finish { finish, .. } => Some((j, FinalColumns::of(finish))),
+                        let outcome = match roles[i] {
+                            Role::Insert { finish: Some(j) } => match &ops[j] {
+                                Op::Finish { finish, .. } => Some((j, FinalColumns::of(finish))),
+                                _ => None,
+                            },
                             _ => None,
-                        });
+                        };
                         let (status, hash, size, error) = match &outcome {
                             Some((_, o)) => (o.status, o.hash, o.size.or(Some(job.size)), o.error),
                             None => (JobStatus::Pending, None, Some(job.size), None),
@@ -255,8 +181,8 @@ impl Writer {
                         }
                     }
                     Op::Finish { id, finish: f, .. } => {
-                        if ended[i].is_some() {
-                            continue; // written with its insert
+                        if roles[i] != Role::Update {
+                            continue; // written with its insert, or a second end
                         }
                         let o = FinalColumns::of(f);
                         let row = finish
@@ -301,32 +227,13 @@ impl Writer {
         Ok(ended)
     }
 
-    /// After a commit: tell waiters, acknowledge inserts, append to the log.
-    /// Waiters first: an upload that ended in its insert's batch then answers
-    /// with its hash even without `?wait`, since its final state is there
-    /// when the acknowledgement wakes it.
     fn settle(&mut self, ops: Vec<Op>, ended: Vec<Option<JobView>>) {
-        self.recent.add(ended.iter().flatten());
-        let mut lines = Vec::new();
-        let mut acks = Vec::new();
-        for (op, view) in ops.into_iter().zip(ended) {
-            match op {
-                Op::Insert { ack, .. } => acks.push(ack),
-                Op::Finish { notify, .. } => {
-                    if let Some(view) = view {
-                        lines.push(LogLine::of(&view));
-                        if let Some(tx) = notify {
-                            let _ = tx.send(view);
-                        }
-                    }
-                }
-                Op::Close => {}
-            }
+        Outlets {
+            recent: &self.recent,
+            waiters: &self.waiters,
+            log: &self.log,
         }
-        for ack in acks {
-            let _ = ack.send(Ok(()));
-        }
-        self.log.append(lines);
+        .settle(ops, ended);
     }
 
     fn fail(&mut self, op: Op, err: &rusqlite::Error) {
@@ -338,7 +245,10 @@ impl Writer {
                     rusqlite::Error::SqliteFailure(e, _) if e.code == rusqlite::ErrorCode::DiskFull
                 );
                 let _ = ack.send(Err(RecordError {
-                    disk_full,
+                    kind: match disk_full {
+                        true => RecordErrorKind::DiskFull,
+                        false => RecordErrorKind::Other,
+                    },
                     reason: format!("the job store could not record the job: {err}"),
                 }));
             }
@@ -352,7 +262,8 @@ impl Writer {
 mod tests {
     use super::*;
     use crate::store::sqlite::open_writer;
-    use crate::store::SyncMode;
+    use crate::store::{Finish, NewJob, SyncMode};
+    use tokio::sync::oneshot;
 
     fn new_job(id: &str) -> NewJob {
         NewJob {
@@ -374,7 +285,12 @@ mod tests {
         let log_path = dir.join("results.log");
         let conn = open_writer(&db, SyncMode::Normal).unwrap();
         let recent = Arc::new(RecentJobs::default());
-        let mut writer = Writer::new(conn, ResultsLog::open(&log_path).unwrap(), recent.clone());
+        let mut writer = Writer::new(
+            conn,
+            ResultsLog::open(&log_path).unwrap(),
+            recent.clone(),
+            Arc::default(),
+        );
         // "old" was recorded by an earlier batch; "new" arrives with its end;
         // "gone" ends without ever being recorded (an abandoned upload).
         writer.apply(vec![Op::Insert {

@@ -109,16 +109,23 @@ pub(crate) async fn handle<B: Backend>(
             }
         }
         (&Method::GET, "/gethash" | "/get_hash/gethash") => {
+            let wait = match lookup_wait(&params) {
+                Ok(w) => w,
+                Err(e) => return respond::error(&e),
+            };
             let id = match id_from_query_or_body(shared, req, &params).await {
                 Ok(id) => id,
                 Err(e) => return respond::error(&e),
             };
-            hash_answer(shared, id).await
+            hash_answer(shared, id, wait).await
         }
-        (&Method::GET, p) if p.starts_with("/gethash/") => {
-            let id = query::decode_component(&p["/gethash/".len()..]);
-            hash_answer(shared, Some(id)).await
-        }
+        (&Method::GET, p) if p.starts_with("/gethash/") => match lookup_wait(&params) {
+            Ok(wait) => {
+                let id = query::decode_component(&p["/gethash/".len()..]);
+                hash_answer(shared, Some(id), wait).await
+            }
+            Err(e) => respond::error(&e),
+        },
         (&Method::GET, "/" | "/uploadform") => respond::html(StatusCode::OK, pages::form_page()),
         (&Method::POST, "/uploadfile-html") => match upload_params(&params) {
             Ok(p) => match upload::multipart(shared, req, p).await {
@@ -155,6 +162,17 @@ pub(crate) async fn handle<B: Backend>(
         (&Method::GET, "/health") => {
             respond::json(StatusCode::OK, &serde_json::json!({"ok": true}))
         }
+        (&Method::GET, "/ready") => match shared.backend.ready().await {
+            Ok(()) => respond::json(StatusCode::OK, &serde_json::json!({"ready": true})),
+            Err(why) => respond::json(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &serde_json::json!({"ready": false, "error": why}),
+            ),
+        },
+        (&Method::GET, "/cluster") => match shared.backend.cluster().await {
+            Ok(nodes) => respond::json(StatusCode::OK, &nodes),
+            Err(e) => respond::error(&e),
+        },
         (_, p) => respond::error(&ApiError::MethodNotAllowed {
             method: method.to_string(),
             path: p.to_string(),
@@ -209,7 +227,7 @@ pub(crate) fn allowed_methods(p: &str) -> Option<&'static str> {
         "/uploadfile" | "/uploadfile-html" => Some("POST, OPTIONS"),
         "/files" => Some("PUT, POST, OPTIONS"),
         "/" | "/uploadform" | "/gethash" | "/get_hash/gethash" | "/gethash-form" | "/jobs"
-        | "/stats" | "/health" => Some(READ),
+        | "/stats" | "/health" | "/ready" | "/cluster" => Some(READ),
         p if p.starts_with("/files/") => Some("PUT, POST, OPTIONS"),
         p if p.starts_with("/gethash/") => Some(READ),
         _ => None,
@@ -293,7 +311,33 @@ async fn id_from_query_or_body<B: Backend>(
     Ok(query::id_from_body(&bytes))
 }
 
-async fn hash_answer<B: Backend>(shared: &Shared<B>, id: Option<String>) -> Response<Body> {
+/// Longest a lookup may wait for a job's end (`?wait=SECS`): long enough
+/// for most jobs, short enough for proxies' default read timeouts (nginx:
+/// 60 s) and for a client to notice a lost connection.
+pub const MAX_LOOKUP_WAIT_SECS: f64 = 55.0;
+
+/// `wait=SECS` on a lookup: a number of seconds from 0 to
+/// [`MAX_LOOKUP_WAIT_SECS`]; absent or empty for no wait.
+fn lookup_wait(params: &[(String, String)]) -> Result<Option<std::time::Duration>, ApiError> {
+    let Some(v) = query::get(params, "wait").filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    match v.parse::<f64>() {
+        Ok(secs) if (0.0..=MAX_LOOKUP_WAIT_SECS).contains(&secs) => {
+            Ok(Some(std::time::Duration::from_secs_f64(secs)))
+        }
+        _ => Err(ApiError::BadRequest(format!(
+            "wait must be a number of seconds from 0 to {MAX_LOOKUP_WAIT_SECS}, got {:?}",
+            query::clean_name(v)
+        ))),
+    }
+}
+
+async fn hash_answer<B: Backend>(
+    shared: &Shared<B>,
+    id: Option<String>,
+    wait: Option<std::time::Duration>,
+) -> Response<Body> {
     let Some(id) = id else {
         return respond::json(
             StatusCode::BAD_REQUEST,
@@ -304,7 +348,11 @@ async fn hash_answer<B: Backend>(shared: &Shared<B>, id: Option<String>) -> Resp
             }),
         );
     };
-    match shared.backend.lookup(id.trim()).await {
+    let found = match wait {
+        Some(timeout) => shared.backend.lookup_wait(id.trim(), timeout).await,
+        None => shared.backend.lookup(id.trim()).await,
+    };
+    match found {
         Ok(Some(job)) => respond::json(
             StatusCode::OK,
             &HashAnswer {
