@@ -2,17 +2,18 @@
 //! store, the results log, and the wiring of front ends to the job owner.
 //!
 //! Threads: tokio runs the front ends; `hasher-N` threads (hashcore) hash;
-//! `store-writer` owns the only writing SQLite connection; `results-log`
-//! appends finished jobs; with `--artificial-delay`, `result-delay` holds
-//! results before they reach the store. Data flows front end → hasher →
-//! store writer → results log, each hop over a channel.
+//! with SQLite, `store-writer` owns the only writing connection (with
+//! PostgreSQL, the writer, heartbeat and listener are tokio tasks);
+//! `results-log` appends finished jobs; with `--artificial-delay`,
+//! `result-delay` holds results before they reach the store. Data flows
+//! front end → hasher → store writer → results log, each hop over a channel.
 //!
 //! Shutdown, in one order (see [`run`]): signal → stop accepting → drain
 //! HTTP and socket connections and the start-up re-hashes (each bounded by
 //! `--shutdown-grace`) → shut the hasher pool (queued work finishes, open
 //! streams fail) → results held for the delay go to the store → the store
-//! writer applies what is queued, commits, checkpoints → the results log
-//! flushes and fsyncs. A second signal exits at once (see `main.rs`).
+//! writer applies what is queued, commits (SQLite: checkpoints) → the
+//! results log flushes and fsyncs. A second signal exits at once (see `main.rs`).
 #![forbid(unsafe_code)]
 
 pub mod cli;
@@ -62,9 +63,16 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
             config.results_log.display()
         )
     })?;
+    // Bound before the store opens, so that the node registers the port it
+    // has (`--listen` may ask for port 0); requests wait in the backlog
+    // until the front end starts.
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
     let node = Node {
         id: node_id(&config.data_dir)?,
-        address: config.listen.to_string(),
+        address: addr.to_string(),
         started_ms: util::now_ms(),
         timeout: config.node_timeout,
     };
@@ -101,10 +109,6 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     let rehashing = jobs.recover(config.chunk_size).await?;
     let reporter = jobs.report_task(config.node_timeout / 5);
 
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
-    let addr = listener.local_addr()?;
     tracing::info!(%addr, data_dir = %config.data_dir.display(), hashers = config.hashers, "hashd started");
 
     let socket = match &config.socket {

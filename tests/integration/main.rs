@@ -2,6 +2,7 @@
 
 mod api;
 mod cli_faults;
+mod cluster;
 mod conformance;
 mod durability;
 mod errors;

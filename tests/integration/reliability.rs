@@ -629,6 +629,11 @@ fn fill(dir: &std::path::Path) {
 
 #[test]
 fn a_full_disk_fails_uploads_cleanly_and_recovers_when_space_returns() {
+    if testing_postgres() {
+        // The job table is on the database server, not on this disk; the
+        // results log's full disk has its own test below.
+        return;
+    }
     let dir = TempDir::new("rel-full");
     let data_dir = dir.path().join("data");
     let Some(_mount) = Tmpfs::mount(&data_dir, "size=2m") else {
@@ -870,36 +875,28 @@ fn kill_9_under_concurrent_uploads_loses_no_answered_job() {
         expected.len() - failures
     );
     d.wait_for_stats("jobs left PENDING", |s| s["jobs"]["PENDING"] == 0);
+    let finished = d.get_json("/stats").1["jobs"]["total"].as_i64().unwrap();
     assert!(d.terminate().success());
     // The log is whole lines, every line a job the store knows.
     let lines = results_log(dir.path());
-    let db = rusqlite::Connection::open(dir.path().join("data/jobs.db")).unwrap();
-    let check: String = db
-        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(check, "ok");
-    let pending: i64 = db
-        .query_row(
-            "SELECT COUNT(*) FROM jobs WHERE status = 'PENDING'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(pending, 0);
-    // Every line is a job the store knows, and every finished job has its
-    // line once: the lines a kill kept out are appended at the next start.
+    if !testing_postgres() {
+        let db = rusqlite::Connection::open(dir.path().join("data/jobs.db")).unwrap();
+        let check: String = db
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(check, "ok");
+    }
+    // Every line is a job the store knows, with its status, and every
+    // finished job has its line once: the lines a kill kept out are
+    // appended at the next start.
+    let d = Daemon::builder(dir.path()).arg("--no-socket").start();
     let mut logged = HashMap::new();
     for l in &lines {
         let id = l["id"].as_str().unwrap().to_string();
-        let status: String = db
-            .query_row("SELECT status FROM jobs WHERE id = ?1", [&id], |r| r.get(0))
-            .unwrap();
-        assert_eq!(l["status"].as_str(), Some(status.as_str()));
+        let (_, v) = d.get_json(&format!("/gethash/{id}"));
+        assert_eq!(l["status"], v["status"], "{l} {v}");
         assert!(logged.insert(id, ()).is_none(), "logged twice: {l}");
     }
-    let finished: i64 = db
-        .query_row("SELECT COUNT(*) FROM jobs", [], |r| r.get(0))
-        .unwrap();
     assert_eq!(
         logged.len() as i64,
         finished,

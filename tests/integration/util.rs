@@ -93,6 +93,11 @@ impl<'a> DaemonBuilder<'a> {
         if self.listen {
             cmd.arg("--listen").arg("127.0.0.1:0");
         }
+        if let Some(url) = test_store_url(self.dir) {
+            if !self.args.iter().any(|a| a == "--store") {
+                cmd.arg("--store").arg(url);
+            }
+        }
         cmd.args(&self.args);
         for (k, v) in &self.env {
             cmd.env(k, v);
@@ -121,6 +126,76 @@ impl<'a> DaemonBuilder<'a> {
             stderr_path,
         }
     }
+}
+
+/// The PostgreSQL server the tests may use (`.ci/run` starts one and sets
+/// this), as a URL of its maintenance database.
+pub fn test_postgres() -> Option<String> {
+    std::env::var("HASHD_TEST_POSTGRES")
+        .ok()
+        .filter(|v| !v.is_empty())
+}
+
+/// PostgreSQL for a test that needs it; `None` (the test returns early)
+/// on a developer machine without one. In CI (`CI` set) a missing server
+/// is a failure, not a skip.
+pub fn postgres_or_skip(test: &str) -> Option<String> {
+    let url = test_postgres();
+    if url.is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{test}: HASHD_TEST_POSTGRES is not set, but CI is: .ci/run must start PostgreSQL"
+        );
+        eprintln!("{test}: skipped: set HASHD_TEST_POSTGRES (scripts/pg-tmp start DIR PORT prints one) to run it");
+    }
+    url
+}
+
+/// A fresh database on the test server, named `name`, as a URL.
+pub fn postgres_database(server: &str, name: &str) -> String {
+    let status = Command::new("psql")
+        .env("PGOPTIONS", "-c client_min_messages=warning")
+        .arg(server)
+        .args(["-q", "-v", "ON_ERROR_STOP=1", "-c"])
+        .arg(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .arg("-c")
+        .arg(format!("CREATE DATABASE {name}"))
+        .stdout(Stdio::null())
+        .status()
+        .expect("psql (Debian's postgresql-client) must be installed");
+    assert!(status.success(), "psql could not create database {name}");
+    let base = server.rsplit_once('/').map_or(server, |(b, _)| b);
+    format!("{base}/{name}")
+}
+
+/// Whether this run's daemons use PostgreSQL (`HASHD_TEST_STORE`).
+pub fn testing_postgres() -> bool {
+    std::env::var("HASHD_TEST_STORE").is_ok_and(|s| s == "postgres")
+}
+
+/// With `HASHD_TEST_STORE=postgres`, every daemon a test starts runs on
+/// PostgreSQL: the API tests then run against both stores. One database per
+/// scratch directory, so a daemon restarted on the same data finds its jobs.
+fn test_store_url(dir: &Path) -> Option<String> {
+    if !testing_postgres() {
+        return None;
+    }
+    let server = test_postgres().expect("HASHD_TEST_STORE=postgres needs HASHD_TEST_POSTGRES");
+    static MADE: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+    let name = format!(
+        "it_{:016x}",
+        dir.to_string_lossy()
+            .bytes()
+            .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64)
+                .wrapping_mul(0x100_0000_01b3))
+    );
+    let base = server.rsplit_once('/').map_or(server.as_str(), |(b, _)| b);
+    let mut made = MADE.lock().unwrap_or_else(|p| p.into_inner());
+    if made.iter().any(|d| d == dir) {
+        return Some(format!("{base}/{name}"));
+    }
+    made.push(dir.to_path_buf());
+    Some(postgres_database(&server, &name))
 }
 
 impl Daemon {

@@ -36,7 +36,9 @@ pub enum Op {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
     /// A new row; with `finish`, the index of the finish written with it.
-    Insert { finish: Option<usize> },
+    Insert {
+        finish: Option<usize>,
+    },
     /// A finish written with its insert (earlier in the batch).
     WithInsert,
     /// A finish that updates a row committed before (or absent).

@@ -71,7 +71,11 @@ pub fn unlogged(conn: &Connection, tail: &LogTail) -> rusqlite::Result<Vec<LogLi
     let rows = stmt.query_map([last], |r| {
         Ok((r.get::<_, i64>(FINISHED_MS)?, row_to_view(r)?))
     })?;
-    Ok(missing_lines(last, rows.collect::<Result<Vec<_>, _>>()?, tail))
+    Ok(missing_lines(
+        last,
+        rows.collect::<Result<Vec<_>, _>>()?,
+        tail,
+    ))
 }
 
 /// Of the jobs finished at or after `last` (the log's last job's end, in

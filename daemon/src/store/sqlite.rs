@@ -129,7 +129,11 @@ impl SqliteStore {
 
     /// See [`super::JobStore::nodes`]: this node alone, alive.
     pub async fn nodes(&self) -> anyhow::Result<Vec<NodeView>> {
-        let r = self.report.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let r = self
+            .report
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         Ok(vec![NodeView {
             id: self.node.id.clone(),
             address: self.node.address.clone(),

@@ -94,9 +94,10 @@ impl PgStore {
             config.application_name("hashd");
         }
         config.keepalives_idle(Duration::from_secs(10));
-        let (mut client, connection) = config.connect(NoTls).await.with_context(|| {
-            format!("cannot connect to the job store at {}", redact(url))
-        })?;
+        let (mut client, connection) = config
+            .connect(NoTls)
+            .await
+            .with_context(|| format!("cannot connect to the job store at {}", redact(url)))?;
         let driver = tokio::spawn(connection);
         schema::migrate(&mut client)
             .await
@@ -220,7 +221,10 @@ impl PgStore {
                 c.query(&stmt, &[&id, &fetch]).await
             })
             .await?;
-        let mut jobs = rows.iter().map(row_to_view).collect::<Result<Vec<_>, _>>()?;
+        let mut jobs = rows
+            .iter()
+            .map(row_to_view)
+            .collect::<Result<Vec<_>, _>>()?;
         let next = if jobs.len() > q.limit {
             jobs.truncate(q.limit);
             jobs.last().map(|j| j.id.clone())
@@ -506,7 +510,9 @@ async fn complete_log(
     let not_pending = format!("NOT {}", status_is(JobStatus::Pending));
     let last: Option<i64> = client
         .query_opt(
-            &format!("SELECT finished_ms FROM jobs WHERE id = $1 AND finished_by = $2 AND {not_pending}"),
+            &format!(
+                "SELECT finished_ms FROM jobs WHERE id = $1 AND finished_by = $2 AND {not_pending}"
+            ),
             &[&tail.last_id, &node],
         )
         .await?

@@ -273,16 +273,18 @@ impl PgWriter {
                 let Op::Finish { finish, .. } = &ops[i] else {
                     continue;
                 };
-                ended[i] = Some(FinalColumns::of(finish).view(
-                    id,
-                    r.try_get(1).map_err(PgError::Db)?,
-                    r.try_get::<_, Option<i64>>(2)
-                        .map_err(PgError::Db)?
-                        .map(|s| s as u64),
-                    r.try_get(3).map_err(PgError::Db)?,
-                    r.try_get(4).map_err(PgError::Db)?,
-                    finished_at.clone(),
-                ));
+                ended[i] = Some(
+                    FinalColumns::of(finish).view(
+                        id,
+                        r.try_get(1).map_err(PgError::Db)?,
+                        r.try_get::<_, Option<i64>>(2)
+                            .map_err(PgError::Db)?
+                            .map(|s| s as u64),
+                        r.try_get(3).map_err(PgError::Db)?,
+                        r.try_get(4).map_err(PgError::Db)?,
+                        finished_at.clone(),
+                    ),
+                );
             }
         }
         announce(&tx, ended.iter().flatten().map(|v| v.id.as_str())).await?;
@@ -330,8 +332,12 @@ impl PgWriter {
                     match tokio::time::timeout(STATEMENT_TIMEOUT, self.reap()).await {
                         Ok(Ok(views)) if !views.is_empty() => self.outlets().publish(&views),
                         Ok(Ok(_)) => {}
-                        Ok(Err(e)) => tracing::warn!(error = %e, "failing the jobs of dead nodes failed; next heartbeat retries"),
-                        Err(_) => tracing::warn!("failing the jobs of dead nodes timed out; next heartbeat retries"),
+                        Ok(Err(e)) => {
+                            tracing::warn!(error = %e, "failing the jobs of dead nodes failed; next heartbeat retries")
+                        }
+                        Err(_) => tracing::warn!(
+                            "failing the jobs of dead nodes timed out; next heartbeat retries"
+                        ),
                     }
                 }
             }
