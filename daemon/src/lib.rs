@@ -159,6 +159,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     let signal = async {
         shutdown.await;
         let _ = stop_tx.send(true);
+        // Long-polls answer now with the job as it is, instead of holding
+        // the drain for up to their timeout.
+        store.waiters().close();
     };
     tokio::join!(http, unix, signal);
     tracing::info!("front ends stopped; finishing queued jobs");

@@ -1,5 +1,7 @@
 //! The original API and its quirks, hashd's additions, and the HTML pages.
 
+use std::time::{Duration, Instant};
+
 use crate::util::*;
 
 #[test]
@@ -160,6 +162,47 @@ fn artificial_delay_keeps_jobs_pending_until_it_passes() {
     let v = d.upload("?wait=true", "b.txt", b"x").json();
     assert!(t1.elapsed() >= std::time::Duration::from_millis(900));
     assert_eq!(v["status"], "SUCCESS");
+}
+
+#[test]
+fn lookups_with_wait_hold_the_answer_until_the_job_ends() {
+    let dir = TempDir::new("long-poll");
+    let d = Daemon::builder(dir.path())
+        .arg("--artificial-delay")
+        .arg("1")
+        .start();
+    let id = d.upload("", "a.txt", b"abc").json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Shorter than the delay: the job as it is, after the wait.
+    let t = Instant::now();
+    let (status, v) = d.get_json(&format!("/gethash/{id}?wait=0.3"));
+    assert_eq!((status, v["status"].as_str()), (200, Some("PENDING")), "{v}");
+    assert!(t.elapsed() >= Duration::from_millis(250));
+    // Every lookup form takes it; the answer comes with the job's end,
+    // long before the wait runs out.
+    for path in [
+        format!("/gethash/{id}?wait=30"),
+        format!("/gethash/?file_id={id}&wait=30"),
+        format!("/get_hash/gethash/?file_id={id}&wait=30"),
+    ] {
+        let t = Instant::now();
+        let (status, v) = d.get_json(&path);
+        assert_eq!(status, 200, "{path}: {v}");
+        assert_eq!(v["status"], "SUCCESS", "{path}: {v}");
+        assert_eq!(v["hash"], reference("md5", b"abc"));
+        assert!(t.elapsed() < Duration::from_secs(10), "{path}");
+    }
+    // An unknown id does not wait.
+    let t = Instant::now();
+    let (status, _) = d.get_json("/gethash/0123456789abcdef0123456789abcdef?wait=30");
+    assert_eq!(status, 404);
+    assert!(t.elapsed() < Duration::from_secs(5));
+    for bad in ["abc", "-1", "56", "true", "nan", "1e9"] {
+        let r = d.get(&format!("/gethash/{id}?wait={bad}"));
+        assert_json_error(&r, 400, "wait must be a number of seconds");
+    }
 }
 
 #[test]

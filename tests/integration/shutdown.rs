@@ -55,3 +55,32 @@ fn a_second_signal_exits_at_once_and_the_grace_bounds_the_drain() {
     assert!(status.success(), "{}", d.stderr());
     assert!(asked.elapsed() < Duration::from_secs(10));
 }
+
+#[test]
+fn a_waiting_lookup_is_answered_at_once_when_shutdown_begins() {
+    let dir = TempDir::new("shutdown-poll");
+    let d = Daemon::builder(dir.path())
+        .arg("--artificial-delay")
+        .arg("20")
+        .arg("--no-socket")
+        .start();
+    let id = d.upload("", "a", b"abc").json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let addr = d.addr;
+    let poll = std::thread::spawn(move || {
+        request(addr, "GET", &format!("/gethash/{id}?wait=50"), &[], &[])
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let t = Instant::now();
+    signal(d.pid(), "TERM");
+    let r = poll.join().unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["status"], "PENDING");
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "the long-poll held the shutdown for {:?}",
+        t.elapsed()
+    );
+}

@@ -340,15 +340,16 @@ impl Store {
         }
     }
 
-    /// Job `id` once it is final, or as it is after `timeout`: woken by the
-    /// job's end (on any node), not by polling. `Ok(None)` for an unknown id.
+    /// Job `id` once it is final, or as it is after `timeout` or once
+    /// shutdown has begun (`waiters().close()`): woken by the job's end (on
+    /// any node), not by polling. `Ok(None)` for an unknown id.
     pub async fn wait(&self, id: &str, timeout: Duration) -> anyhow::Result<Option<JobView>> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             // Registered before the read, so an end in between still wakes it.
             let mut waiter = self.waiters().register(id);
             match self.get(id).await? {
-                Some(v) if v.status == JobStatus::Pending => {}
+                Some(v) if v.status == JobStatus::Pending && !self.waiters().is_closed() => {}
                 other => return Ok(other),
             }
             if tokio::time::timeout_at(deadline, waiter.changed())

@@ -7,6 +7,7 @@
 //! wake-up carries no state and a spurious one costs one read.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::oneshot;
@@ -16,6 +17,9 @@ use tokio::sync::oneshot;
 #[derive(Default)]
 pub struct Waiters {
     inner: Mutex<HashMap<String, Vec<oneshot::Sender<()>>>>,
+    /// Set at shutdown: waits end at once, so that a long-poll does not
+    /// hold the graceful shutdown for its whole timeout.
+    closed: AtomicBool,
 }
 
 /// A registration; resolves when its job may have changed. Dropping it
@@ -59,6 +63,17 @@ impl Waiters {
                 let _ = tx.send(());
             }
         }
+    }
+
+    /// Ends every wait now and every later one at once (shutdown).
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        self.wake_all();
+    }
+
+    /// Whether [`Waiters::close`] was called.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
     }
 
     /// Whether anyone waits for `id`.
