@@ -547,6 +547,124 @@ async fn complete_log(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::JobStore as _;
+    use crate::store::Store;
+    use crate::util::new_id;
+
+    /// A fresh database on the test server (`HASHD_TEST_POSTGRES`), or
+    /// `None` to skip (a failure under CI).
+    async fn fresh_database(name: &str) -> Option<String> {
+        let Ok(server) = std::env::var("HASHD_TEST_POSTGRES") else {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "HASHD_TEST_POSTGRES is not set, but CI is"
+            );
+            eprintln!("skipped: set HASHD_TEST_POSTGRES to run the PostgreSQL store's tests");
+            return None;
+        };
+        let (client, conn) = tokio_postgres::connect(&server, NoTls).await.unwrap();
+        let driver = tokio::spawn(conn);
+        client
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .await
+            .unwrap();
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap();
+        drop(client);
+        let _ = driver.await;
+        let base = server.rsplit_once('/').map_or(server.as_str(), |(b, _)| b);
+        Some(format!("{base}/{name}"))
+    }
+
+    fn node(id: &str) -> Node {
+        Node {
+            id: id.into(),
+            address: "127.0.0.1:1".into(),
+            started_ms: 0,
+            timeout: Duration::from_secs(10),
+        }
+    }
+
+    fn job(id: &str) -> NewJob {
+        NewJob {
+            id: id.into(),
+            algorithm: "md5".into(),
+            size: 3,
+            name: Some("n".into()),
+            stored_path: None,
+            created_ms: 1000,
+        }
+    }
+
+    #[tokio::test]
+    async fn batches_end_a_job_once_and_other_nodes_are_woken() {
+        let Some(url) = fresh_database("hashd_unit_store").await else {
+            return;
+        };
+        let dir = std::env::temp_dir().join(format!("hashd-pg-unit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let open = |n: &str, log: &str| {
+            let (url, node, log) = (url.clone(), node(n), dir.join(log));
+            async move {
+                let log = ResultsLog::open(&log).unwrap();
+                Store::Postgres(PgStore::open(&url, node, log).await.unwrap())
+            }
+        };
+        let a = open("node-a", "a.log").await;
+        let b = open("node-b", "b.log").await;
+        let success = |h: &str| Finish::Success {
+            hash: h.into(),
+            size: 3,
+        };
+        // Queued together, so one batch: an insert with its end, a second
+        // end of the same job (ignored), an end of a job with no row.
+        let (x, gone) = (new_id().unwrap(), new_id().unwrap());
+        let (told_tx, told) = oneshot::channel();
+        let acked = a.insert(job(&x));
+        a.finish(x.clone(), success("aa"), Some(told_tx));
+        a.finish(x.clone(), success("bb"), None);
+        let (gone_tx, gone_told) = oneshot::channel();
+        a.finish(gone.clone(), success("cc"), Some(gone_tx));
+        acked.await.unwrap().unwrap();
+        assert_eq!(told.await.unwrap().hash.as_deref(), Some("aa"));
+        assert!(gone_told.await.is_err(), "an end of no job told someone");
+        assert_eq!(b.get(&gone).await.unwrap(), None);
+        let seen = b.get(&x).await.unwrap().unwrap();
+        assert_eq!(
+            (seen.status, seen.hash.as_deref()),
+            (JobStatus::Success, Some("aa"))
+        );
+
+        // A job ended in a later batch, on node a, wakes a wait on node b.
+        let y = new_id().unwrap();
+        a.insert(job(&y)).await.unwrap().unwrap();
+        assert_eq!(b.interrupted().await.unwrap().len(), 0);
+        assert_eq!(a.interrupted().await.unwrap()[0].id, y);
+        let waited = y.clone();
+        let waiting = tokio::spawn(async move {
+            let v = b.wait(&waited, Duration::from_secs(30)).await.unwrap();
+            (v.unwrap(), b)
+        });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let t = std::time::Instant::now();
+        a.finish(
+            y,
+            Finish::Failure {
+                reason: "broken".into(),
+            },
+            None,
+        );
+        let (v, b) = waiting.await.unwrap();
+        assert_eq!(v.error.as_deref(), Some("broken"));
+        assert!(t.elapsed() < Duration::from_secs(10));
+        let counts = b.counts().await.unwrap();
+        assert_eq!((counts.success, counts.failure, counts.pending), (1, 1, 0));
+        a.close().await;
+        b.close().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn passwords_are_kept_out_of_messages() {
