@@ -21,7 +21,7 @@ use hashd::{config, ServeArgs};
     version,
     propagate_version = true,
     args_conflicts_with_subcommands = true,
-    after_help = "Logging: HASHD_LOG sets the log filter (tracing EnvFilter syntax, e.g. debug or hashd=debug); logs go to stderr. [default: info]"
+    after_help = "Logging: HASHD_LOG sets the log filter (tracing EnvFilter syntax, e.g. debug or hashd=debug); logs go to stderr. [default: info,deadpool=error]"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -259,7 +259,10 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
 
 fn init_logging() {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("HASHD_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    // deadpool warns once per pooled connection it drops; the store logs
+    // an outage of the database once itself, so the default keeps it quiet.
+    let filter = EnvFilter::try_from_env("HASHD_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,deadpool=error"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

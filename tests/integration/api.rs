@@ -178,7 +178,11 @@ fn lookups_with_wait_hold_the_answer_until_the_job_ends() {
     // Shorter than the delay: the job as it is, after the wait.
     let t = Instant::now();
     let (status, v) = d.get_json(&format!("/gethash/{id}?wait=0.3"));
-    assert_eq!((status, v["status"].as_str()), (200, Some("PENDING")), "{v}");
+    assert_eq!(
+        (status, v["status"].as_str()),
+        (200, Some("PENDING")),
+        "{v}"
+    );
     assert!(t.elapsed() >= Duration::from_millis(250));
     // Every lookup form takes it; the answer comes with the job's end,
     // long before the wait runs out.
