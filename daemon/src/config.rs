@@ -38,6 +38,8 @@ pub struct Config {
     pub store: Option<Location>,
     /// Another node whose heartbeat is older than this is dead (PostgreSQL).
     pub node_timeout: Duration,
+    /// `/ready` fails with less free space than this in the data directory.
+    pub min_free_disk: u64,
 }
 
 impl Config {
@@ -62,6 +64,7 @@ impl Config {
             allowed_roots: Vec::new(),
             store: None,
             node_timeout: Duration::from_secs(10),
+            min_free_disk: 64 << 20,
         }
     }
 
@@ -168,6 +171,14 @@ pub struct ServeArgs {
     #[arg(long, value_name = "SECS")]
     pub node_timeout: Option<f64>,
 
+    /// GET /ready fails (503) while the data directory has less free space than this, e.g. 64M. [env: HASHD_MIN_FREE_DISK] [default: 64M]
+    #[arg(long, value_name = "SIZE")]
+    pub min_free_disk: Option<String>,
+
+    /// Log line format: text (one human-readable line per event) or json (one JSON object per line, for log shippers). [env: HASHD_LOG_FORMAT] [default: text]
+    #[arg(long, value_name = "FORMAT")]
+    pub log_format: Option<String>,
+
     /// Let socket clients hash files by path under DIR (repeatable). Off by default: clients pass descriptors, so the daemon reads only what they could open. [env: HASHD_ALLOW_PATH_ROOT, colon-separated]
     #[arg(long, value_name = "DIR")]
     pub allow_path_root: Vec<PathBuf>,
@@ -233,7 +244,29 @@ fn num<T: std::str::FromStr>(name: &str, v: &str) -> anyhow::Result<T> {
         .map_err(|_| anyhow::anyhow!("{name} must be a number, got {v:?}"))
 }
 
+/// How log lines are written (`--log-format`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
 impl ServeArgs {
+    /// `--log-format`, else `HASHD_LOG_FORMAT`, else text. Read before the
+    /// rest of the configuration, since logging starts first.
+    ///
+    /// Errors: a value other than text or json.
+    pub fn log_format(&self) -> anyhow::Result<LogFormat> {
+        let v = pick(self.log_format.clone(), &["HASHD_LOG_FORMAT"], |_, v| {
+            Ok(v.to_string())
+        })?;
+        match v.as_deref().map(str::to_ascii_lowercase).as_deref() {
+            None | Some("text") => Ok(LogFormat::Text),
+            Some("json") => Ok(LogFormat::Json),
+            Some(other) => bail!("--log-format must be text or json, got {other:?}"),
+        }
+    }
+
     /// Combines flags, environment and defaults into a validated [`Config`].
     pub fn resolve(self) -> anyhow::Result<Config> {
         let data_dir = pick(self.data_dir, &["HASHD_DATA_DIR"], |_, v| {
@@ -346,6 +379,13 @@ impl ServeArgs {
                 bail!("--node-timeout must be from 0.5 to 3600 seconds, got {secs}");
             }
             c.node_timeout = Duration::from_secs_f64(secs);
+        }
+        if let Some(size) = pick(
+            self.min_free_disk.as_deref().map(parse_size).transpose()?,
+            &["HASHD_MIN_FREE_DISK"],
+            |_, v| parse_size(v),
+        )? {
+            c.min_free_disk = size;
         }
         let mut roots = self.allow_path_root;
         if roots.is_empty() {

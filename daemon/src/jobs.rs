@@ -34,6 +34,11 @@ pub struct JobsConfig {
     /// Extra delay before a job's result reaches the store (testing PENDING
     /// flows); zero for none.
     pub artificial_delay: Duration,
+    /// The data directory, whose free space `/ready` checks.
+    pub data_dir: PathBuf,
+    /// `/ready` fails below this many free bytes in `data_dir`
+    /// (`--min-free-disk`).
+    pub min_free_disk: u64,
 }
 
 /// Owns every job from admission to its recorded or answered end.
@@ -45,11 +50,17 @@ pub struct Jobs {
     /// so that results go straight to the store.
     delayed: Option<Arc<DelayedResults>>,
     started: Instant,
+    pub(crate) metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Jobs {
     /// Errors: the thread that holds delayed results cannot be started.
-    pub fn new(pool: HasherPool, store: Arc<Store>, config: JobsConfig) -> std::io::Result<Jobs> {
+    pub fn new(
+        pool: HasherPool,
+        store: Arc<Store>,
+        config: JobsConfig,
+        metrics: Arc<crate::metrics::Metrics>,
+    ) -> std::io::Result<Jobs> {
         let delayed = match config.artificial_delay {
             d if d.is_zero() => None,
             d => Some(Arc::new(DelayedResults::start(d, store.clone())?)),
@@ -60,6 +71,7 @@ impl Jobs {
             config,
             delayed,
             started: Instant::now(),
+            metrics,
         })
     }
 
@@ -76,19 +88,27 @@ impl Jobs {
     pub(crate) fn completion(
         &self,
         id: String,
+        algo: Algorithm,
         notify: Option<oneshot::Sender<JobView>>,
     ) -> Completion {
         let store = self.store.clone();
         let delayed = self.delayed.clone();
+        let metrics = self.metrics.jobs.clone();
         Box::new(move |outcome| {
             let finish = match outcome {
-                Ok(d) => Finish::Success {
-                    hash: to_hex(&d.bytes),
-                    size: d.len,
-                },
-                Err(e) => Finish::Failure {
-                    reason: e.to_string(),
-                },
+                Ok(d) => {
+                    metrics.succeeded(algo.name(), d.len);
+                    Finish::Success {
+                        hash: to_hex(&d.bytes),
+                        size: d.len,
+                    }
+                }
+                Err(e) => {
+                    metrics.failed(&e);
+                    Finish::Failure {
+                        reason: e.to_string(),
+                    }
+                }
             };
             match delayed {
                 Some(d) => d.finish(id, finish, notify),
@@ -185,7 +205,10 @@ impl Backend for Jobs {
         let (final_tx, final_rx) = oneshot::channel();
         let job = self
             .pool
-            .try_open_stream(meta.algo, self.completion(id.clone(), Some(final_tx)))
+            .try_open_stream(
+                meta.algo,
+                self.completion(id.clone(), meta.algo, Some(final_tx)),
+            )
             .map_err(|e| match e {
                 JobError::Busy => ApiError::Busy {
                     retry_after: 1,
@@ -227,6 +250,19 @@ impl Backend for Jobs {
         if let Some(h) = self.pool.stats().into_iter().find(|h| !h.alive) {
             return Err(format!("hasher {} has stopped", h.index));
         }
+        let dir = &self.config.data_dir;
+        match rustix::fs::statvfs(dir) {
+            Ok(s) => {
+                let free = s.f_bavail.saturating_mul(s.f_frsize);
+                if free < self.config.min_free_disk {
+                    return Err(format!(
+                        "data directory: {free} bytes free, below --min-free-disk ({} bytes)",
+                        self.config.min_free_disk
+                    ));
+                }
+            }
+            Err(e) => return Err(format!("data directory: cannot read its free space: {e}")),
+        }
         match tokio::time::timeout(READY_DEADLINE, self.store.ready()).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(format!("job store: {e:#}")),
@@ -243,6 +279,10 @@ impl Backend for Jobs {
 
     fn answer_stream(&self, algo: Algorithm, reply: Reply) -> SocketStream {
         SocketStream(self.pool.open_stream(algo, answered(reply)))
+    }
+
+    fn metrics(&self) -> Option<String> {
+        self.metrics.encode()
     }
 
     fn progress(&self) -> Option<u64> {
@@ -526,7 +566,7 @@ async fn rehash(jobs: &Jobs, job: Interrupted, algo: hashcore::Algorithm, chunk_
     let mut stream = loop {
         match jobs
             .pool
-            .try_open_stream(algo, jobs.completion(id.clone(), None))
+            .try_open_stream(algo, jobs.completion(id.clone(), algo, None))
         {
             Ok(stream) => break stream,
             Err(hashcore::JobError::Busy) => {

@@ -21,6 +21,7 @@ pub mod client;
 pub mod config;
 pub mod delay;
 pub mod jobs;
+pub mod metrics;
 pub mod results_log;
 pub mod store;
 pub mod util;
@@ -80,7 +81,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     if let store::Location::Postgres(_) = &location {
         tracing::info!(node = %node.id, "connecting to the PostgreSQL job store");
     }
-    let store = Arc::new(Store::connect(&location, config.sync, log, node).await?);
+    let metrics = Arc::new(metrics::Metrics::new());
+    let log_pending = log.pending_lines();
+    let store =
+        Arc::new(Store::connect(&location, config.sync, log, node, metrics.store.clone()).await?);
     let pool = HasherPool::start(PoolConfig {
         hashers: config.hashers,
         pin: config.pin,
@@ -102,10 +106,21 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
             JobsConfig {
                 uploads_dir: config.keep_uploads.then(|| config.uploads_dir()),
                 artificial_delay: config.artificial_delay,
+                data_dir: config.data_dir.clone(),
+                min_free_disk: config.min_free_disk,
             },
+            metrics.clone(),
         )
         .context("cannot start the thread that delays results")?,
     );
+    {
+        let (weak, store) = (Arc::downgrade(&jobs), store.clone());
+        metrics.finish(
+            Box::new(move || weak.upgrade().map(|j| j.pool.stats()).unwrap_or_default()),
+            log_pending,
+            Box::new(move || !store.is_down()),
+        );
+    }
     let rehashing = jobs.recover(config.chunk_size).await?;
     let reporter = jobs.report_task(config.node_timeout / 5);
 
@@ -137,7 +152,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     let http = frontends::http::serve(
         listener,
         jobs.clone(),
-        config.http.clone(),
+        frontends::http::HttpConfig {
+            metrics: Some(metrics.http.clone()),
+            ..config.http.clone()
+        },
         stopped(stop_rx.clone()),
     );
     let unix = async {

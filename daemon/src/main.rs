@@ -194,7 +194,14 @@ fn main() -> ExitCode {
             })
         }
     };
-    init_logging();
+    let format = match args.log_format() {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("hashd: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(format);
     let config = match args.resolve() {
         Ok(c) => c,
         Err(e) => {
@@ -257,15 +264,25 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     }
 }
 
-fn init_logging() {
+fn init_logging(format: config::LogFormat) {
     use tracing_subscriber::EnvFilter;
     // deadpool warns once per pooled connection it drops; the store logs
     // an outage of the database once itself, so the default keeps it quiet.
     let filter = EnvFilter::try_from_env("HASHD_LOG")
         .unwrap_or_else(|_| EnvFilter::new("info,deadpool=error"));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .init();
+        .with_ansi(false);
+    match format {
+        config::LogFormat::Text => builder.init(),
+        // One object per line; the request's span (its request_id) is in
+        // "span", the event's fields at the top level.
+        config::LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+    }
 }

@@ -6,7 +6,8 @@
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::Path;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -66,6 +67,7 @@ pub struct ResultsLog {
     tx: mpsc::Sender<Msg>,
     thread: Option<JoinHandle<io::Result<()>>>,
     tail: Option<LogTail>,
+    pending: Arc<AtomicU64>,
 }
 
 impl ResultsLog {
@@ -86,13 +88,16 @@ impl ResultsLog {
         }
         let tail = read_tail(&mut file)?;
         let (tx, rx) = mpsc::channel();
+        let pending = Arc::new(AtomicU64::new(0));
+        let counted = pending.clone();
         let thread = std::thread::Builder::new()
             .name("results-log".into())
-            .spawn(move || write_lines(file, rx))?;
+            .spawn(move || write_lines(file, rx, &counted))?;
         Ok(ResultsLog {
             tx,
             thread: Some(thread),
             tail,
+            pending,
         })
     }
 
@@ -104,8 +109,15 @@ impl ResultsLog {
     /// Queues lines; they are written in the order given, whole.
     pub fn append(&self, lines: Vec<LogLine>) {
         if !lines.is_empty() {
+            self.pending
+                .fetch_add(lines.len() as u64, Ordering::Relaxed);
             let _ = self.tx.send(Msg::Lines(lines));
         }
+    }
+
+    /// Lines queued and not yet written: the log's lag behind the store.
+    pub fn pending_lines(&self) -> Arc<AtomicU64> {
+        self.pending.clone()
     }
 
     /// Writes what is queued, fsyncs, and stops the writer.
@@ -132,13 +144,16 @@ const RETRY_INTERVAL: Duration = Duration::from_secs(1);
 /// lines beyond are dropped, and the drop is logged.
 const MAX_PENDING_BYTES: usize = 64 << 20;
 
-fn write_lines(mut file: File, rx: mpsc::Receiver<Msg>) -> io::Result<()> {
+fn write_lines(mut file: File, rx: mpsc::Receiver<Msg>, queued: &AtomicU64) -> io::Result<()> {
     // Whole lines not yet in the file. A failed write (a full disk) leaves
     // its unwritten tail here for the next attempt, so lines are delayed,
     // never lost or torn, while the daemon runs.
     let mut pending: Vec<u8> = Vec::with_capacity(64 << 10);
     let mut failing = false;
     let mut dropped = 0u64;
+    // Lines taken from the queue and not yet written (or dropped): what
+    // `queued` counts down once they are.
+    let mut buffered = 0u64;
     loop {
         let first = if failing {
             match rx.recv_timeout(RETRY_INTERVAL) {
@@ -160,6 +175,7 @@ fn write_lines(mut file: File, rx: mpsc::Receiver<Msg>) -> io::Result<()> {
                 }
                 Msg::Lines(lines) => {
                     for line in lines {
+                        buffered += 1;
                         if pending.len() >= MAX_PENDING_BYTES {
                             dropped += 1;
                             continue;
@@ -180,7 +196,11 @@ fn write_lines(mut file: File, rx: mpsc::Receiver<Msg>) -> io::Result<()> {
             );
             dropped = 0;
         }
-        match write_pending(&mut file, &mut pending) {
+        let written = write_pending(&mut file, &mut pending);
+        if written.is_ok() {
+            queued.fetch_sub(std::mem::take(&mut buffered), Ordering::Relaxed);
+        }
+        match written {
             Ok(()) if failing => {
                 tracing::info!("results log writable again; delayed lines written");
                 failing = false;

@@ -144,6 +144,12 @@ pub trait Backend: Send + Sync + 'static {
         async { Ok(serde_json::json!({ "nodes": [] })) }
     }
 
+    /// The daemon's metrics in the Prometheus text format (`GET /metrics`);
+    /// `None` when it keeps none.
+    fn metrics(&self) -> Option<String> {
+        None
+    }
+
     /// Whether this node can take uploads now; `Err` names the failing
     /// check (for `GET /ready`).
     fn ready(&self) -> impl Future<Output = Result<(), String>> + Send {

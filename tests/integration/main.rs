@@ -7,6 +7,7 @@ mod conformance;
 mod durability;
 mod errors;
 mod local;
+mod operations;
 mod reliability;
 mod shutdown;
 mod util;

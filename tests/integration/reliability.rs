@@ -645,7 +645,10 @@ fn a_full_disk_fails_uploads_cleanly_and_recovers_when_space_returns() {
         .arg("--no-socket")
         .arg("--artificial-delay")
         .arg("1")
+        .arg("--min-free-disk")
+        .arg("256K")
         .start();
+    assert_eq!(d.get("/ready").status, 200);
     let mut expected: HashMap<String, String> = HashMap::new();
     let mut upload = |seed: u64| {
         let body = data(10_000, seed);
@@ -661,6 +664,12 @@ fn a_full_disk_fails_uploads_cleanly_and_recovers_when_space_returns() {
     let pending: Vec<String> = (5..10).map(&mut upload).collect();
 
     fill(&data_dir);
+    let (status, ready) = d.get_json("/ready");
+    assert_eq!(status, 503, "{ready}");
+    assert!(
+        ready["error"].as_str().unwrap().contains("--min-free-disk"),
+        "{ready}"
+    );
     // The pending jobs come due: their commit or their log line meets the
     // full disk (which one depends on the database's free pages).
     wait_until(
@@ -719,6 +728,7 @@ fn a_full_disk_fails_uploads_cleanly_and_recovers_when_space_returns() {
     }
 
     std::fs::remove_file(data_dir.join("filler")).unwrap();
+    assert_eq!(d.get("/ready").status, 200);
     // Uploads work again, and every job recorded while full ends.
     let body = data(300_000, 12);
     let v = d.upload("?wait=1", "after", &body).json();

@@ -28,6 +28,9 @@ pub enum Op {
         /// Told the final state once it is committed.
         notify: Option<oneshot::Sender<JobView>>,
     },
+    /// Answered once the batch holding it has committed: proof that the
+    /// writer runs and its commits succeed (`GET /ready`).
+    Probe(oneshot::Sender<()>),
     /// Apply what was queued before it, then stop.
     Close,
 }
@@ -36,16 +39,15 @@ pub enum Op {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
     /// A new row; with `finish`, the index of the finish written with it.
-    Insert {
-        finish: Option<usize>,
-    },
+    Insert { finish: Option<usize> },
     /// A finish written with its insert (earlier in the batch).
     WithInsert,
     /// A finish that updates a row committed before (or absent).
     Update,
     /// A second finish of the same job in one batch: a job ends once.
     Ignored,
-    Close,
+    /// Writes no row (a probe, the close marker).
+    Nothing,
 }
 
 /// The roles of `ops`, a batch in queue order.
@@ -71,7 +73,7 @@ pub fn plan(ops: &[Op]) -> Vec<Role> {
                 }
                 None => Role::Update,
             },
-            Op::Close => Role::Close,
+            Op::Probe(_) | Op::Close => Role::Nothing,
         };
         roles.push(role);
     }
@@ -158,6 +160,9 @@ impl Outlets<'_> {
                         }
                     }
                 }
+                Op::Probe(ack) => {
+                    let _ = ack.send(());
+                }
                 Op::Close => {}
             }
         }
@@ -222,7 +227,7 @@ mod tests {
                 Role::WithInsert,
                 Role::Ignored,
                 Role::Update,
-                Role::Close,
+                Role::Nothing,
             ]
         );
     }

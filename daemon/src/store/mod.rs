@@ -67,6 +67,7 @@ use std::time::Duration;
 use frontends::{JobPage, JobStatus, JobView, ListQuery};
 use tokio::sync::oneshot;
 
+use crate::metrics::StoreMetrics;
 use crate::results_log::ResultsLog;
 
 pub use postgres::PgStore;
@@ -275,8 +276,9 @@ pub trait JobStore: Send + Sync {
     /// Replaces what this node reports with its next heartbeat.
     fn report(&self, report: NodeReport);
 
-    /// Whether the store accepts work now: one round trip to a database
-    /// server, a read of the file for SQLite. Errors say why not.
+    /// Whether the store accepts writes now: a probe queued behind the
+    /// pending writes, answered once the writer's batch holding it has
+    /// committed. Errors say why not; the caller bounds the wait.
     fn ready(&self) -> impl Future<Output = anyhow::Result<()>> + Send;
 
     /// True while the database server is known to be unreachable: uploads
@@ -314,29 +316,26 @@ impl Store {
     /// process holds its write lock, or a row the reconciliation reads is
     /// corrupt.
     pub fn open(path: &Path, sync: SyncMode, log: ResultsLog) -> anyhow::Result<Store> {
-        Self::open_sqlite(path, sync, log, Node::local())
-    }
-
-    fn open_sqlite(
-        path: &Path,
-        sync: SyncMode,
-        log: ResultsLog,
-        node: Node,
-    ) -> anyhow::Result<Store> {
-        SqliteStore::open(path, sync, log, node).map(Store::Sqlite)
+        SqliteStore::open(path, sync, log, Node::local(), Arc::default()).map(Store::Sqlite)
     }
 
     /// Opens the store at `location` for `node`: SQLite as [`Store::open`],
     /// PostgreSQL as [`PgStore::open`] (on the current tokio runtime).
+    /// Its writer observes each batch in `metrics`.
     pub async fn connect(
         location: &Location,
         sync: SyncMode,
         log: ResultsLog,
         node: Node,
+        metrics: Arc<StoreMetrics>,
     ) -> anyhow::Result<Store> {
         match location {
-            Location::Sqlite(path) => Self::open_sqlite(path, sync, log, node),
-            Location::Postgres(url) => PgStore::open(url, node, log).await.map(Store::Postgres),
+            Location::Sqlite(path) => {
+                SqliteStore::open(path, sync, log, node, metrics).map(Store::Sqlite)
+            }
+            Location::Postgres(url) => PgStore::open(url, node, log, metrics)
+                .await
+                .map(Store::Postgres),
         }
     }
 

@@ -48,6 +48,7 @@ impl SqliteStore {
         sync: SyncMode,
         log: ResultsLog,
         node: Node,
+        metrics: Arc<crate::metrics::StoreMetrics>,
     ) -> anyhow::Result<SqliteStore> {
         let conn = open_writer(path, sync)
             .with_context(|| format!("cannot open the job database {}", path.display()))?;
@@ -56,7 +57,7 @@ impl SqliteStore {
         let (tx, rx) = mpsc::channel();
         let recent = Arc::new(RecentJobs::default());
         let waiters = Arc::new(Waiters::default());
-        let writer = Writer::new(conn, log, recent.clone(), waiters.clone());
+        let writer = Writer::new(conn, log, recent.clone(), waiters.clone(), metrics);
         let writer = std::thread::Builder::new()
             .name("store-writer".into())
             .spawn(move || writer.run(rx))?;
@@ -151,10 +152,12 @@ impl SqliteStore {
         *self.report.lock().unwrap_or_else(|p| p.into_inner()) = report;
     }
 
-    /// See [`super::JobStore::ready`]: a read of the file.
+    /// See [`super::JobStore::ready`]: a commit by the writer.
     pub async fn ready(&self) -> anyhow::Result<()> {
-        self.readers
-            .with(|c| c.query_row("SELECT COUNT(*) FROM sqlite_master", [], |_| Ok(())))
+        let (ack, done) = oneshot::channel();
+        let _ = self.tx.send(Op::Probe(ack));
+        done.await
+            .map_err(|_| anyhow::anyhow!("the writer could not commit"))
     }
 
     /// A local file is never unreachable.

@@ -40,6 +40,7 @@ pub struct Writer {
     log: ResultsLog,
     recent: Arc<RecentJobs>,
     waiters: Arc<Waiters>,
+    metrics: Arc<crate::metrics::StoreMetrics>,
     /// Finishes that could not be committed (disk full, I/O error), retried
     /// until they can: a job must never stay PENDING for good.
     retry: Vec<Op>,
@@ -52,12 +53,14 @@ impl Writer {
         log: ResultsLog,
         recent: Arc<RecentJobs>,
         waiters: Arc<Waiters>,
+        metrics: Arc<crate::metrics::StoreMetrics>,
     ) -> Writer {
         Writer {
             conn,
             log,
             recent,
             waiters,
+            metrics,
             retry: Vec::new(),
         }
     }
@@ -106,7 +109,11 @@ impl Writer {
     /// Commits `ops` in one transaction; if that fails, one by one, so one bad
     /// operation cannot sink the others.
     fn apply(&mut self, ops: Vec<Op>) {
-        match self.commit(&ops) {
+        let started = std::time::Instant::now();
+        let committed = self.commit(&ops);
+        self.metrics
+            .batch(ops.len(), started.elapsed().as_secs_f64());
+        match committed {
             Ok(logged) => self.settle(ops, logged),
             Err(batch_err) => {
                 tracing::warn!(error = %batch_err, ops = ops.len(), "batched commit failed; applying one at a time");
@@ -219,7 +226,7 @@ impl Writer {
                             )
                         });
                     }
-                    Op::Close => {}
+                    Op::Probe(_) | Op::Close => {}
                 }
             }
         }
@@ -253,7 +260,8 @@ impl Writer {
                 }));
             }
             op @ Op::Finish { .. } => self.retry.push(op),
-            Op::Close => {}
+            // Dropped: the probe fails.
+            Op::Probe(_) | Op::Close => {}
         }
     }
 }
@@ -289,6 +297,7 @@ mod tests {
             conn,
             ResultsLog::open(&log_path).unwrap(),
             recent.clone(),
+            Arc::default(),
             Arc::default(),
         );
         // "old" was recorded by an earlier batch; "new" arrives with its end;

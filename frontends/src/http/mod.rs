@@ -5,9 +5,11 @@
 //! than queued without limit. Request bodies stream through [`upload`] straight
 //! into the backend; nothing holds a whole file.
 //!
-//! Modules: [`routes`] dispatches, [`upload`] streams bodies, [`query`] reads
+//! Modules: [`observe`] gives each request its id, access-log line and
+//! metrics, [`routes`] dispatches, [`upload`] streams bodies, [`query`] reads
 //! ids and parameters, [`pages`] renders HTML, [`respond`] builds responses.
 
+pub mod observe;
 mod pages;
 mod query;
 mod respond;
@@ -48,6 +50,8 @@ pub struct HttpConfig {
     pub max_headers: usize,
     /// How long shutdown waits for connections to finish (`--shutdown-grace`).
     pub shutdown_grace: Duration,
+    /// Where request metrics go; `None` counts nothing.
+    pub metrics: Option<Arc<observe::HttpMetrics>>,
 }
 
 impl Default for HttpConfig {
@@ -61,6 +65,7 @@ impl Default for HttpConfig {
             max_header_bytes: 256 << 10,
             max_headers: 100,
             shutdown_grace: Duration::from_secs(30),
+            metrics: None,
         }
     }
 }
@@ -109,7 +114,7 @@ pub async fn serve<B: Backend>(
             },
         };
         let _ = stream.set_nodelay(true);
-        let conn = connection(shared.clone(), TokioIo::new(stream));
+        let conn = connection(shared.clone(), TokioIo::new(stream), Some(peer));
         let fut = graceful.watch(conn);
         tokio::spawn(async move {
             if let Err(e) = fut.await {
@@ -159,21 +164,30 @@ where
         uploads: Arc::new(Semaphore::new(config.max_uploads.max(1))),
         config,
     });
-    connection(shared, TokioIo::new(io)).await
+    connection(shared, TokioIo::new(io), None).await
 }
 
 fn connection<B, IO>(
     shared: Arc<Shared<B>>,
     io: IO,
+    peer: Option<std::net::SocketAddr>,
 ) -> impl hyper_util::server::graceful::GracefulConnection<Error = hyper::Error> + Send + 'static
 where
     B: Backend,
     IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
     let config = shared.config.clone();
-    let service = service_fn(move |req| {
+    let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
         let shared = shared.clone();
-        async move { Ok::<_, std::convert::Infallible>(routes::handle(&shared, req).await) }
+        async move {
+            let route = routes::route_label(req.uri().path());
+            let metrics = shared.config.metrics.clone();
+            let resp = observe::observe(metrics.as_deref(), route, peer, req, |req| async {
+                routes::handle(&shared, req).await
+            })
+            .await;
+            Ok::<_, std::convert::Infallible>(resp)
+        }
     });
     let mut builder = http1::Builder::new();
     builder

@@ -34,6 +34,17 @@ pub fn html(status: StatusCode, page: String) -> Response<Body> {
     resp
 }
 
+/// `GET /metrics`: the Prometheus text format, version 0.0.4 (what
+/// Prometheus and promtool read).
+pub fn metrics(text: String) -> Response<Body> {
+    let mut resp = Response::new(Full::new(Bytes::from(text)));
+    resp.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static(prometheus_client::encoding::prometheus_text::CONTENT_TYPE),
+    );
+    resp
+}
+
 /// `OPTIONS` on a known path (or `*`): 200 with its methods and
 /// `Content-Length: 0` (RFC 9110 section 9.3.7).
 pub fn options(allow: &'static str) -> Response<Body> {

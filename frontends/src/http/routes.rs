@@ -169,6 +169,10 @@ pub(crate) async fn handle<B: Backend>(
                 &serde_json::json!({"ready": false, "error": why}),
             ),
         },
+        (&Method::GET, "/metrics") => match shared.backend.metrics() {
+            Some(text) => respond::metrics(text),
+            None => respond::error(&ApiError::NotFound("no metrics".into())),
+        },
         (&Method::GET, "/cluster") => match shared.backend.cluster().await {
             Ok(nodes) => respond::json(StatusCode::OK, &nodes),
             Err(e) => respond::error(&e),
@@ -218,6 +222,34 @@ fn request_target(req: &Request<Incoming>) -> Result<(), ApiError> {
     }
 }
 
+/// The route a path belongs to, as a metric label: a fixed set, so a
+/// client cannot grow it (ids and names are replaced by placeholders).
+pub(crate) fn route_label(raw: &str) -> &'static str {
+    let p = match raw.trim_end_matches('/') {
+        "" => "/",
+        p => p,
+    };
+    match p {
+        "/" => "/",
+        "/uploadfile" => "/uploadfile",
+        "/uploadfile-html" => "/uploadfile-html",
+        "/uploadform" => "/uploadform",
+        "/files" => "/files",
+        "/gethash" => "/gethash",
+        "/get_hash/gethash" => "/get_hash/gethash",
+        "/gethash-form" => "/gethash-form",
+        "/jobs" => "/jobs",
+        "/stats" => "/stats",
+        "/health" => "/health",
+        "/ready" => "/ready",
+        "/cluster" => "/cluster",
+        "/metrics" => "/metrics",
+        p if p.starts_with("/files/") => "/files/{name}",
+        p if p.starts_with("/gethash/") => "/gethash/{id}",
+        _ => "other",
+    }
+}
+
 /// The methods a path answers (its `Allow` header, RFC 9110 section
 /// 10.2.1), or `None` for no route. The dispatch in [`handle`] must agree; a test asks every path every
 /// method and compares.
@@ -227,7 +259,7 @@ pub(crate) fn allowed_methods(p: &str) -> Option<&'static str> {
         "/uploadfile" | "/uploadfile-html" => Some("POST, OPTIONS"),
         "/files" => Some("PUT, POST, OPTIONS"),
         "/" | "/uploadform" | "/gethash" | "/get_hash/gethash" | "/gethash-form" | "/jobs"
-        | "/stats" | "/health" | "/ready" | "/cluster" => Some(READ),
+        | "/stats" | "/health" | "/ready" | "/cluster" | "/metrics" => Some(READ),
         p if p.starts_with("/files/") => Some("PUT, POST, OPTIONS"),
         p if p.starts_with("/gethash/") => Some(READ),
         _ => None,
@@ -353,16 +385,19 @@ async fn hash_answer<B: Backend>(
         None => shared.backend.lookup(id.trim()).await,
     };
     match found {
-        Ok(Some(job)) => respond::json(
-            StatusCode::OK,
-            &HashAnswer {
-                status: job.status.as_str(),
-                hash: job.hash.as_deref(),
-                id: Some(&job.id),
-                algorithm: Some(&job.algorithm),
-                size: job.size,
-                error: job.error.as_deref(),
-            },
+        Ok(Some(job)) => about_job(
+            respond::json(
+                StatusCode::OK,
+                &HashAnswer {
+                    status: job.status.as_str(),
+                    hash: job.hash.as_deref(),
+                    id: Some(&job.id),
+                    algorithm: Some(&job.algorithm),
+                    size: job.size,
+                    error: job.error.as_deref(),
+                },
+            ),
+            &job.id,
         ),
         Ok(None) => respond::json(
             StatusCode::NOT_FOUND,
@@ -379,22 +414,32 @@ async fn hash_answer<B: Backend>(
     }
 }
 
+/// `resp`, marked as being about job `id` (for the access log).
+fn about_job(mut resp: Response<Body>, id: &str) -> Response<Body> {
+    resp.extensions_mut()
+        .insert(super::observe::JobId(id.to_string()));
+    resp
+}
+
 fn upload_answer(result: Result<JobView, ApiError>) -> Response<Body> {
     match result {
-        Ok(job) => respond::json(
-            StatusCode::OK,
-            &UploadAnswer {
-                success: true,
-                id: Some(&job.id),
-                celery_status: Some(job.status.as_str()),
-                celery_id: Some(&job.id),
-                status: Some(job.status.as_str()),
-                algorithm: Some(&job.algorithm),
-                hash: job.hash.as_deref(),
-                size: job.size,
-                name: job.name.as_deref(),
-                error: job.error.clone(),
-            },
+        Ok(job) => about_job(
+            respond::json(
+                StatusCode::OK,
+                &UploadAnswer {
+                    success: true,
+                    id: Some(&job.id),
+                    celery_status: Some(job.status.as_str()),
+                    celery_id: Some(&job.id),
+                    status: Some(job.status.as_str()),
+                    algorithm: Some(&job.algorithm),
+                    hash: job.hash.as_deref(),
+                    size: job.size,
+                    name: job.name.as_deref(),
+                    error: job.error.clone(),
+                },
+            ),
+            &job.id,
         ),
         Err(e) => {
             let answer = UploadAnswer {

@@ -52,6 +52,7 @@ pub async fn next_chunk(body: &mut Incoming, idle: Duration) -> Result<Option<By
             }
             Ok(Some(Ok(frame))) => {
                 if let Ok(data) = frame.into_data() {
+                    super::observe::count_in(data.len());
                     return Ok(Some(data));
                 }
             }
@@ -149,15 +150,38 @@ fn upload_framing(req: &Request<Incoming>) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn upload_permit<B>(shared: &Shared<B>) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
-    shared
+fn upload_permit<B>(shared: &Shared<B>) -> Result<UploadSlot, ApiError> {
+    let permit = shared
         .uploads
         .clone()
         .try_acquire_owned()
         .map_err(|_| ApiError::Busy {
             retry_after: 1,
             what: format!("{} uploads in progress", shared.config.max_uploads),
-        })
+        })?;
+    let metrics = shared.config.metrics.clone();
+    if let Some(m) = &metrics {
+        m.uploads.inc();
+    }
+    Ok(UploadSlot {
+        _permit: permit,
+        metrics,
+    })
+}
+
+/// One of the `--max-uploads` slots, counted in `uploads_in_progress`
+/// while held.
+struct UploadSlot {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    metrics: Option<Arc<super::observe::HttpMetrics>>,
+}
+
+impl Drop for UploadSlot {
+    fn drop(&mut self) {
+        if let Some(m) = &self.metrics {
+            m.uploads.dec();
+        }
+    }
 }
 
 /// Pushes one chunk, enforcing the size limit.

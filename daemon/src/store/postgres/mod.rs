@@ -80,7 +80,12 @@ impl PgStore {
     ///
     /// Errors: a URL tokio-postgres cannot parse, the server cannot be
     /// reached, a migration fails, or the schema is newer than this build.
-    pub async fn open(url: &str, node: Node, log: ResultsLog) -> anyhow::Result<PgStore> {
+    pub async fn open(
+        url: &str,
+        node: Node,
+        log: ResultsLog,
+        metrics: Arc<crate::metrics::StoreMetrics>,
+    ) -> anyhow::Result<PgStore> {
         let mut config = tokio_postgres::Config::from_str(url).with_context(|| {
             format!(
                 "invalid PostgreSQL URL {} (expected postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE)",
@@ -138,6 +143,7 @@ impl PgStore {
             log,
             retry: Vec::new(),
             up_since: None,
+            metrics,
         };
         let writer = tokio::spawn(writer.run(rx));
         let listener = tokio::spawn(listen::run(config, waiters.clone()));
@@ -330,11 +336,12 @@ impl PgStore {
         *self.report.lock().unwrap_or_else(|p| p.into_inner()) = report;
     }
 
-    /// See [`super::JobStore::ready`]: one round trip.
+    /// See [`super::JobStore::ready`]: a commit by the writer.
     pub async fn ready(&self) -> anyhow::Result<()> {
-        self.read(|c| async move { c.query_one("SELECT 1", &[]).await })
-            .await
-            .map(drop)
+        let (ack, done) = oneshot::channel();
+        let _ = self.tx.send(Op::Probe(ack));
+        done.await
+            .map_err(|_| anyhow::anyhow!("the writer could not commit (is PostgreSQL reachable?)"))
     }
 
     /// Whether the last contact with the server failed.
@@ -609,7 +616,11 @@ mod tests {
             let (url, node, log) = (url.clone(), node(n), dir.join(log));
             async move {
                 let log = ResultsLog::open(&log).unwrap();
-                Store::Postgres(PgStore::open(&url, node, log).await.unwrap())
+                Store::Postgres(
+                    PgStore::open(&url, node, log, Arc::default())
+                        .await
+                        .unwrap(),
+                )
             }
         };
         let a = open("node-a", "a.log").await;

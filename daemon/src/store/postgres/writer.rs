@@ -45,6 +45,7 @@ pub(super) struct PgWriter {
     /// node timeout: after an outage of the server every node's heartbeat is
     /// old, and the live ones need a timeout's time to beat again.
     pub up_since: Option<Instant>,
+    pub metrics: Arc<crate::metrics::StoreMetrics>,
 }
 
 /// Heartbeats per node timeout: a node misses four before it counts as dead.
@@ -107,7 +108,11 @@ impl PgWriter {
     /// error is retried one operation at a time, so one bad operation cannot
     /// sink the others.
     async fn apply(&mut self, ops: Vec<Op>) {
-        match self.commit(&ops).await {
+        let started = Instant::now();
+        let committed = self.commit(&ops).await;
+        self.metrics
+            .batch(ops.len(), started.elapsed().as_secs_f64());
+        match committed {
             Ok(ended) => {
                 self.health.up();
                 self.outlets().settle(ops, ended);
@@ -146,7 +151,8 @@ impl PgWriter {
                 }));
             }
             op @ Op::Finish { .. } => self.retry.push(op),
-            Op::Close => {}
+            // Dropped: the probe fails.
+            Op::Probe(_) | Op::Close => {}
         }
     }
 

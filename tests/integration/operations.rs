@@ -1,0 +1,226 @@
+//! Operating hashd: `/metrics` (checked by promtool), `/ready`, the access
+//! log and request ids.
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::util::*;
+
+/// The value of the sample `name{labels}` (labels as printed, in order;
+/// empty for none), or 0 when it is absent.
+fn sample(text: &str, name: &str, labels: &str) -> f64 {
+    let key = if labels.is_empty() {
+        format!("{name} ")
+    } else {
+        format!("{name}{{{labels}}} ")
+    };
+    text.lines()
+        .find_map(|l| l.strip_prefix(&key))
+        .map_or(0.0, |v| v.trim().parse().unwrap())
+}
+
+/// promtool (Debian's prometheus package) checks the exposition; it must
+/// be there in CI.
+fn promtool_check(text: &str) {
+    let child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(_) => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "promtool is missing: apt-get install prometheus"
+            );
+            eprintln!("promtool not installed: exposition not checked");
+            return;
+        }
+    };
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn metrics_move_with_uploads_failures_and_refusals_and_pass_promtool() {
+    let dir = TempDir::new("metrics");
+    let d = Daemon::builder(dir.path())
+        .arg("--max-upload")
+        .arg("64K")
+        .arg("--max-uploads")
+        .arg("1")
+        .arg("--body-timeout")
+        .arg("1")
+        .start();
+    let metrics = || {
+        let r = d.get("/metrics");
+        assert_eq!(r.status, 200);
+        assert!(r
+            .header("content-type")
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4"));
+        r.text()
+    };
+    let before = metrics();
+    promtool_check(&before);
+    assert_eq!(sample(&before, "hashd_uploads_in_progress", ""), 0.0);
+    assert_eq!(sample(&before, "hashd_store_up", ""), 1.0);
+
+    // Three successes: jobs, bytes by algorithm, requests by route and code.
+    for (i, size) in [100usize, 2000, 30_000].into_iter().enumerate() {
+        let body = data(size, i as u64);
+        let v = d.upload("?wait=true&algo=sha256", "f", &body).json();
+        assert_eq!(v["hash"], reference("sha256", &body));
+    }
+    let m = metrics();
+    let ok = r#"route="/uploadfile",method="POST",code="200""#;
+    assert_eq!(sample(&m, "hashd_http_requests_total", ok), 3.0);
+    assert_eq!(
+        sample(
+            &m,
+            "hashd_jobs_finished_total",
+            r#"status="SUCCESS",reason="none""#
+        ),
+        3.0
+    );
+    assert_eq!(
+        sample(&m, "hashd_hashed_bytes_total", r#"algorithm="sha256""#),
+        32_100.0
+    );
+    assert!(sample(&m, "hashd_http_received_bytes_total", "") > 32_100.0);
+    assert!(sample(&m, "hashd_http_sent_bytes_total", "") > 0.0);
+    assert_eq!(
+        sample(
+            &m,
+            "hashd_http_request_duration_seconds_count",
+            r#"route="/uploadfile""#
+        ),
+        3.0
+    );
+    assert!(sample(&m, "hashd_store_batch_ops_count", "") >= 3.0);
+    assert!(sample(&m, "hashd_store_commit_seconds_count", "") >= 3.0);
+    assert!(sample(&m, "hashd_hasher_hashed_bytes_total", r#"hasher="0""#) >= 0.0);
+    for family in [
+        "hashd_hasher_up{",
+        "hashd_hasher_jobs_active{",
+        "hashd_hasher_reads_in_flight{",
+        "hashd_hasher_lane_blocks_total{",
+        "hashd_hasher_lane_slots_total{",
+        "hashd_hasher_reader{",
+        "hashd_results_log_pending_lines ",
+    ] {
+        assert!(m.contains(family), "{family} missing:\n{m}");
+    }
+
+    // 413: over --max-upload.
+    let r = d.upload("", "big", &data(100_000, 9));
+    assert_eq!(r.status, 413);
+    // An upload that stalls holds the only slot: the next one is 503, and
+    // the stalled one is cut off with 408 after --body-timeout. Its job
+    // fails (aborted).
+    let mut stalled = TcpStream::connect(d.addr).unwrap();
+    write!(
+        stalled,
+        "PUT /files/stall HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nabc"
+    )
+    .unwrap();
+    wait_until(
+        "the stalled upload holds no slot",
+        Duration::from_secs(5),
+        || sample(&metrics(), "hashd_uploads_in_progress", "") == 1.0,
+    );
+    let r = d.upload("", "refused", b"x");
+    assert_eq!(r.status, 503);
+    wait_until("no 408", Duration::from_secs(10), || {
+        sample(
+            &metrics(),
+            "hashd_http_requests_total",
+            r#"route="/files/{name}",method="PUT",code="408""#,
+        ) == 1.0
+    });
+    let m = metrics();
+    let code = |c: &str| {
+        sample(
+            &m,
+            "hashd_http_requests_total",
+            &format!(r#"route="/uploadfile",method="POST",code="{c}""#),
+        )
+    };
+    assert_eq!((code("413"), code("503")), (1.0, 1.0));
+    assert_eq!(sample(&m, "hashd_uploads_in_progress", ""), 0.0);
+    assert!(
+        sample(
+            &m,
+            "hashd_jobs_finished_total",
+            r#"status="FAILURE",reason="aborted""#
+        ) >= 1.0,
+        "{m}"
+    );
+    promtool_check(&m);
+    drop(stalled);
+}
+
+#[test]
+fn every_request_has_one_access_line_with_its_request_id() {
+    let dir = TempDir::new("access");
+    let d = Daemon::builder(dir.path())
+        .arg("--log-format")
+        .arg("json")
+        .start();
+    let mut sent = Vec::new();
+    for i in 0..20 {
+        let id = format!("req-{i}");
+        let path = match i % 3 {
+            0 => "/health".to_string(),
+            1 => format!("/gethash/{:032x}?file_id=secret", i),
+            _ => "/nowhere".to_string(),
+        };
+        let r = request(d.addr, "GET", &path, &[("X-Request-Id", &id)], &[]);
+        assert_eq!(r.header("x-request-id"), Some(id.as_str()));
+        sent.push((id, r.status));
+    }
+    let v = d.upload("?wait=true", "a", b"abc");
+    let job = v.json()["id"].as_str().unwrap().to_string();
+    let made = v.header("x-request-id").unwrap().to_string();
+    // An id a log cannot hold safely is replaced.
+    let r = request(d.addr, "GET", "/health", &[("X-Request-Id", "a b\"c")], &[]);
+    let replaced = r.header("x-request-id").unwrap().to_string();
+    assert_ne!(replaced, "a b\"c");
+    let log = d.stderr();
+    let access: Vec<serde_json::Value> = log
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .filter(|v: &serde_json::Value| v["target"] == "hashd::access")
+        .collect();
+    let id_of = |v: &serde_json::Value| v["span"]["request_id"].as_str().unwrap().to_string();
+    for (id, status) in &sent {
+        let lines: Vec<_> = access.iter().filter(|v| &id_of(v) == id).collect();
+        assert_eq!(lines.len(), 1, "{id}: {lines:?}");
+        assert_eq!(lines[0]["status"], *status);
+        assert!(!lines[0]["path"].as_str().unwrap().contains("secret"));
+    }
+    let upload: Vec<_> = access.iter().filter(|v| id_of(v) == made).collect();
+    assert_eq!(upload.len(), 1);
+    assert_eq!(upload[0]["job_id"], job.as_str());
+    assert_eq!(upload[0]["method"], "POST");
+    assert!(upload[0]["bytes_in"].as_u64().unwrap() > 3);
+    assert!(upload[0]["duration_ms"].is_number());
+    assert_eq!(access.iter().filter(|v| id_of(v) == replaced).count(), 1);
+    assert_eq!(access.len(), sent.len() + 2);
+}
