@@ -40,6 +40,10 @@ pub struct Config {
     pub node_timeout: Duration,
     /// `/ready` fails with less free space than this in the data directory.
     pub min_free_disk: u64,
+    /// Bearer tokens with scopes; `None` leaves the API open.
+    pub auth_token_file: Option<PathBuf>,
+    /// Origins allowed to use the API from a browser, validated.
+    pub cors: frontends::http::guard::Cors,
 }
 
 impl Config {
@@ -65,6 +69,8 @@ impl Config {
             store: None,
             node_timeout: Duration::from_secs(10),
             min_free_disk: 64 << 20,
+            auth_token_file: None,
+            cors: Default::default(),
         }
     }
 
@@ -174,6 +180,14 @@ pub struct ServeArgs {
     /// GET /ready fails (503) while the data directory has less free space than this, e.g. 64M. [env: HASHD_MIN_FREE_DISK] [default: 64M]
     #[arg(long, value_name = "SIZE")]
     pub min_free_disk: Option<String>,
+
+    /// Require bearer tokens: FILE has one `TOKEN SCOPE[,SCOPE...]` per line (scopes upload, read, admin; admin allows all; # comments). Re-read on SIGHUP. [env: HASHD_AUTH_TOKEN_FILE] [default: none: the API is open]
+    #[arg(long, value_name = "FILE")]
+    pub auth_token_file: Option<PathBuf>,
+
+    /// Let pages of ORIGIN (e.g. https://app.example, or * for any) call the API from a browser (repeatable). Uploads from other origins are refused (403). [env: HASHD_CORS_ORIGIN, comma-separated] [default: none]
+    #[arg(long, value_name = "ORIGIN")]
+    pub cors_origin: Vec<String>,
 
     /// Log line format: text (one human-readable line per event) or json (one JSON object per line, for log shippers). [env: HASHD_LOG_FORMAT] [default: text]
     #[arg(long, value_name = "FORMAT")]
@@ -387,6 +401,16 @@ impl ServeArgs {
         )? {
             c.min_free_disk = size;
         }
+        c.auth_token_file = pick(self.auth_token_file, &["HASHD_AUTH_TOKEN_FILE"], |_, v| {
+            Ok(PathBuf::from(v))
+        })?;
+        let mut origins = self.cors_origin;
+        if origins.is_empty() {
+            if let Some(v) = env("HASHD_CORS_ORIGIN") {
+                origins = v.split(',').map(str::to_string).collect();
+            }
+        }
+        c.cors = frontends::http::guard::Cors::parse(&origins).map_err(anyhow::Error::msg)?;
         let mut roots = self.allow_path_root;
         if roots.is_empty() {
             if let Some(v) = env("HASHD_ALLOW_PATH_ROOT") {

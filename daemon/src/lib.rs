@@ -50,6 +50,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         )
     })?;
     let _lock = lock_data_dir(&config.data_dir)?;
+    let auth = match &config.auth_token_file {
+        Some(path) => Some(Arc::new(
+            frontends::http::guard::Auth::load(path).map_err(anyhow::Error::msg)?,
+        )),
+        None => None,
+    };
     if config.keep_uploads {
         std::fs::create_dir_all(config.uploads_dir()).with_context(|| {
             format!(
@@ -71,6 +77,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
+    if auth.is_none() && !addr.ip().is_loopback() {
+        tracing::warn!(%addr, "listening beyond this machine without --auth-token-file: anyone who can reach it can upload and read jobs");
+    }
     let node = Node {
         id: node_id(&config.data_dir)?,
         address: addr.to_string(),
@@ -154,6 +163,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         jobs.clone(),
         frontends::http::HttpConfig {
             metrics: Some(metrics.http.clone()),
+            auth: auth.clone(),
+            cors: Arc::new(config.cors.clone()),
             ..config.http.clone()
         },
         stopped(stop_rx.clone()),
@@ -174,8 +185,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
             .await;
         }
     };
+    let reload = tokio::spawn(on_sighup(auth.clone()));
     let signal = async {
         shutdown.await;
+        reload.abort();
         let _ = stop_tx.send(true);
         // Long-polls answer now with the job as it is, instead of holding
         // the drain for up to their timeout.
@@ -208,6 +221,25 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
 /// taken). Each open stream may hold 2 MiB at its hasher, so this bounds
 /// that memory too.
 const SOCKET_STREAMS: usize = 1024;
+
+/// SIGHUP: re-reads the token file (a bad file keeps the tokens in use).
+async fn on_sighup(auth: Option<Arc<frontends::http::guard::Auth>>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot install the SIGHUP handler; reloads need a restart");
+        return;
+    };
+    while hup.recv().await.is_some() {
+        if let Some(auth) = &auth {
+            match auth.reload() {
+                Ok(n) => tracing::info!(tokens = n, "SIGHUP: token file re-read"),
+                Err(e) => {
+                    tracing::error!(error = %e, "SIGHUP: token file not re-read; the previous tokens stay in use")
+                }
+            }
+        }
+    }
+}
 
 /// This node's id, kept in `DATA_DIR/node-id` so that it survives
 /// restarts (a restarted node then finds its own unfinished jobs): `n-`

@@ -47,6 +47,18 @@ pub enum ApiError {
         retry_after: u64,
         reason: String,
     },
+    /// No valid bearer token (RFC 6750): 401 with `challenge` as
+    /// `WWW-Authenticate`.
+    Unauthorized {
+        reason: String,
+        challenge: String,
+    },
+    /// Not allowed: a token without the scope (with its challenge), or a
+    /// cross-site request.
+    Forbidden {
+        reason: String,
+        challenge: Option<String>,
+    },
     /// The server's disk is full (or over quota): the request was fine and
     /// may succeed once space returns.
     InsufficientStorage(String),
@@ -58,6 +70,8 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::LengthRequired(_) => StatusCode::LENGTH_REQUIRED,
@@ -112,6 +126,9 @@ impl fmt::Display for ApiError {
             ApiError::Busy { what, .. } => write!(f, "server busy: {what}"),
             ApiError::ShuttingDown => f.write_str("server is shutting down"),
             ApiError::Unavailable { reason, .. } => write!(f, "service unavailable: {reason}"),
+            ApiError::Unauthorized { reason, .. } | ApiError::Forbidden { reason, .. } => {
+                f.write_str(reason)
+            }
             ApiError::InsufficientStorage(m) => write!(f, "server disk full: {m}"),
             ApiError::Internal(m) => write!(f, "internal error: {m}"),
         }

@@ -224,3 +224,196 @@ fn every_request_has_one_access_line_with_its_request_id() {
     assert_eq!(access.iter().filter(|v| id_of(v) == replaced).count(), 1);
     assert_eq!(access.len(), sent.len() + 2);
 }
+
+const UPLOAD_TOKEN: &str = "up-0123456789abcdef";
+const READ_TOKEN: &str = "rd-0123456789abcdef";
+const ADMIN_TOKEN: &str = "ad-0123456789abcdef";
+
+#[test]
+fn tokens_guard_every_route_by_scope_and_are_re_read_on_sighup() {
+    let dir = TempDir::new("auth");
+    let file = dir.path().join("tokens");
+    std::fs::write(
+        &file,
+        format!("# test tokens\n{UPLOAD_TOKEN} upload\n{READ_TOKEN} read\n{ADMIN_TOKEN} admin\n"),
+    )
+    .unwrap();
+    let d = Daemon::builder(dir.path())
+        .arg("--auth-token-file")
+        .arg(file.to_str().unwrap())
+        .start();
+    let (ct, form) = multipart(&[Part::file("file", "a", b"abc")]);
+    let send = |method: &str, path: &str, token: Option<&str>| {
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let mut headers = vec![("Content-Type", ct.as_str())];
+        if let Some(a) = &auth {
+            headers.push(("Authorization", a.as_str()));
+        }
+        let body: &[u8] = if method == "GET" { b"" } else { &form };
+        request(d.addr, method, path, &headers, body)
+    };
+    let id = {
+        let r = send("POST", "/uploadfile/?wait=true", Some(UPLOAD_TOKEN));
+        assert_eq!(r.status, 200, "{}", r.text());
+        r.json()["id"].as_str().unwrap().to_string()
+    };
+    let routes = [
+        ("POST", "/uploadfile/".to_string(), "upload"),
+        ("POST", "/files/x".to_string(), "upload"),
+        ("PUT", "/files".to_string(), "upload"),
+        ("GET", format!("/gethash/{id}"), "read"),
+        ("GET", format!("/gethash/?file_id={id}"), "read"),
+        ("GET", "/jobs".to_string(), "read"),
+        ("GET", "/".to_string(), "read"),
+        ("GET", "/stats".to_string(), "admin"),
+        ("GET", "/cluster".to_string(), "admin"),
+        ("GET", "/metrics".to_string(), "admin"),
+    ];
+    for (method, path, scope) in &routes {
+        let r = send(method, path, None);
+        assert_eq!(r.status, 401, "{method} {path}: {}", r.text());
+        assert_eq!(
+            r.header("www-authenticate"),
+            Some(r#"Bearer realm="hashd""#)
+        );
+        let r = send(method, path, Some("not-a-token-0123456789"));
+        assert_eq!(r.status, 401, "{method} {path}");
+        assert!(r
+            .header("www-authenticate")
+            .unwrap()
+            .contains("invalid_token"));
+        let wrong = if *scope == "upload" {
+            READ_TOKEN
+        } else {
+            UPLOAD_TOKEN
+        };
+        let r = send(method, path, Some(wrong));
+        assert_eq!(r.status, 403, "{method} {path}: {}", r.text());
+        assert!(r
+            .header("www-authenticate")
+            .unwrap()
+            .contains(&format!(r#"error="insufficient_scope", scope="{scope}""#)));
+        let right = match *scope {
+            "upload" => UPLOAD_TOKEN,
+            "read" => READ_TOKEN,
+            _ => ADMIN_TOKEN,
+        };
+        for token in [right, ADMIN_TOKEN] {
+            let r = send(method, path, Some(token));
+            assert!(
+                r.status < 400,
+                "{method} {path} with {scope}: {} {}",
+                r.status,
+                r.text()
+            );
+        }
+    }
+    // The probes stay open: load balancers and orchestrators have no token.
+    assert_eq!(d.get("/health").status, 200);
+    assert_eq!(d.get("/ready").status, 200);
+
+    // A new file on SIGHUP: the old token stops working, the new one works.
+    let fresh = "new-0123456789abcdef";
+    std::fs::write(&file, format!("{fresh} read\n")).unwrap();
+    signal(d.pid(), "HUP");
+    wait_until(
+        "the token file was not re-read",
+        Duration::from_secs(5),
+        || send("GET", "/jobs", Some(READ_TOKEN)).status == 401,
+    );
+    assert_eq!(send("GET", "/jobs", Some(fresh)).status, 200);
+    // A broken file keeps the tokens in use.
+    std::fs::write(&file, "short read\n").unwrap();
+    signal(d.pid(), "HUP");
+    wait_until(
+        "the bad file was not reported",
+        Duration::from_secs(5),
+        || d.stderr().contains("token file not re-read"),
+    );
+    assert_eq!(send("GET", "/jobs", Some(fresh)).status, 200);
+    let log = d.stderr();
+    for t in [UPLOAD_TOKEN, READ_TOKEN, ADMIN_TOKEN, fresh, "not-a-token"] {
+        assert!(!log.contains(t), "token {t} in the log");
+    }
+}
+
+#[test]
+fn other_origins_get_cors_only_when_allowed_and_cannot_upload() {
+    let dir = TempDir::new("cors");
+    let d = Daemon::builder(dir.path())
+        .arg("--cors-origin")
+        .arg("https://app.example")
+        .start();
+    let app = "https://app.example";
+    let evil = "https://evil.example";
+    let preflight = |origin: &str| {
+        request(
+            d.addr,
+            "OPTIONS",
+            "/uploadfile/",
+            &[
+                ("Origin", origin),
+                ("Access-Control-Request-Method", "POST"),
+                (
+                    "Access-Control-Request-Headers",
+                    "content-type, x-request-id",
+                ),
+            ],
+            b"",
+        )
+    };
+    let r = preflight(app);
+    assert_eq!(r.status, 204);
+    assert_eq!(r.header("access-control-allow-origin"), Some(app));
+    assert!(r
+        .header("access-control-allow-methods")
+        .unwrap()
+        .contains("POST"));
+    assert_eq!(
+        r.header("access-control-allow-headers"),
+        Some("content-type, x-request-id")
+    );
+    let r = preflight(evil);
+    assert_eq!(r.header("access-control-allow-origin"), None);
+
+    let (ct, form) = multipart(&[Part::file("file", "a", b"abc")]);
+    let upload = |origin: &str| {
+        request(
+            d.addr,
+            "POST",
+            "/uploadfile/",
+            &[("Content-Type", &ct), ("Origin", origin)],
+            &form,
+        )
+    };
+    let total = || d.get_json("/stats").1["jobs"]["total"].as_u64().unwrap();
+    let before = total();
+    let r = upload(evil);
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert_eq!(r.json()["success"], false);
+    assert!(r.json()["error"].as_str().unwrap().contains("cross-origin"));
+    assert_eq!(total(), before, "a refused cross-site upload made a job");
+    let r = upload(app);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("access-control-allow-origin"), Some(app));
+    assert!(r
+        .header("access-control-expose-headers")
+        .unwrap()
+        .contains("X-Request-Id"));
+    // The daemon's own page posting back is same-origin.
+    let own = format!("http://{}", d.addr);
+    let r = request(
+        d.addr,
+        "POST",
+        "/uploadfile/",
+        &[("Content-Type", &ct), ("Origin", &own)],
+        &form,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    // Reads from another origin are answered, without CORS headers: the
+    // browser keeps them from the page.
+    let r = request(d.addr, "GET", "/jobs", &[("Origin", evil)], b"");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("access-control-allow-origin"), None);
+    assert_eq!(total(), before + 2);
+}

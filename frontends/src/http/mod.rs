@@ -9,6 +9,7 @@
 //! metrics, [`routes`] dispatches, [`upload`] streams bodies, [`query`] reads
 //! ids and parameters, [`pages`] renders HTML, [`respond`] builds responses.
 
+pub mod guard;
 pub mod observe;
 mod pages;
 mod query;
@@ -52,6 +53,10 @@ pub struct HttpConfig {
     pub shutdown_grace: Duration,
     /// Where request metrics go; `None` counts nothing.
     pub metrics: Option<Arc<observe::HttpMetrics>>,
+    /// Bearer tokens (`--auth-token-file`); `None` leaves hashd open.
+    pub auth: Option<Arc<guard::Auth>>,
+    /// Origins allowed to call from a browser (`--cors-origin`).
+    pub cors: Arc<guard::Cors>,
 }
 
 impl Default for HttpConfig {
@@ -66,6 +71,8 @@ impl Default for HttpConfig {
             max_headers: 100,
             shutdown_grace: Duration::from_secs(30),
             metrics: None,
+            auth: None,
+            cors: Arc::default(),
         }
     }
 }

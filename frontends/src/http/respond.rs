@@ -81,6 +81,15 @@ pub fn with_error_headers(mut resp: Response<Body>, err: &ApiError) -> Response<
         ApiError::UnsupportedContentCoding(_) => {
             headers.insert(ACCEPT_ENCODING, HeaderValue::from_static("identity"));
         }
+        ApiError::Unauthorized { challenge, .. }
+        | ApiError::Forbidden {
+            challenge: Some(challenge),
+            ..
+        } => {
+            if let Ok(v) = HeaderValue::from_str(challenge) {
+                headers.insert(hyper::header::WWW_AUTHENTICATE, v);
+            }
+        }
         // The rest of the connection cannot be trusted (a coding we cannot
         // frame), or the client went silent mid-body: say that we close.
         ApiError::NotImplemented(_) | ApiError::Timeout { .. } => {

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::respond::{self, Body};
 use super::upload::{self, UploadParams};
-use super::{pages, query, Shared};
+use super::{guard, pages, query, Shared};
 use crate::{ApiError, Backend, JobStatus, JobView, ListQuery};
 
 /// GET bodies carry at most an id.
@@ -75,7 +75,68 @@ pub(crate) async fn handle<B: Backend>(
             query::clean_name(&raw_path)
         )));
     };
-    if let Err(e) = upload::transfer_coding(req.headers()).and(query::single_valued(&params)) {
+    // Upload paths take no GET; their errors have the upload answer's shape.
+    let refuse = |e: ApiError| match allow.contains("GET") {
+        false => upload_answer(Err(e)),
+        true => respond::error(&e),
+    };
+    let cors = &shared.config.cors;
+    if method == Method::OPTIONS {
+        if let Some(resp) = guard::preflight(cors, req.headers(), allow) {
+            return resp;
+        }
+    }
+    if let Some(reason) = guard::cross_site_refusal(cors, &method, req.headers()) {
+        return refuse(ApiError::Forbidden {
+            reason,
+            challenge: None,
+        });
+    }
+    if let (Some(auth), Some(scope)) = (&shared.config.auth, route_scope(path, &method)) {
+        if let Err(r) = auth.check(req.headers(), scope) {
+            let (reason, challenge) = (r.message(), r.challenge().to_str().unwrap_or("").into());
+            return refuse(match r {
+                guard::Refusal::Scope(_) => ApiError::Forbidden {
+                    reason,
+                    challenge: Some(challenge),
+                },
+                _ => ApiError::Unauthorized { reason, challenge },
+            });
+        }
+    }
+    let headers = req.headers().clone();
+    let mut resp = dispatch(shared, req, &method, path, &raw_path, &params, allow).await;
+    guard::decorate(cors, &headers, &mut resp);
+    resp
+}
+
+/// The scope a request needs when tokens are on; `None` for the probes
+/// (`/health`, `/ready`) and `OPTIONS`, which stay open.
+fn route_scope(path: &str, method: &Method) -> Option<guard::Scope> {
+    use guard::Scope;
+    if *method == Method::OPTIONS {
+        return None;
+    }
+    match path {
+        "/health" | "/ready" => None,
+        "/stats" | "/cluster" | "/metrics" => Some(Scope::Admin),
+        "/uploadfile" | "/uploadfile-html" | "/files" => Some(Scope::Upload),
+        p if p.starts_with("/files/") => Some(Scope::Upload),
+        _ => Some(Scope::Read),
+    }
+}
+
+/// The route's answer, once the request may have it.
+async fn dispatch<B: Backend>(
+    shared: &Shared<B>,
+    req: Request<Incoming>,
+    method: &Method,
+    path: &str,
+    raw_path: &str,
+    params: &[(String, String)],
+    allow: &'static str,
+) -> Response<Body> {
+    if let Err(e) = upload::transfer_coding(req.headers()).and(query::single_valued(params)) {
         // Upload paths take no GET; their errors have the upload answer's shape.
         return match allow.contains("GET") {
             false => upload_answer(Err(e)),
@@ -84,7 +145,7 @@ pub(crate) async fn handle<B: Backend>(
     }
     // HEAD is answered wherever GET is (RFC 9110 section 9.3.2); hyper
     // sends the head of the GET answer without its body.
-    let route = match method {
+    let route = match *method {
         Method::HEAD => Method::GET,
         ref m => m.clone(),
     };
