@@ -151,16 +151,16 @@ async fn dispatch<B: Backend>(
     };
     match (&route, path) {
         (&Method::OPTIONS, _) => respond::options(allow),
-        (&Method::POST, "/uploadfile") => match upload_params(&params) {
+        (&Method::POST, "/uploadfile") => match upload_params(params) {
             Ok(p) => upload_answer(upload::multipart(shared, req, p).await),
             Err(e) => upload_answer(Err(e)),
         },
-        (&Method::PUT | &Method::POST, "/files") => match upload_params(&params) {
+        (&Method::PUT | &Method::POST, "/files") => match upload_params(params) {
             Ok(p) => upload_answer(upload::raw(shared, req, p).await),
             Err(e) => upload_answer(Err(e)),
         },
         (&Method::PUT | &Method::POST, p) if p.starts_with("/files/") => {
-            match upload_params(&params) {
+            match upload_params(params) {
                 Ok(mut p) => {
                     let name = query::decode_component(&raw_path["/files/".len()..]);
                     p.name = p.name.or(Some(query::clean_name(&name).into_owned()));
@@ -170,17 +170,17 @@ async fn dispatch<B: Backend>(
             }
         }
         (&Method::GET, "/gethash" | "/get_hash/gethash") => {
-            let wait = match lookup_wait(&params) {
+            let wait = match lookup_wait(params) {
                 Ok(w) => w,
                 Err(e) => return respond::error(&e),
             };
-            let id = match id_from_query_or_body(shared, req, &params).await {
+            let id = match id_from_query_or_body(shared, req, params).await {
                 Ok(id) => id,
                 Err(e) => return respond::error(&e),
             };
             hash_answer(shared, id, wait).await
         }
-        (&Method::GET, p) if p.starts_with("/gethash/") => match lookup_wait(&params) {
+        (&Method::GET, p) if p.starts_with("/gethash/") => match lookup_wait(params) {
             Ok(wait) => {
                 let id = query::decode_component(&p["/gethash/".len()..]);
                 hash_answer(shared, Some(id), wait).await
@@ -188,7 +188,7 @@ async fn dispatch<B: Backend>(
             Err(e) => respond::error(&e),
         },
         (&Method::GET, "/" | "/uploadform") => respond::html(StatusCode::OK, pages::form_page()),
-        (&Method::POST, "/uploadfile-html") => match upload_params(&params) {
+        (&Method::POST, "/uploadfile-html") => match upload_params(params) {
             Ok(p) => match upload::multipart(shared, req, p).await {
                 Ok(job) => respond::html(StatusCode::OK, pages::job_page(&job)),
                 Err(e) => respond::with_error_headers(
@@ -199,7 +199,7 @@ async fn dispatch<B: Backend>(
             Err(e) => respond::html(e.status(), pages::error_page(&e)),
         },
         (&Method::GET, "/gethash-form") => {
-            let id = query::get(&params, "file_id")
+            let id = query::get(params, "file_id")
                 .unwrap_or("")
                 .trim()
                 .to_string();
@@ -209,7 +209,7 @@ async fn dispatch<B: Backend>(
                 Err(e) => respond::html(e.status(), pages::error_page(&e)),
             }
         }
-        (&Method::GET, "/jobs") => match list_query(&params) {
+        (&Method::GET, "/jobs") => match list_query(params) {
             Ok(q) => match shared.backend.list(q).await {
                 Ok(page) => respond::json(StatusCode::OK, &page),
                 Err(e) => respond::error(&e),
