@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::respond::{self, Body};
 use super::upload::{self, UploadParams};
-use super::{pages, query, Shared};
+use super::{docs, pages, query, Shared};
 use crate::{ApiError, Backend, JobStatus, JobView, ListQuery};
 
 /// GET bodies carry at most an id.
@@ -173,6 +173,17 @@ pub(crate) async fn handle<B: Backend>(
             Ok(nodes) => respond::json(StatusCode::OK, &nodes),
             Err(e) => respond::error(&e),
         },
+        (&Method::GET, "/openapi.json") => respond::bytes("application/json", docs::openapi_json()),
+        (&Method::GET, "/docs") => respond::html(StatusCode::OK, docs::DOCS_PAGE.to_string()),
+        (&Method::GET, p) if p.starts_with("/docs/") => match docs::asset(&p["/docs/".len()..]) {
+            Some((content_type, data)) => {
+                respond::bytes(content_type, bytes::Bytes::from_static(data))
+            }
+            None => respond::error(&ApiError::NotFound(format!(
+                "no such file {}",
+                query::clean_name(&raw_path)
+            ))),
+        },
         (_, p) => respond::error(&ApiError::MethodNotAllowed {
             method: method.to_string(),
             path: p.to_string(),
@@ -181,11 +192,12 @@ pub(crate) async fn handle<B: Backend>(
     }
 }
 
-/// The methods RFC 9110 section 9 defines, plus PATCH (RFC 5789): any
-/// other is 501 (section 9.1), while these get 405 where a path does not
-/// take them.
-const KNOWN_METHODS: [&str; 9] = [
-    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+/// The methods RFC 9110 section 9 defines, plus PATCH (RFC 5789) and QUERY
+/// (draft-ietf-httpbis-safe-method-w-body, which API testers such as
+/// schemathesis send): any other is 501 (section 9.1), while these get 405
+/// where a path does not take them.
+const KNOWN_METHODS: [&str; 10] = [
+    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "QUERY",
 ];
 
 /// What `OPTIONS *` answers: every method some path takes.
@@ -218,20 +230,73 @@ fn request_target(req: &Request<Incoming>) -> Result<(), ApiError> {
     }
 }
 
-/// The methods a path answers (its `Allow` header, RFC 9110 section
-/// 10.2.1), or `None` for no route. The dispatch in [`handle`] must agree; a test asks every path every
-/// method and compares.
-pub(crate) fn allowed_methods(p: &str) -> Option<&'static str> {
-    const READ: &str = "GET, HEAD, OPTIONS";
-    match p {
-        "/uploadfile" | "/uploadfile-html" => Some("POST, OPTIONS"),
-        "/files" => Some("PUT, POST, OPTIONS"),
-        "/" | "/uploadform" | "/gethash" | "/get_hash/gethash" | "/gethash-form" | "/jobs"
-        | "/stats" | "/health" | "/ready" | "/cluster" => Some(READ),
-        p if p.starts_with("/files/") => Some("PUT, POST, OPTIONS"),
-        p if p.starts_with("/gethash/") => Some(READ),
-        _ => None,
+/// One routed path and the methods it answers.
+#[derive(Clone, Copy, Debug)]
+pub struct Route {
+    /// The path without its trailing slash, or, if `prefix`, what every
+    /// path of the route starts with (`/files/` for `/files/NAME`).
+    pub path: &'static str,
+    /// Whether `path` is a prefix followed by one parameter.
+    pub prefix: bool,
+    /// The methods, as the `Allow` header lists them (RFC 9110 section
+    /// 10.2.1).
+    pub allow: &'static str,
+}
+
+const READ: &str = "GET, HEAD, OPTIONS";
+const UPLOAD: &str = "POST, OPTIONS";
+const RAW_UPLOAD: &str = "PUT, POST, OPTIONS";
+
+const fn exact(path: &'static str, allow: &'static str) -> Route {
+    Route {
+        path,
+        prefix: false,
+        allow,
     }
+}
+
+const fn prefix(path: &'static str, allow: &'static str) -> Route {
+    Route {
+        path,
+        prefix: true,
+        allow,
+    }
+}
+
+/// Every route, in the order they are matched. [`handle`] must dispatch
+/// exactly these (a test asks every route every method and compares), and
+/// the OpenAPI document must list exactly these (another test compares).
+pub const ROUTES: &[Route] = &[
+    exact("/uploadfile", UPLOAD),
+    exact("/uploadfile-html", UPLOAD),
+    exact("/files", RAW_UPLOAD),
+    exact("/", READ),
+    exact("/uploadform", READ),
+    exact("/gethash", READ),
+    exact("/get_hash/gethash", READ),
+    exact("/gethash-form", READ),
+    exact("/jobs", READ),
+    exact("/stats", READ),
+    exact("/health", READ),
+    exact("/ready", READ),
+    exact("/cluster", READ),
+    exact("/openapi.json", READ),
+    exact("/docs", READ),
+    prefix("/files/", RAW_UPLOAD),
+    prefix("/gethash/", READ),
+    prefix("/docs/", READ),
+];
+
+/// The methods a path (without its trailing slash) answers, or `None` for
+/// no route.
+pub(crate) fn allowed_methods(p: &str) -> Option<&'static str> {
+    ROUTES
+        .iter()
+        .find(|r| match r.prefix {
+            true => p.starts_with(r.path),
+            false => p == r.path,
+        })
+        .map(|r| r.allow)
 }
 
 fn upload_params(params: &[(String, String)]) -> Result<UploadParams, ApiError> {
