@@ -5,9 +5,12 @@
 //! than queued without limit. Request bodies stream through [`upload`] straight
 //! into the backend; nothing holds a whole file.
 //!
-//! Modules: [`routes`] dispatches, [`upload`] streams bodies, [`query`] reads
-//! ids and parameters, [`pages`] renders HTML, [`respond`] builds responses.
+//! Modules: [`routes`] dispatches (every path in [`ROUTES`]), [`docs`]
+//! serves the OpenAPI document and the interactive docs, [`upload`] streams
+//! bodies, [`query`] reads ids and parameters, [`pages`] renders HTML,
+//! [`respond`] builds responses.
 
+mod docs;
 mod pages;
 mod query;
 mod respond;
@@ -26,6 +29,9 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 use crate::Backend;
+
+pub use docs::DOCS_ASSETS;
+pub use routes::{Route, ROUTES};
 
 /// Limits of the HTTP front end. Every one is a protection against a client,
 /// so each has a safe default.
