@@ -78,6 +78,9 @@ pub(crate) async fn handle<B: Backend>(
     if let Err(e) = upload::transfer_coding(req.headers()).and(query::single_valued(&params)) {
         // Upload paths take no GET; their errors have the upload answer's shape.
         return match allow.contains("GET") {
+            false if !matches!(e, ApiError::NotImplemented(_)) => {
+                upload_answer(upload::refuse(req, e))
+            }
             false => upload_answer(Err(e)),
             true => respond::error(&e),
         };
@@ -92,11 +95,11 @@ pub(crate) async fn handle<B: Backend>(
         (&Method::OPTIONS, _) => respond::options(allow),
         (&Method::POST, "/uploadfile") => match upload_params(&params) {
             Ok(p) => upload_answer(upload::multipart(shared, req, p).await),
-            Err(e) => upload_answer(Err(e)),
+            Err(e) => upload_answer(upload::refuse(req, e)),
         },
         (&Method::PUT | &Method::POST, "/files") => match upload_params(&params) {
             Ok(p) => upload_answer(upload::raw(shared, req, p).await),
-            Err(e) => upload_answer(Err(e)),
+            Err(e) => upload_answer(upload::refuse(req, e)),
         },
         (&Method::PUT | &Method::POST, p) if p.starts_with("/files/") => {
             match upload_params(&params) {
@@ -105,7 +108,7 @@ pub(crate) async fn handle<B: Backend>(
                     p.name = p.name.or(Some(query::clean_name(&name).into_owned()));
                     upload_answer(upload::raw(shared, req, p).await)
                 }
-                Err(e) => upload_answer(Err(e)),
+                Err(e) => upload_answer(upload::refuse(req, e)),
             }
         }
         (&Method::GET, "/gethash" | "/get_hash/gethash") => {
@@ -135,7 +138,10 @@ pub(crate) async fn handle<B: Backend>(
                     &e,
                 ),
             },
-            Err(e) => respond::html(e.status(), pages::error_page(&e)),
+            Err(e) => {
+                upload::linger(req.into_body());
+                respond::html(e.status(), pages::error_page(&e))
+            }
         },
         (&Method::GET, "/gethash-form") => {
             let id = query::get(&params, "file_id")
