@@ -269,7 +269,20 @@ impl std::fmt::Display for ClientError {
     }
 }
 
-type Body = BoxBody<Bytes, io::Error>;
+type Body = BoxBody<Bytes, ReadError>;
+
+/// A failure to read the file being uploaded, told apart from the
+/// connection's own I/O errors when hyper reports the request's failure.
+#[derive(Debug)]
+struct ReadError(io::Error);
+
+impl std::fmt::Display for ReadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&describe(&self.0))
+    }
+}
+
+impl std::error::Error for ReadError {}
 
 /// One answer: status, `Retry-After` seconds if any, and the body.
 struct Answer {
@@ -317,10 +330,29 @@ async fn exchange(
         .map_err(|e| transport("cannot build a request for", &e))?;
     let response = sender.send_request(request).await.map_err(|e| {
         // A file read error ends the body stream; hyper reports it as the
-        // request's failure, with the io::Error as its source.
-        match std::error::Error::source(&e).and_then(|s| s.downcast_ref::<io::Error>()) {
-            Some(io) => ClientError::File(io::Error::new(io.kind(), describe(io))),
-            None => transport("lost the connection to", &e),
+        // request's failure, with the ReadError as its source.
+        let source = std::error::Error::source(&e);
+        if let Some(ReadError(io)) = source.and_then(|s| s.downcast_ref::<ReadError>()) {
+            return ClientError::File(io::Error::new(io.kind(), describe(io)));
+        }
+        // hashd answers an upload it refuses at once (413 for a declared
+        // length over its limit, 503) and closes without reading the body;
+        // the kernel may then reset the connection before that answer is
+        // read, and the write of the rest of the file fails.
+        let reset = source
+            .and_then(|s| s.downcast_ref::<io::Error>())
+            .is_some_and(|io| {
+                matches!(
+                    io.kind(),
+                    io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+                )
+            });
+        match reset {
+            true => transport(
+                "the connection was closed mid-request by",
+                &"the server may have refused the upload (too large? busy?) without its answer arriving",
+            ),
+            false => transport("lost the connection to", &e),
         }
     })?;
     let status = response.status();
@@ -433,7 +465,7 @@ fn file_body(file: tokio::fs::File) -> Body {
         match file.read_buf(&mut buf).await {
             Ok(0) => None,
             Ok(_) => Some((Ok(Frame::data(buf.freeze())), Some(file))),
-            Err(e) => Some((Err(e), None)),
+            Err(e) => Some((Err(ReadError(e)), None)),
         }
     });
     BodyExt::boxed(StreamBody::new(chunks))
