@@ -96,15 +96,17 @@ fn a_client_that_half_closes_is_answered() {
     }
 }
 
-/// A concrete path for every route in the router's table, so that a new
-/// route is covered here without being listed by hand.
+/// A concrete path for every route in the router's table, with and
+/// without the trailing slash, so that a new route is covered here without
+/// being listed by hand.
 fn route_paths() -> Vec<String> {
     frontends::http::ROUTES
         .iter()
-        .map(|r| match (r.prefix, r.path) {
-            (true, "/docs/") => "/docs/swagger-ui.css".to_string(),
-            (true, p) => format!("{p}name.bin"),
-            (false, p) => p.to_string(),
+        .flat_map(|r| match (r.prefix, r.path) {
+            (true, "/docs/") => vec!["/docs/swagger-ui.css".to_string()],
+            (true, p) => vec![format!("{p}name.bin")],
+            (false, "/") => vec!["/".to_string()],
+            (false, p) => vec![p.to_string(), format!("{p}/")],
         })
         .collect()
 }
