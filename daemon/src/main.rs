@@ -46,6 +46,17 @@ enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Upload files to a hashd server over HTTP; print their hashes
+    /// (md5sum format, with --wait) or job ids.
+    Upload {
+        #[command(flatten)]
+        args: hashd::cli::UploadArgs,
+    },
+    /// Look jobs up on a hashd server over HTTP: prints `ID STATUS HASH`.
+    Get {
+        #[command(flatten)]
+        args: hashd::cli::GetArgs,
+    },
     /// Verify a checksum file (same as `hashd sum -c`).
     Check {
         #[command(flatten)]
@@ -135,6 +146,17 @@ impl<W: Write> Write for DieOnBrokenPipe<W> {
     }
 }
 
+/// `upload` and `get`: the same output handling as `sum`, without an
+/// engine (the server hashes).
+fn run_remote(run: impl FnOnce(&mut dyn Write, &mut dyn Write) -> i32) -> ExitCode {
+    init_logging(config::LogFormat::Text);
+    let mut stderr = DieOnBrokenPipe(std::io::stderr());
+    let stdout = std::io::stdout();
+    let mut out = std::io::LineWriter::new(DieOnBrokenPipe(stdout.lock()));
+    let code = run(&mut out, &mut stderr);
+    ExitCode::from(code.clamp(0, 255) as u8)
+}
+
 fn run_client(
     client: &ClientArgs,
     run: impl FnOnce(&mut dyn hashd::cli::Digests, &mut dyn Write, &mut dyn Write) -> i32,
@@ -158,7 +180,7 @@ fn run_client(
 fn is_client_command() -> bool {
     std::env::args_os()
         .nth(1)
-        .is_some_and(|a| a == "sum" || a == "check")
+        .is_some_and(|a| a == "sum" || a == "check" || a == "upload" || a == "get")
 }
 
 fn main() -> ExitCode {
@@ -187,6 +209,12 @@ fn main() -> ExitCode {
             return run_client(&client, |b, out, err| {
                 hashd::cli::run_sum(&args, b, out, err)
             })
+        }
+        Some(Command::Upload { args }) => {
+            return run_remote(|out, err| hashd::cli::run_upload(&args, out, err))
+        }
+        Some(Command::Get { args }) => {
+            return run_remote(|out, err| hashd::cli::run_get(&args, out, err))
         }
         Some(Command::Check { args, client }) => {
             return run_client(&client, |b, out, err| {

@@ -1,6 +1,7 @@
 //! Integration tests: each starts the real `hashd` binary.
 
 mod api;
+mod api_contract;
 mod cli_faults;
 mod cluster;
 mod conformance;

@@ -10,7 +10,9 @@
 //! - `sum`: printing checksums, including `-r` directory walks;
 //! - `check`: parsing checksum files (GNU and BSD `--tag` lines) and verifying;
 //! - `escape`: the three coreutils conventions for writing file names;
-//! - `digests`: [`ReadDigests`], hashing with `std::fs` in this thread.
+//! - `digests`: [`ReadDigests`], hashing with `std::fs` in this thread;
+//! - `remote`: `hashd upload` and `hashd get`, the HTTP API's client
+//!   ([`run_upload`], [`run_get`]), with the same output conventions.
 //!
 //! The commands only plan and print: every digest comes from a
 //! [`Digests`], which receives the whole batch of inputs at once so that
@@ -24,6 +26,7 @@
 mod check;
 mod digests;
 mod escape;
+mod remote;
 mod sum;
 
 use std::io::{self, Write};
@@ -33,6 +36,7 @@ use hashcore::Algorithm;
 
 pub(crate) use digests::hash_reader;
 pub use digests::ReadDigests;
+pub use remote::{run_get, run_upload, GetArgs, UploadArgs};
 
 /// The name diagnostics start with.
 pub(crate) const PROGRAM: &str = "hashd";

@@ -6,9 +6,12 @@
 //! into the backend; nothing holds a whole file.
 //!
 //! Modules: [`observe`] gives each request its id, access-log line and
-//! metrics, [`routes`] dispatches, [`upload`] streams bodies, [`query`] reads
-//! ids and parameters, [`pages`] renders HTML, [`respond`] builds responses.
+//! metrics, [`guard`] checks tokens and origins, [`routes`] dispatches
+//! (every path in [`ROUTES`]), [`docs`] serves the OpenAPI document and the
+//! interactive docs, [`upload`] streams bodies, [`query`] reads ids and
+//! parameters, [`pages`] renders HTML, [`respond`] builds responses.
 
+mod docs;
 pub mod guard;
 pub mod observe;
 mod pages;
@@ -29,6 +32,9 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 use crate::Backend;
+
+pub use docs::DOCS_ASSETS;
+pub use routes::{Route, ROUTES};
 
 /// Limits of the HTTP front end. Every one is a protection against a client,
 /// so each has a safe default.

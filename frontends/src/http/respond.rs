@@ -45,6 +45,16 @@ pub fn metrics(text: String) -> Response<Body> {
     resp
 }
 
+/// 200 with fixed bytes: the OpenAPI document and the docs' assets, which
+/// change only with the binary.
+pub fn bytes(content_type: &'static str, body: Bytes) -> Response<Body> {
+    let mut resp = Response::new(Full::new(body));
+    let headers = resp.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("max-age=3600"));
+    resp
+}
+
 /// `OPTIONS` on a known path (or `*`): 200 with its methods and
 /// `Content-Length: 0` (RFC 9110 section 9.3.7).
 pub fn options(allow: &'static str) -> Response<Body> {

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::respond::{self, Body};
 use super::upload::{self, UploadParams};
-use super::{guard, pages, query, Shared};
+use super::{docs, guard, pages, query, Shared};
 use crate::{ApiError, Backend, JobStatus, JobView, ListQuery};
 
 /// GET bodies carry at most an id.
@@ -111,14 +111,16 @@ pub(crate) async fn handle<B: Backend>(
 }
 
 /// The scope a request needs when tokens are on; `None` for the probes
-/// (`/health`, `/ready`) and `OPTIONS`, which stay open.
+/// (`/health`, `/ready`), the API's description (`/openapi.json`, `/docs`)
+/// and `OPTIONS`, which stay open.
 fn route_scope(path: &str, method: &Method) -> Option<guard::Scope> {
     use guard::Scope;
     if *method == Method::OPTIONS {
         return None;
     }
     match path {
-        "/health" | "/ready" => None,
+        "/health" | "/ready" | "/openapi.json" | "/docs" => None,
+        p if p.starts_with("/docs/") => None,
         "/stats" | "/cluster" | "/metrics" => Some(Scope::Admin),
         "/uploadfile" | "/uploadfile-html" | "/files" => Some(Scope::Upload),
         p if p.starts_with("/files/") => Some(Scope::Upload),
@@ -139,6 +141,9 @@ async fn dispatch<B: Backend>(
     if let Err(e) = upload::transfer_coding(req.headers()).and(query::single_valued(params)) {
         // Upload paths take no GET; their errors have the upload answer's shape.
         return match allow.contains("GET") {
+            false if !matches!(e, ApiError::NotImplemented(_)) => {
+                upload_answer(upload::refuse(req, e))
+            }
             false => upload_answer(Err(e)),
             true => respond::error(&e),
         };
@@ -153,11 +158,11 @@ async fn dispatch<B: Backend>(
         (&Method::OPTIONS, _) => respond::options(allow),
         (&Method::POST, "/uploadfile") => match upload_params(params) {
             Ok(p) => upload_answer(upload::multipart(shared, req, p).await),
-            Err(e) => upload_answer(Err(e)),
+            Err(e) => upload_answer(upload::refuse(req, e)),
         },
         (&Method::PUT | &Method::POST, "/files") => match upload_params(params) {
             Ok(p) => upload_answer(upload::raw(shared, req, p).await),
-            Err(e) => upload_answer(Err(e)),
+            Err(e) => upload_answer(upload::refuse(req, e)),
         },
         (&Method::PUT | &Method::POST, p) if p.starts_with("/files/") => {
             match upload_params(params) {
@@ -166,7 +171,7 @@ async fn dispatch<B: Backend>(
                     p.name = p.name.or(Some(query::clean_name(&name).into_owned()));
                     upload_answer(upload::raw(shared, req, p).await)
                 }
-                Err(e) => upload_answer(Err(e)),
+                Err(e) => upload_answer(upload::refuse(req, e)),
             }
         }
         (&Method::GET, "/gethash" | "/get_hash/gethash") => {
@@ -196,7 +201,10 @@ async fn dispatch<B: Backend>(
                     &e,
                 ),
             },
-            Err(e) => respond::html(e.status(), pages::error_page(&e)),
+            Err(e) => {
+                upload::linger(req.into_body());
+                respond::html(e.status(), pages::error_page(&e))
+            }
         },
         (&Method::GET, "/gethash-form") => {
             let id = query::get(params, "file_id")
@@ -238,6 +246,17 @@ async fn dispatch<B: Backend>(
             Ok(nodes) => respond::json(StatusCode::OK, &nodes),
             Err(e) => respond::error(&e),
         },
+        (&Method::GET, "/openapi.json") => respond::bytes("application/json", docs::openapi_json()),
+        (&Method::GET, "/docs") => respond::html(StatusCode::OK, docs::DOCS_PAGE.to_string()),
+        (&Method::GET, p) if p.starts_with("/docs/") => match docs::asset(&p["/docs/".len()..]) {
+            Some((content_type, data)) => {
+                respond::bytes(content_type, bytes::Bytes::from_static(data))
+            }
+            None => respond::error(&ApiError::NotFound(format!(
+                "no such file {}",
+                query::clean_name(&raw_path)
+            ))),
+        },
         (_, p) => respond::error(&ApiError::MethodNotAllowed {
             method: method.to_string(),
             path: p.to_string(),
@@ -246,11 +265,12 @@ async fn dispatch<B: Backend>(
     }
 }
 
-/// The methods RFC 9110 section 9 defines, plus PATCH (RFC 5789): any
-/// other is 501 (section 9.1), while these get 405 where a path does not
-/// take them.
-const KNOWN_METHODS: [&str; 9] = [
-    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+/// The methods RFC 9110 section 9 defines, plus PATCH (RFC 5789) and QUERY
+/// (draft-ietf-httpbis-safe-method-w-body, which API testers such as
+/// schemathesis send): any other is 501 (section 9.1), while these get 405
+/// where a path does not take them.
+const KNOWN_METHODS: [&str; 10] = [
+    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "QUERY",
 ];
 
 /// What `OPTIONS *` answers: every method some path takes.
@@ -283,48 +303,90 @@ fn request_target(req: &Request<Incoming>) -> Result<(), ApiError> {
     }
 }
 
-/// The route a path belongs to, as a metric label: a fixed set, so a
-/// client cannot grow it (ids and names are replaced by placeholders).
+/// One routed path and the methods it answers.
+#[derive(Clone, Copy, Debug)]
+pub struct Route {
+    /// The path without its trailing slash, or, if `prefix`, what every
+    /// path of the route starts with (`/files/` for `/files/NAME`).
+    pub path: &'static str,
+    /// Whether `path` is a prefix followed by one parameter.
+    pub prefix: bool,
+    /// The methods, as the `Allow` header lists them (RFC 9110 section
+    /// 10.2.1).
+    pub allow: &'static str,
+    /// The route as a metric label: the path, with a placeholder for a
+    /// prefix's parameter (a fixed set, so clients cannot grow it).
+    pub label: &'static str,
+}
+
+const READ: &str = "GET, HEAD, OPTIONS";
+const UPLOAD: &str = "POST, OPTIONS";
+const RAW_UPLOAD: &str = "PUT, POST, OPTIONS";
+
+const fn exact(path: &'static str, allow: &'static str) -> Route {
+    Route {
+        path,
+        prefix: false,
+        allow,
+        label: path,
+    }
+}
+
+const fn prefix(path: &'static str, label: &'static str, allow: &'static str) -> Route {
+    Route {
+        path,
+        prefix: true,
+        allow,
+        label,
+    }
+}
+
+/// Every route, in the order they are matched. [`handle`] must dispatch
+/// exactly these (a test asks every route every method and compares), and
+/// the OpenAPI document must list exactly these (another test compares).
+pub const ROUTES: &[Route] = &[
+    exact("/uploadfile", UPLOAD),
+    exact("/uploadfile-html", UPLOAD),
+    exact("/files", RAW_UPLOAD),
+    exact("/", READ),
+    exact("/uploadform", READ),
+    exact("/gethash", READ),
+    exact("/get_hash/gethash", READ),
+    exact("/gethash-form", READ),
+    exact("/jobs", READ),
+    exact("/stats", READ),
+    exact("/health", READ),
+    exact("/ready", READ),
+    exact("/cluster", READ),
+    exact("/metrics", READ),
+    exact("/openapi.json", READ),
+    exact("/docs", READ),
+    prefix("/files/", "/files/{name}", RAW_UPLOAD),
+    prefix("/gethash/", "/gethash/{id}", READ),
+    prefix("/docs/", "/docs/{asset}", READ),
+];
+
+/// The route of a path (without its trailing slash), if any.
+fn route_of(p: &str) -> Option<&'static Route> {
+    ROUTES.iter().find(|r| match r.prefix {
+        true => p.starts_with(r.path),
+        false => p == r.path,
+    })
+}
+
+/// The methods a path (without its trailing slash) answers, or `None` for
+/// no route.
+pub(crate) fn allowed_methods(p: &str) -> Option<&'static str> {
+    route_of(p).map(|r| r.allow)
+}
+
+/// A request path's route as a metric label; `other` for no route.
 pub(crate) fn route_label(raw: &str) -> &'static str {
     let p = match raw.trim_end_matches('/') {
         "" => "/",
         p => p,
     };
-    match p {
-        "/" => "/",
-        "/uploadfile" => "/uploadfile",
-        "/uploadfile-html" => "/uploadfile-html",
-        "/uploadform" => "/uploadform",
-        "/files" => "/files",
-        "/gethash" => "/gethash",
-        "/get_hash/gethash" => "/get_hash/gethash",
-        "/gethash-form" => "/gethash-form",
-        "/jobs" => "/jobs",
-        "/stats" => "/stats",
-        "/health" => "/health",
-        "/ready" => "/ready",
-        "/cluster" => "/cluster",
-        "/metrics" => "/metrics",
-        p if p.starts_with("/files/") => "/files/{name}",
-        p if p.starts_with("/gethash/") => "/gethash/{id}",
-        _ => "other",
-    }
-}
-
-/// The methods a path answers (its `Allow` header, RFC 9110 section
-/// 10.2.1), or `None` for no route. The dispatch in [`handle`] must agree; a test asks every path every
-/// method and compares.
-pub(crate) fn allowed_methods(p: &str) -> Option<&'static str> {
-    const READ: &str = "GET, HEAD, OPTIONS";
-    match p {
-        "/uploadfile" | "/uploadfile-html" => Some("POST, OPTIONS"),
-        "/files" => Some("PUT, POST, OPTIONS"),
-        "/" | "/uploadform" | "/gethash" | "/get_hash/gethash" | "/gethash-form" | "/jobs"
-        | "/stats" | "/health" | "/ready" | "/cluster" | "/metrics" => Some(READ),
-        p if p.starts_with("/files/") => Some("PUT, POST, OPTIONS"),
-        p if p.starts_with("/gethash/") => Some(READ),
-        _ => None,
-    }
+    route_of(p).map_or("other", |r| r.label)
 }
 
 fn upload_params(params: &[(String, String)]) -> Result<UploadParams, ApiError> {

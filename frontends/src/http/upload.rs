@@ -184,54 +184,15 @@ impl Drop for UploadSlot {
     }
 }
 
-/// Pushes one chunk, enforcing the size limit.
-async fn feed<U: Upload>(
-    upload: &mut U,
-    chunk: Bytes,
-    total: &mut u64,
-    max: u64,
-) -> Result<(), ApiError> {
-    *total += chunk.len() as u64;
-    if *total > max {
-        return Err(ApiError::PayloadTooLarge { limit: max });
-    }
-    upload.send(chunk).await
-}
-
-/// `PUT /files[/NAME]`: the body is the file.
-pub async fn raw<B: Backend>(
+/// What a multipart upload's head must pass before its body is read: the
+/// framing, the content type and its boundary, the declared length; then an
+/// upload slot. Returns the boundary and the slot.
+fn multipart_head<B>(
     shared: &Shared<B>,
-    req: Request<Incoming>,
-    params: UploadParams,
-) -> Result<JobView, ApiError> {
+    req: &Request<Incoming>,
+) -> Result<(String, UploadSlot), ApiError> {
     let max = shared.config.max_upload;
-    upload_framing(&req)?;
-    if declared_length(&req).is_some_and(|n| n > max) {
-        return Err(ApiError::PayloadTooLarge { limit: max });
-    }
-    let _permit = upload_permit(shared)?;
-    let mut body = req.into_body();
-    let mut upload = shared.backend.begin_upload(UploadMeta {
-        algo: params.algo,
-        name: params.name,
-    })?;
-    let mut total = 0;
-    let idle = shared.config.body_idle_timeout;
-    while let Some(chunk) = next_chunk(&mut body, idle).await? {
-        feed(&mut upload, chunk, &mut total, max).await?;
-    }
-    upload.finish(params.wait).await
-}
-
-/// `POST /uploadfile/`: multipart/form-data with the file in field `file`;
-/// other fields are read and ignored.
-pub async fn multipart<B: Backend>(
-    shared: &Shared<B>,
-    req: Request<Incoming>,
-    params: UploadParams,
-) -> Result<JobView, ApiError> {
-    let max = shared.config.max_upload;
-    upload_framing(&req)?;
+    upload_framing(req)?;
     let content_type = req
         .headers()
         .get(CONTENT_TYPE)
@@ -266,10 +227,107 @@ pub async fn multipart<B: Backend>(
                 "multipart content type has no usable boundary: {e}"
             ))
         })?;
-    if declared_length(&req).is_some_and(|n| n > max + MULTIPART_OVERHEAD_BYTES) {
+    if declared_length(req).is_some_and(|n| n > max + MULTIPART_OVERHEAD_BYTES) {
         return Err(ApiError::PayloadTooLarge { limit: max });
     }
-    let _permit = upload_permit(shared)?;
+    Ok((boundary, upload_permit(shared)?))
+}
+
+/// Longest a refused upload's body is read and dropped (see [`linger`]).
+const LINGER: Duration = Duration::from_secs(2);
+
+/// Most bytes of a refused upload's body read and dropped (see [`linger`]).
+const LINGER_BYTES: usize = 64 << 20;
+
+/// Answers an upload refused before its body was read, reading that body
+/// for a while (see [`linger`]).
+pub(crate) fn refuse(req: Request<Incoming>, e: ApiError) -> Result<JobView, ApiError> {
+    linger(req.into_body());
+    Err(e)
+}
+
+/// Reads and drops what is left of a refused upload's body, for at most
+/// [`LINGER`] and [`LINGER_BYTES`], while the answer goes out. A
+/// connection closed with unread bytes in its receive buffer is reset
+/// (RFC 9112 section 9.6 warns of it), and the reset can reach a client
+/// that is still sending before it has read the answer: a 413 or 503 became
+/// a "connection reset" for clients that do not wait for `100 Continue`
+/// (`hashd upload`, Python `requests`). The drain runs beside the answer and
+/// holds the connection (and so its slot) until it ends; nothing is kept.
+pub(crate) fn linger(mut body: Incoming) {
+    tokio::spawn(async move {
+        let mut left = LINGER_BYTES;
+        let drain = async {
+            while let Some(Ok(frame)) = body.frame().await {
+                left = left.saturating_sub(frame.data_ref().map_or(0, Bytes::len));
+                if left == 0 {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(LINGER, drain).await;
+    });
+}
+
+/// Pushes one chunk, enforcing the size limit.
+async fn feed<U: Upload>(
+    upload: &mut U,
+    chunk: Bytes,
+    total: &mut u64,
+    max: u64,
+) -> Result<(), ApiError> {
+    *total += chunk.len() as u64;
+    if *total > max {
+        return Err(ApiError::PayloadTooLarge { limit: max });
+    }
+    upload.send(chunk).await
+}
+
+/// `PUT /files[/NAME]`: the body is the file.
+pub async fn raw<B: Backend>(
+    shared: &Shared<B>,
+    req: Request<Incoming>,
+    params: UploadParams,
+) -> Result<JobView, ApiError> {
+    let max = shared.config.max_upload;
+    let admitted = upload_framing(&req)
+        .and_then(|()| match declared_length(&req).is_some_and(|n| n > max) {
+            true => Err(ApiError::PayloadTooLarge { limit: max }),
+            false => Ok(()),
+        })
+        .and_then(|()| upload_permit(shared));
+    let _permit = match admitted {
+        Ok(permit) => permit,
+        Err(e) => return refuse(req, e),
+    };
+    let mut body = req.into_body();
+    let mut upload = shared.backend.begin_upload(UploadMeta {
+        algo: params.algo,
+        name: params.name,
+    })?;
+    let mut total = 0;
+    let idle = shared.config.body_idle_timeout;
+    while let Some(chunk) = next_chunk(&mut body, idle).await? {
+        if let Err(e) = feed(&mut upload, chunk, &mut total, max).await {
+            linger(body);
+            return Err(e);
+        }
+    }
+    upload.finish(params.wait).await
+}
+
+/// `POST /uploadfile/`: multipart/form-data with the file in field `file`;
+/// other fields are read and ignored.
+pub async fn multipart<B: Backend>(
+    shared: &Shared<B>,
+    req: Request<Incoming>,
+    params: UploadParams,
+) -> Result<JobView, ApiError> {
+    let max = shared.config.max_upload;
+    let (boundary, _permit) = match multipart_head(shared, &req) {
+        Ok(admitted) => admitted,
+        Err(e) => return refuse(req, e),
+    };
 
     // multer sees body errors only as opaque stream failures; keep ours to
     // answer with the right status (408 for a silent client).
