@@ -254,7 +254,7 @@ async fn dispatch<B: Backend>(
             }
             None => respond::error(&ApiError::NotFound(format!(
                 "no such file {}",
-                query::clean_name(&raw_path)
+                query::clean_name(raw_path)
             ))),
         },
         (_, p) => respond::error(&ApiError::MethodNotAllowed {
