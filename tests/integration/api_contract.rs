@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::util::{Daemon, TempDir, BIN};
+use crate::util::{wait_until, Daemon, TempDir, BIN};
 
 /// Whether a test may run: `missing` is `None` when its tool is there, else
 /// what is missing. With `HASHD_TEST_API_TOOLS` set a missing tool is a
@@ -372,4 +372,88 @@ fn upload_retries_a_503_after_retry_after() {
         String::from_utf8_lossy(&out.stdout),
         format!("{}  {}\n", md5sum(&file), file.display())
     );
+}
+
+/// A static server on a loopback port (another web origin); killed on drop.
+struct StaticSite(std::process::Child, u16);
+
+impl StaticSite {
+    fn start(dir: &Path) -> StaticSite {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new("python3")
+            .args(["-m", "http.server", "--bind", "127.0.0.1", "-d"])
+            .arg(dir)
+            .arg(port.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_until(
+            "the static site did not listen",
+            Duration::from_secs(10),
+            || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
+        );
+        StaticSite(child, port)
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/", self.1)
+    }
+}
+
+impl Drop for StaticSite {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_page_of_an_allowed_origin_uploads_and_another_origin_cannot() {
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let dir = browser_dir();
+    let missing = if !Path::new(&chromium).exists() {
+        Some(format!("chromium ({chromium})"))
+    } else if !dir.join("node_modules/playwright-core").exists() {
+        Some("playwright-core (npm ci in tests/browser)".into())
+    } else {
+        None
+    };
+    if !have(missing) {
+        return;
+    }
+    let tmp = TempDir::new("cors-browser");
+    let site = tmp.path().join("site");
+    std::fs::create_dir_all(&site).unwrap();
+    std::fs::write(site.join("index.html"), "<!doctype html><title>app</title>").unwrap();
+    let (app, other) = (StaticSite::start(&site), StaticSite::start(&site));
+    let app_origin = app.url().trim_end_matches('/').to_string();
+    let d = Daemon::builder(tmp.path())
+        .arg("--cors-origin")
+        .arg(&app_origin)
+        .start();
+    let md5 = hashcore::to_hex(&hashcore::Algorithm::Md5.digest(b"cross-origin upload\n"));
+    let out = Command::new("node")
+        .arg(dir.join("cors.mjs"))
+        .arg(base(&d))
+        .arg(app.url())
+        .arg(other.url())
+        .arg(&md5)
+        .env("CHROMIUM", &chromium)
+        .output()
+        .unwrap();
+    let log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("{log}");
+    assert!(out.status.success(), "browser test failed: {log}");
+    // Only the allowed origin's upload became a job.
+    let (_, stats) = d.get_json("/stats");
+    assert_eq!(stats["jobs"]["total"], 1, "{stats}");
 }
