@@ -40,6 +40,8 @@ pub struct Config {
     pub node_timeout: Duration,
     /// `/ready` fails with less free space than this in the data directory.
     pub min_free_disk: u64,
+    /// Finished jobs older than this are deleted; `None` keeps them.
+    pub retain: Option<Duration>,
     /// Bearer tokens with scopes; `None` leaves the API open.
     pub auth_token_file: Option<PathBuf>,
     /// Origins allowed to use the API from a browser, validated.
@@ -69,6 +71,7 @@ impl Config {
             store: None,
             node_timeout: Duration::from_secs(10),
             min_free_disk: 64 << 20,
+            retain: None,
             auth_token_file: None,
             cors: Default::default(),
         }
@@ -180,6 +183,10 @@ pub struct ServeArgs {
     /// GET /ready fails (503) while the data directory has less free space than this, e.g. 64M. [env: HASHD_MIN_FREE_DISK] [default: 64M]
     #[arg(long, value_name = "SIZE")]
     pub min_free_disk: Option<String>,
+
+    /// Delete finished jobs (and their kept uploads) that ended longer ago than DURATION, e.g. 30d, 12h, 90min; checked every quarter of it (1 s to 1 min). [env: HASHD_RETAIN] [default: keep forever]
+    #[arg(long, value_name = "DURATION")]
+    pub retain: Option<String>,
 
     /// Require bearer tokens: FILE has one `TOKEN SCOPE[,SCOPE...]` per line (scopes upload, read, admin; admin allows all; # comments). Re-read on SIGHUP. [env: HASHD_AUTH_TOKEN_FILE] [default: none: the API is open]
     #[arg(long, value_name = "FILE")]
@@ -400,6 +407,15 @@ impl ServeArgs {
             |_, v| parse_size(v),
         )? {
             c.min_free_disk = size;
+        }
+        if let Some(text) = pick(self.retain, &["HASHD_RETAIN"], |_, v| Ok(v.to_string()))? {
+            let period = humantime::parse_duration(text.trim()).map_err(|e| {
+                anyhow::anyhow!("--retain {text:?}: {e} (examples: 30d, 12h, 90min, 45s)")
+            })?;
+            if period < Duration::from_secs(1) {
+                bail!("--retain must be at least 1s, got {text:?}");
+            }
+            c.retain = Some(period);
         }
         c.auth_token_file = pick(self.auth_token_file, &["HASHD_AUTH_TOKEN_FILE"], |_, v| {
             Ok(PathBuf::from(v))

@@ -23,6 +23,7 @@ pub mod delay;
 pub mod jobs;
 pub mod metrics;
 pub mod results_log;
+pub mod retention;
 pub mod store;
 pub mod util;
 
@@ -92,6 +93,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     }
     let metrics = Arc::new(metrics::Metrics::new());
     let log_pending = log.pending_lines();
+    let log_reopener = log.reopener();
     let store =
         Arc::new(Store::connect(&location, config.sync, log, node, metrics.store.clone()).await?);
     let pool = HasherPool::start(PoolConfig {
@@ -132,6 +134,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     }
     let rehashing = jobs.recover(config.chunk_size).await?;
     let reporter = jobs.report_task(config.node_timeout / 5);
+    let retention = config
+        .retain
+        .map(|period| tokio::spawn(retention::run(store.clone(), period)));
 
     tracing::info!(%addr, data_dir = %config.data_dir.display(), hashers = config.hashers, "hashd started");
 
@@ -185,7 +190,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
             .await;
         }
     };
-    let reload = tokio::spawn(on_sighup(auth.clone()));
+    let reload = tokio::spawn(on_sighup(auth.clone(), log_reopener));
     let signal = async {
         shutdown.await;
         reload.abort();
@@ -210,6 +215,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
 
     jobs.shutdown();
     reporter.abort();
+    if let Some(r) = retention {
+        r.abort();
+    }
     store.close().await;
     tracing::info!("hashd stopped");
     Ok(())
@@ -222,14 +230,16 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
 /// that memory too.
 const SOCKET_STREAMS: usize = 1024;
 
-/// SIGHUP: re-reads the token file (a bad file keeps the tokens in use).
-async fn on_sighup(auth: Option<Arc<frontends::http::guard::Auth>>) {
+/// SIGHUP: reopens the results log (after logrotate renamed it) and
+/// re-reads the token file (a bad file keeps the tokens in use).
+async fn on_sighup(auth: Option<Arc<frontends::http::guard::Auth>>, log: results_log::Reopener) {
     use tokio::signal::unix::{signal, SignalKind};
     let Ok(mut hup) = signal(SignalKind::hangup()) else {
         tracing::warn!("cannot install the SIGHUP handler; reloads need a restart");
         return;
     };
     while hup.recv().await.is_some() {
+        log.reopen();
         if let Some(auth) = &auth {
             match auth.reload() {
                 Ok(n) => tracing::info!(tokens = n, "SIGHUP: token file re-read"),

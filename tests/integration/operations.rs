@@ -417,3 +417,210 @@ fn other_origins_get_cors_only_when_allowed_and_cannot_upload() {
     assert_eq!(r.header("access-control-allow-origin"), None);
     assert_eq!(total(), before + 2);
 }
+
+#[test]
+fn retention_deletes_exactly_the_expired_jobs_under_concurrent_uploads() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::time::Instant;
+    let dir = TempDir::new("retain");
+    let retain = Duration::from_secs(3);
+    let d = Daemon::builder(dir.path())
+        .arg("--retain")
+        .arg("3s")
+        .arg("--keep-uploads")
+        .arg("--no-socket")
+        .start();
+    let start = Instant::now();
+    // (id, when its answer came): the job ended no later than that.
+    let done: Arc<Mutex<Vec<(String, Instant)>>> = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let addr = d.addr;
+    let clients: Vec<_> = (0..3)
+        .map(|c| {
+            let (done, stop) = (done.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut i = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let (ct, body) =
+                        multipart(&[Part::file("file", "f", &data(1000, c * 1_000_000 + i))]);
+                    let r = request(
+                        addr,
+                        "POST",
+                        "/uploadfile/?wait=true",
+                        &[("Content-Type", &ct)],
+                        &body,
+                    );
+                    let id = r.json()["id"].as_str().unwrap().to_string();
+                    done.lock().unwrap().push((id, Instant::now()));
+                    i += 1;
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(7));
+    stop.store(true, Ordering::Relaxed);
+    for c in clients {
+        c.join().unwrap();
+    }
+    // A pass runs every second (a quarter of 3 s, at least 1 s): a job
+    // that ended more than retain + 2 s ago is gone, one younger than
+    // retain is there; between the two it may be either.
+    let now = Instant::now();
+    let jobs = done.lock().unwrap().clone();
+    let (mut gone, mut kept) = (0, 0);
+    for (id, answered) in &jobs {
+        let age = now - *answered;
+        let status = d.get(&format!("/gethash/{id}")).status;
+        let file = dir.path().join("data/uploads").join(id);
+        if age > retain + Duration::from_secs(2) {
+            assert_eq!(status, 404, "{id}, {age:?} old, still there");
+            assert!(!file.exists(), "{id}: its kept upload is still there");
+            gone += 1;
+        } else if age + Duration::from_millis(200) < retain {
+            assert_eq!(status, 200, "{id}, {age:?} old, deleted too soon");
+            assert!(file.exists());
+            kept += 1;
+        }
+    }
+    eprintln!(
+        "{} jobs over {:?}: {gone} expired, {kept} kept",
+        jobs.len(),
+        start.elapsed()
+    );
+    assert!(gone > 10 && kept > 10, "{gone} expired, {kept} kept");
+    // The listing agrees with the lookups.
+    let (_, page) = d.get_json("/jobs?limit=1000");
+    let listed = page["jobs"].as_array().unwrap().len();
+    let total = d.get_json("/stats").1["jobs"]["total"].as_u64().unwrap() as usize;
+    assert_eq!(listed, total);
+    assert!(total < jobs.len());
+}
+
+#[test]
+fn logrotate_and_sighup_lose_no_results_log_line() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    let Some(logrotate) = ["/usr/sbin/logrotate", "/sbin/logrotate"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+    else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "logrotate is missing: apt-get install logrotate"
+        );
+        eprintln!("skipped: logrotate is not installed");
+        return;
+    };
+    let dir = TempDir::new("logrotate");
+    let d = Daemon::builder(dir.path()).arg("--no-socket").start();
+    let log = dir.path().join("data/results.log");
+    // The deploy file, pointed at this log and this daemon.
+    let conf = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../deploy/logrotate/hashd"
+    ))
+    .unwrap()
+    .replace("/var/lib/hashd/results.log", log.to_str().unwrap())
+    .replace(
+        "systemctl reload hashd.service 2>/dev/null || pkill -HUP -x hashd || true",
+        &format!("kill -HUP {}", d.pid()),
+    );
+    let conf_path = dir.path().join("logrotate.conf");
+    std::fs::write(&conf_path, conf).unwrap();
+    let ids: Arc<Mutex<Vec<String>>> = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let addr = d.addr;
+    let clients: Vec<_> = (0..4)
+        .map(|c| {
+            let (ids, stop) = (ids.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut i = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let (ct, body) =
+                        multipart(&[Part::file("file", "f", &data(100, c * 1_000_000 + i))]);
+                    let r = request(
+                        addr,
+                        "POST",
+                        "/uploadfile/?wait=true",
+                        &[("Content-Type", &ct)],
+                        &body,
+                    );
+                    ids.lock()
+                        .unwrap()
+                        .push(r.json()["id"].as_str().unwrap().to_string());
+                    i += 1;
+                }
+            })
+        })
+        .collect();
+    // Three rotations under load (-f: whatever the schedule says).
+    for _ in 0..3 {
+        std::thread::sleep(Duration::from_millis(700));
+        let out = Command::new(logrotate)
+            .arg("-f")
+            .arg("-s")
+            .arg(dir.path().join("logrotate.state"))
+            .arg(&conf_path)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "logrotate: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, Ordering::Relaxed);
+    for c in clients {
+        c.join().unwrap();
+    }
+    assert!(d.terminate().success());
+    // The live log and the rotated ones (compressed but the newest, with
+    // delaycompress) hold every job once, in whole lines.
+    let mut lines = Vec::new();
+    for entry in std::fs::read_dir(dir.path().join("data")).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        if !name.starts_with("results.log") {
+            continue;
+        }
+        let text = if name.ends_with(".gz") {
+            let out = Command::new("gzip").arg("-dc").arg(&path).output().unwrap();
+            String::from_utf8(out.stdout).unwrap()
+        } else {
+            std::fs::read_to_string(&path).unwrap()
+        };
+        assert!(
+            text.is_empty() || text.ends_with('\n'),
+            "{name}: a torn line"
+        );
+        for l in text.lines() {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            lines.push(v["id"].as_str().unwrap().to_string());
+        }
+    }
+    let ids = ids.lock().unwrap().clone();
+    let mut seen = std::collections::HashSet::new();
+    for id in &lines {
+        assert!(seen.insert(id.clone()), "{id} logged twice");
+    }
+    for id in &ids {
+        assert!(seen.contains(id), "{id} missing from every log");
+    }
+    assert_eq!(lines.len(), ids.len());
+    assert!(
+        std::fs::read_dir(dir.path().join("data"))
+            .unwrap()
+            .filter(|e| e
+                .as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("results.log."))
+            .count()
+            >= 2
+    );
+    eprintln!("{} jobs over 3 rotations, every line once", ids.len());
+}
