@@ -44,11 +44,18 @@ use store::{JobStore as _, Node, Store};
 /// Runs the daemon until `shutdown` resolves, then stops in the documented
 /// order. Prints `hashd listening on http://ADDR` once it accepts requests.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&config.data_dir).with_context(|| {
-        format!(
-            "cannot create the data directory {}",
-            config.data_dir.display()
-        )
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+        let dir = config.data_dir.display();
+        let hint = match e.kind() {
+            _ if config.data_dir.exists() && !config.data_dir.is_dir() => {
+                format!("{dir} is a file, not a directory: choose another --data-dir")
+            }
+            std::io::ErrorKind::PermissionDenied => format!(
+                "no permission to create {dir}: choose a --data-dir this user can write, or create it and give this user write access"
+            ),
+            _ => format!("cannot create the data directory {dir}"),
+        };
+        anyhow::Error::new(e).context(hint)
     })?;
     let _lock = lock_data_dir(&config.data_dir)?;
     let auth = match &config.auth_token_file {
@@ -74,9 +81,20 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     // Bound before the store opens, so that the node registers the port it
     // has (`--listen` may ask for port 0); requests wait in the backlog
     // until the front end starts.
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let listener = TcpListener::bind(config.listen).await.map_err(|e| {
+        let hint = match e.kind() {
+            std::io::ErrorKind::AddrInUse => format!(
+                "cannot listen on {}: another program (another hashd?) has that port: stop it, or choose another with --listen",
+                config.listen
+            ),
+            std::io::ErrorKind::PermissionDenied => format!(
+                "cannot listen on {}: ports below 1024 need privileges: choose a port above 1023 with --listen",
+                config.listen
+            ),
+            _ => format!("cannot listen on {}", config.listen),
+        };
+        anyhow::Error::new(e).context(hint)
+    })?;
     let addr = listener.local_addr()?;
     if auth.is_none() && !addr.ip().is_loopback() {
         tracing::warn!(%addr, "listening beyond this machine without --auth-token-file: anyone who can reach it can upload and read jobs");

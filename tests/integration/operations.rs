@@ -624,3 +624,81 @@ fn logrotate_and_sighup_lose_no_results_log_line() {
     );
     eprintln!("{} jobs over 3 rotations, every line once", ids.len());
 }
+
+#[test]
+fn configuration_errors_name_their_source_and_start_up_errors_say_what_to_do() {
+    let dir = TempDir::new("config-errors");
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let out = Command::new(BIN)
+            .current_dir(dir.path())
+            .args(args)
+            .envs(env.iter().copied())
+            .env_remove("HASHD_TEST_STORE")
+            .env_remove("HASHD_TEST_POSTGRES")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    // A bad value in .env: exit 2, naming the key and the line.
+    std::fs::write(
+        dir.path().join(".env"),
+        "# settings\nHASHD_NO_PIN=1\nexport HASHD_MAX_UPLOADS=\"lots\"\n",
+    )
+    .unwrap();
+    let (code, err) = run(&["--listen", "127.0.0.1:0", "--no-socket"], &[]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("HASHD_MAX_UPLOADS from .env:3"), "{err}");
+    // The environment beats .env, and is named as the source.
+    let (code, err) = run(
+        &["--listen", "127.0.0.1:0", "--no-socket"],
+        &[("HASHD_MAX_UPLOADS", "-1")],
+    );
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("HASHD_MAX_UPLOADS from the environment"),
+        "{err}"
+    );
+    // A misspelt key is named with the closest known one; the daemon runs.
+    std::fs::write(dir.path().join(".env"), "HASHD_HASHER=2\n").unwrap();
+    let d = Daemon::builder(dir.path()).arg("--no-socket").start();
+    wait_until(
+        "no warning about the misspelt key",
+        Duration::from_secs(5),
+        || {
+            d.stderr()
+            .contains("unknown setting HASHD_HASHER (from .env:1) is ignored; did you mean HASHD_HASHERS?")
+        },
+    );
+    std::fs::remove_file(dir.path().join(".env")).unwrap();
+    // The port in use (by that daemon), a data directory that is a file.
+    let taken = d.addr.to_string();
+    let (code, err) = run(
+        &["--listen", &taken, "--no-socket", "--data-dir", "other"],
+        &[],
+    );
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("another program (another hashd?) has that port"),
+        "{err}"
+    );
+    std::fs::write(dir.path().join("a-file"), "").unwrap();
+    let (code, err) = run(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--no-socket",
+            "--data-dir",
+            "a-file",
+        ],
+        &[],
+    );
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("is a file, not a directory: choose another --data-dir"),
+        "{err}"
+    );
+}
