@@ -136,6 +136,14 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N")]
     pub max_uploads: Option<usize>,
 
+    /// `GET /jobs/ID/events` streams open at once; more get 503 with Retry-After. [env: HASHD_MAX_EVENT_STREAMS] [default: 1024]
+    #[arg(long, value_name = "N")]
+    pub max_event_streams: Option<usize>,
+
+    /// Longest an event stream stays open, in seconds; the client reconnects (EventSource does) and gets the state again. [env: HASHD_EVENT_STREAM_SECS] [default: 300]
+    #[arg(long, value_name = "SECS")]
+    pub event_stream_secs: Option<u64>,
+
     /// Open HTTP connections at once; more wait in the listen backlog. [env: HASHD_MAX_CONNECTIONS] [default: 16384]
     #[arg(long, value_name = "N")]
     pub max_connections: Option<usize>,
@@ -360,6 +368,15 @@ impl ServeArgs {
             }
             c.http.max_uploads = n;
         }
+        if let Some(n) = pick(self.max_event_streams, &["HASHD_MAX_EVENT_STREAMS"], num)? {
+            if n == 0 {
+                bail!("--max-event-streams must be at least 1");
+            }
+            c.http.max_event_streams = n;
+        }
+        if let Some(s) = pick(self.event_stream_secs, &["HASHD_EVENT_STREAM_SECS"], num)? {
+            c.http.event_stream_max = Duration::from_secs(s.max(1));
+        }
         if let Some(n) = pick(self.max_connections, &["HASHD_MAX_CONNECTIONS"], num)? {
             if n == 0 {
                 bail!("--max-connections must be at least 1");
@@ -543,6 +560,8 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "HASHD_CHUNK_SIZE",
     "HASHD_MAX_UPLOAD",
     "HASHD_MAX_UPLOADS",
+    "HASHD_MAX_EVENT_STREAMS",
+    "HASHD_EVENT_STREAM_SECS",
     "HASHD_MAX_CONNECTIONS",
     "HASHD_BODY_TIMEOUT",
     "HASHD_HEADER_TIMEOUT",

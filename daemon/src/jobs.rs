@@ -5,16 +5,18 @@
 //! also recovers the jobs a previous run left PENDING, and stops the pool
 //! and the delay in order at shutdown.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use frontends::{
-    Answer, ApiError, Backend, ByteStream, JobEnded, JobPage, JobStatus, JobView, ListQuery, Reply,
-    Upload, UploadMeta,
+    Answer, ApiError, Backend, ByteStream, JobEnded, JobPage, JobProgress, JobStatus, JobView,
+    ListQuery, Reply, Upload, UploadMeta,
 };
 use hashcore::{to_hex, Algorithm, Completion, HasherPool, JobError, Outcome, StreamJob};
 use tokio::io::AsyncReadExt;
@@ -51,6 +53,38 @@ pub struct Jobs {
     delayed: Option<Arc<DelayedResults>>,
     started: Instant,
     pub(crate) metrics: Arc<crate::metrics::Metrics>,
+    /// The byte counters of the jobs being hashed here, for event streams.
+    meters: Arc<Meters>,
+}
+
+/// The byte counter of one job being hashed: one relaxed atomic add per
+/// chunk on the hot path.
+struct Meter {
+    /// Bytes handed to the job's hasher so far.
+    bytes: AtomicU64,
+    /// The job's size, when known before its end (re-hashes).
+    total: Option<u64>,
+}
+
+/// Running jobs' counters by id: an entry from the job's start until its
+/// hasher's outcome (the completion removes it), so at most as many
+/// entries as the pool admits streams.
+#[derive(Default)]
+struct Meters(Mutex<HashMap<String, Arc<Meter>>>);
+
+impl Meters {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Meter>>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn start(&self, id: &str, total: Option<u64>) -> Arc<Meter> {
+        let meter = Arc::new(Meter {
+            bytes: AtomicU64::new(0),
+            total,
+        });
+        self.lock().insert(id.to_string(), meter.clone());
+        meter
+    }
 }
 
 impl Jobs {
@@ -72,6 +106,7 @@ impl Jobs {
             delayed,
             started: Instant::now(),
             metrics,
+            meters: Arc::default(),
         })
     }
 
@@ -94,7 +129,25 @@ impl Jobs {
         let store = self.store.clone();
         let delayed = self.delayed.clone();
         let metrics = self.metrics.jobs.clone();
+        let meters = self.meters.clone();
+        // With an artificial delay the counter stays (all bytes in) until
+        // the result is released, so that a watcher sees the job hashed
+        // and waiting rather than nothing; a timer on the runtime removes it.
+        let delay = self.config.artificial_delay;
+        let runtime = tokio::runtime::Handle::try_current().ok();
         Box::new(move |outcome| {
+            match (&runtime, delay.is_zero()) {
+                (Some(rt), false) => {
+                    let (meters, id) = (meters.clone(), id.clone());
+                    rt.spawn(async move {
+                        tokio::time::sleep(delay).await;
+                        meters.lock().remove(&id);
+                    });
+                }
+                _ => {
+                    meters.lock().remove(&id);
+                }
+            }
             let finish = match outcome {
                 Ok(d) => {
                     metrics.succeeded(algo.name(), d.len);
@@ -216,7 +269,9 @@ impl Backend for Jobs {
                 },
                 _ => ApiError::ShuttingDown,
             })?;
+        let meter = self.meters.start(&id, None);
         Ok(HttpUpload {
+            meter,
             id,
             algo: meta.algo,
             name: meta.name,
@@ -235,6 +290,15 @@ impl Backend for Jobs {
 
     async fn lookup_wait(&self, id: &str, timeout: Duration) -> Result<Option<JobView>, ApiError> {
         self.store.wait(id, timeout).await.map_err(store_error)
+    }
+
+    fn job_progress(&self, id: &str) -> Option<JobProgress> {
+        let meters = self.meters.lock();
+        let meter = meters.get(id)?;
+        Some(JobProgress {
+            bytes: meter.bytes.load(Ordering::Relaxed),
+            total: meter.total,
+        })
     }
 
     async fn list(&self, query: ListQuery) -> Result<JobPage, ApiError> {
@@ -409,6 +473,8 @@ impl Drop for Spool {
 
 /// One HTTP upload in flight; see [`frontends::Upload`].
 pub struct HttpUpload {
+    /// Counts the bytes for `job_progress`.
+    meter: Arc<Meter>,
     id: String,
     algo: Algorithm,
     name: Option<String>,
@@ -425,6 +491,9 @@ pub struct HttpUpload {
 impl Upload for HttpUpload {
     async fn send(&mut self, chunk: Bytes) -> Result<(), ApiError> {
         self.size += chunk.len() as u64;
+        self.meter
+            .bytes
+            .fetch_add(chunk.len() as u64, Ordering::Relaxed);
         if let Some(spool) = &mut self.spool {
             spool.write(chunk.clone()).await?;
         }
@@ -581,6 +650,7 @@ async fn rehash(jobs: &Jobs, job: Interrupted, algo: hashcore::Algorithm, chunk_
     };
     let path = job.stored_path.unwrap_or_default();
     let expected = job.size.unwrap_or(0);
+    let meter = jobs.meters.start(&id, Some(expected));
     let result: std::io::Result<()> = async {
         let mut file = tokio::fs::File::open(&path).await?;
         let mut read = 0u64;
@@ -599,6 +669,7 @@ async fn rehash(jobs: &Jobs, job: Interrupted, algo: hashcore::Algorithm, chunk_
             if n == 0 {
                 return Ok(());
             }
+            meter.bytes.fetch_add(n, Ordering::Relaxed);
             if stream.send(buf.freeze()).await.is_err() {
                 return Err(std::io::Error::other("hasher pool stopped"));
             }

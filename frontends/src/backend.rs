@@ -81,6 +81,17 @@ pub struct JobPage {
     pub next: Option<String>,
 }
 
+/// A running job's progress (see [`Backend::job_progress`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct JobProgress {
+    /// Bytes of the job handed to its hasher so far; hashing trails this
+    /// by at most the stream's flow-control budget (2 MiB).
+    pub bytes: u64,
+    /// The job's size, when it is known before its end (a re-hash of a
+    /// kept upload); `None` for an upload still streaming in.
+    pub total: Option<u64>,
+}
+
 /// What a request-and-reply job (the unix socket's) ends with.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Answer {
@@ -168,6 +179,16 @@ pub trait Backend: Send + Sync + 'static {
     /// socket's streams). `reply` is called exactly once: at once if the
     /// job is refused (busy), else when the stream finishes or is dropped.
     fn answer_stream(&self, algo: Algorithm, reply: Reply) -> Self::Stream;
+
+    /// How far job `id`'s bytes have got, from this node's memory: `None`
+    /// when the job is not being hashed here (not yet recorded, finished,
+    /// held only for the artificial delay, or running on another node).
+    /// Cheap and non-blocking: event streams call it every few hundred
+    /// milliseconds.
+    fn job_progress(&self, id: &str) -> Option<JobProgress> {
+        let _ = id;
+        None
+    }
 
     /// A count that grows whenever hashing makes progress (bytes hashed,
     /// jobs ended), or `None` if the backend cannot tell. The socket front

@@ -19,7 +19,7 @@ pub mod testing;
 pub mod unix;
 
 pub use backend::{
-    Answer, Backend, ByteStream, JobEnded, JobPage, JobStatus, JobView, ListQuery, Reply, Upload,
-    UploadMeta,
+    Answer, Backend, ByteStream, JobEnded, JobPage, JobProgress, JobStatus, JobView, ListQuery,
+    Reply, Upload, UploadMeta,
 };
 pub use error::ApiError;

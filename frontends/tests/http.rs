@@ -104,7 +104,7 @@ fn route_paths() -> Vec<String> {
         .iter()
         .flat_map(|r| match (r.prefix, r.path) {
             (true, "/docs/") => vec!["/docs/swagger-ui.css".to_string()],
-            (true, p) => vec![format!("{p}name.bin")],
+            (true, p) => vec![format!("{p}name.bin{}", r.suffix)],
             (false, "/") => vec!["/".to_string()],
             (false, p) => vec![p.to_string(), format!("{p}/")],
         })

@@ -38,19 +38,20 @@ fn document() -> serde_json::Value {
     a.json
 }
 
-/// The route a document path is served by: a template ending in one
-/// `{param}` is a prefix route, any other path an exact one (the router
-/// ignores a trailing slash).
+/// The route a document path is served by: a template with one `{param}`
+/// is a prefix route (what follows the parameter is its suffix), any other
+/// path an exact one (the router ignores a trailing slash).
 fn route_of(template: &str) -> Option<&'static Route> {
     match template.find('{') {
         Some(at) => {
+            let close = template.find('}').expect("a closed parameter");
             assert!(
-                template.ends_with('}') && template.matches('{').count() == 1,
-                "{template}: only a last path segment may be a parameter"
+                template.matches('{').count() == 1,
+                "{template}: only one path segment may be a parameter"
             );
-            ROUTES
-                .iter()
-                .find(|r| r.prefix && r.path == &template[..at])
+            ROUTES.iter().find(|r| {
+                r.prefix && r.path == &template[..at] && r.suffix == &template[close + 1..]
+            })
         }
         None => {
             let path = match template.trim_end_matches('/') {
@@ -109,7 +110,7 @@ fn the_document_lists_exactly_the_routes_and_methods_served() {
         );
         // And the real handler agrees with the table.
         let concrete = match route.prefix {
-            true => format!("{}x", route.path),
+            true => format!("{}x{}", route.path, route.suffix),
             false => template.clone(),
         };
         assert_eq!(options_allow(&concrete), route.allow, "{template}");

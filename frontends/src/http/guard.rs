@@ -295,7 +295,7 @@ pub fn preflight(cors: &Cors, headers: &HeaderMap, allow: &'static str) -> Optio
     if !cors.allows(origin) {
         return None;
     }
-    let mut resp = Response::new(Body::default());
+    let mut resp = Response::new(super::respond::full(bytes::Bytes::new()));
     *resp.status_mut() = StatusCode::NO_CONTENT;
     let h = resp.headers_mut();
     h.insert(

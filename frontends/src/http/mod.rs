@@ -12,6 +12,7 @@
 //! parameters, [`pages`] renders HTML, [`respond`] builds responses.
 
 mod docs;
+mod events;
 pub mod guard;
 pub mod observe;
 mod pages;
@@ -19,6 +20,7 @@ mod query;
 mod respond;
 mod routes;
 mod upload;
+mod uploads;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -44,6 +46,12 @@ pub struct HttpConfig {
     pub max_upload: u64,
     /// Uploads in progress at once (503 beyond).
     pub max_uploads: usize,
+    /// `GET /jobs/ID/events` streams open at once (503 beyond). Each holds a
+    /// connection and a small task, so this bounds what watchers cost.
+    pub max_event_streams: usize,
+    /// Longest an event stream stays open; a client that still wants one
+    /// reconnects, and gets the job's state again at once.
+    pub event_stream_max: Duration,
     /// Open connections at once; further ones wait in the listen backlog.
     pub max_connections: usize,
     /// Time a client may take to send its request head.
@@ -70,6 +78,8 @@ impl Default for HttpConfig {
         HttpConfig {
             max_upload: 8 << 30,
             max_uploads: 512,
+            max_event_streams: 1024,
+            event_stream_max: Duration::from_secs(300),
             max_connections: 16_384,
             header_timeout: Duration::from_secs(30),
             body_idle_timeout: Duration::from_secs(60),
@@ -88,6 +98,30 @@ pub(crate) struct Shared<B> {
     pub(crate) backend: Arc<B>,
     pub(crate) config: HttpConfig,
     pub(crate) uploads: Arc<Semaphore>,
+    /// One permit per open event stream (`max_event_streams`).
+    pub(crate) event_streams: Arc<Semaphore>,
+    /// The uploads streaming in now, for `GET /uploads`.
+    pub(crate) in_progress: Arc<uploads::InProgress>,
+    /// Becomes true when the server stops accepting: event streams end
+    /// then, so that they do not hold the drain for the whole grace period.
+    pub(crate) stopping: tokio::sync::watch::Receiver<bool>,
+}
+
+impl<B> Shared<B> {
+    fn new(
+        backend: Arc<B>,
+        config: HttpConfig,
+        stopping: tokio::sync::watch::Receiver<bool>,
+    ) -> Self {
+        Shared {
+            backend,
+            uploads: Arc::new(Semaphore::new(config.max_uploads.max(1))),
+            event_streams: Arc::new(Semaphore::new(config.max_event_streams.max(1))),
+            in_progress: Arc::default(),
+            stopping,
+            config,
+        }
+    }
 }
 
 /// Serves HTTP on `listener` until `shutdown` resolves, then stops accepting,
@@ -99,11 +133,8 @@ pub async fn serve<B: Backend>(
     shutdown: impl Future<Output = ()>,
 ) {
     let connections = Arc::new(Semaphore::new(config.max_connections.max(1)));
-    let shared = Arc::new(Shared {
-        backend,
-        uploads: Arc::new(Semaphore::new(config.max_uploads.max(1))),
-        config,
-    });
+    let (stop_tx, stopping) = tokio::sync::watch::channel(false);
+    let shared = Arc::new(Shared::new(backend, config, stopping));
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -137,6 +168,7 @@ pub async fn serve<B: Backend>(
         });
     }
     drop(listener);
+    let _ = stop_tx.send(true);
     let grace = shared.config.shutdown_grace;
     let deadline = tokio::time::Instant::now() + grace;
     let open = || shared.config.max_connections.max(1) - connections.available_permits();
@@ -172,11 +204,9 @@ where
     B: Backend,
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let shared = Arc::new(Shared {
-        backend,
-        uploads: Arc::new(Semaphore::new(config.max_uploads.max(1))),
-        config,
-    });
+    // Never stopping: the caller ends the connection by dropping `io`.
+    let (_, stopping) = tokio::sync::watch::channel(false);
+    let shared = Arc::new(Shared::new(backend, config, stopping));
     connection(shared, TokioIo::new(io), None).await
 }
 
@@ -193,6 +223,8 @@ where
     let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
         let shared = shared.clone();
         async move {
+            let mut req = req;
+            req.extensions_mut().insert(uploads::Peer(peer));
             let route = routes::route_label(req.uri().path());
             let metrics = shared.config.metrics.clone();
             let resp = observe::observe(metrics.as_deref(), route, peer, req, |req| async {

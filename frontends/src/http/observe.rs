@@ -180,7 +180,7 @@ where
     let elapsed = started.elapsed();
     let status = resp.status().as_u16();
     let received = bytes_in.load(Ordering::Relaxed);
-    // Answers are whole bodies (`Full`): their length is known here.
+    // Whole bodies know their length here; an event stream counts as 0.
     let sent = resp
         .headers()
         .get(CONTENT_LENGTH)

@@ -1,7 +1,7 @@
 //! Building responses: JSON, HTML and errors, each in one place.
 
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full};
 use hyper::header::{
     HeaderValue, ACCEPT_ENCODING, ALLOW, CACHE_CONTROL, CONNECTION, CONTENT_TYPE, RETRY_AFTER,
 };
@@ -10,12 +10,19 @@ use serde::Serialize;
 
 use crate::ApiError;
 
-pub type Body = Full<Bytes>;
+/// Every answer's body: whole bytes for almost every route, a stream for
+/// `GET /jobs/ID/events`. Boxed so that one handler can return either.
+pub type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, std::convert::Infallible>;
+
+/// A whole body of `bytes`.
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into()).boxed_unsync()
+}
 
 pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Response<Body> {
     // Serialising our own plain structs cannot fail.
     let body = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
-    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    let mut resp = Response::new(full(body));
     *resp.status_mut() = status;
     resp.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -23,7 +30,7 @@ pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Response<Body> {
 }
 
 pub fn html(status: StatusCode, page: String) -> Response<Body> {
-    let mut resp = Response::new(Full::new(Bytes::from(page)));
+    let mut resp = Response::new(full(page));
     *resp.status_mut() = status;
     let headers = resp.headers_mut();
     headers.insert(
@@ -37,7 +44,7 @@ pub fn html(status: StatusCode, page: String) -> Response<Body> {
 /// `GET /metrics`: the Prometheus text format, version 0.0.4 (what
 /// Prometheus and promtool read).
 pub fn metrics(text: String) -> Response<Body> {
-    let mut resp = Response::new(Full::new(Bytes::from(text)));
+    let mut resp = Response::new(full(text));
     resp.headers_mut().insert(
         CONTENT_TYPE,
         HeaderValue::from_static(prometheus_client::encoding::prometheus_text::CONTENT_TYPE),
@@ -48,7 +55,7 @@ pub fn metrics(text: String) -> Response<Body> {
 /// 200 with fixed bytes: the OpenAPI document and the docs' assets, which
 /// change only with the binary.
 pub fn bytes(content_type: &'static str, body: Bytes) -> Response<Body> {
-    let mut resp = Response::new(Full::new(body));
+    let mut resp = Response::new(full(body));
     let headers = resp.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("max-age=3600"));
@@ -58,7 +65,7 @@ pub fn bytes(content_type: &'static str, body: Bytes) -> Response<Body> {
 /// `OPTIONS` on a known path (or `*`): 200 with its methods and
 /// `Content-Length: 0` (RFC 9110 section 9.3.7).
 pub fn options(allow: &'static str) -> Response<Body> {
-    let mut resp = Response::new(Full::new(Bytes::new()));
+    let mut resp = Response::new(full(Bytes::new()));
     resp.headers_mut()
         .insert(ALLOW, HeaderValue::from_static(allow));
     resp

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::respond::{self, Body};
 use super::upload::{self, UploadParams};
-use super::{docs, guard, pages, query, Shared};
+use super::{docs, events, guard, pages, query, Shared};
 use crate::{ApiError, Backend, JobStatus, JobView, ListQuery};
 
 /// GET bodies carry at most an id.
@@ -121,7 +121,8 @@ fn route_scope(path: &str, method: &Method) -> Option<guard::Scope> {
     match path {
         "/health" | "/ready" | "/openapi.json" | "/docs" => None,
         p if p.starts_with("/docs/") => None,
-        "/stats" | "/cluster" | "/metrics" => Some(Scope::Admin),
+        // `/uploads` names clients' addresses.
+        "/stats" | "/cluster" | "/metrics" | "/uploads" => Some(Scope::Admin),
         "/uploadfile" | "/uploadfile-html" | "/files" => Some(Scope::Upload),
         p if p.starts_with("/files/") => Some(Scope::Upload),
         _ => Some(Scope::Read),
@@ -225,9 +226,22 @@ async fn dispatch<B: Backend>(
             Err(e) => respond::error(&e),
         },
         (&Method::GET, "/stats") => match shared.backend.stats().await {
-            Ok(stats) => respond::json(StatusCode::OK, &stats),
+            Ok(mut stats) => {
+                if let Some(o) = stats.as_object_mut() {
+                    o.insert(
+                        "uploads_in_progress".into(),
+                        shared.in_progress.count().into(),
+                    );
+                }
+                respond::json(StatusCode::OK, &stats)
+            }
             Err(e) => respond::error(&e),
         },
+        (&Method::GET, "/uploads") => respond::json(StatusCode::OK, &shared.in_progress.snapshot()),
+        (&Method::GET, p) if p.starts_with(JOB_EVENTS.path) => {
+            let id = &p[JOB_EVENTS.path.len()..p.len() - JOB_EVENTS.suffix.len()];
+            events::job_events(shared, &query::decode_component(id)).await
+        }
         (&Method::GET, "/health") => {
             respond::json(StatusCode::OK, &serde_json::json!({"ok": true}))
         }
@@ -311,6 +325,9 @@ pub struct Route {
     pub path: &'static str,
     /// Whether `path` is a prefix followed by one parameter.
     pub prefix: bool,
+    /// What a prefix route's paths end with after the parameter (`/events`
+    /// for `/jobs/ID/events`); empty for none.
+    pub suffix: &'static str,
     /// The methods, as the `Allow` header lists them (RFC 9110 section
     /// 10.2.1).
     pub allow: &'static str,
@@ -327,6 +344,7 @@ const fn exact(path: &'static str, allow: &'static str) -> Route {
     Route {
         path,
         prefix: false,
+        suffix: "",
         allow,
         label: path,
     }
@@ -336,10 +354,21 @@ const fn prefix(path: &'static str, label: &'static str, allow: &'static str) ->
     Route {
         path,
         prefix: true,
+        suffix: "",
         allow,
         label,
     }
 }
+
+/// `GET /jobs/ID/events`: a prefix route whose parameter is followed by
+/// `/events`.
+const JOB_EVENTS: Route = Route {
+    path: "/jobs/",
+    prefix: true,
+    suffix: "/events",
+    allow: READ,
+    label: "/jobs/{id}/events",
+};
 
 /// Every route, in the order they are matched. [`handle`] must dispatch
 /// exactly these (a test asks every route every method and compares), and
@@ -354,6 +383,7 @@ pub const ROUTES: &[Route] = &[
     exact("/get_hash/gethash", READ),
     exact("/gethash-form", READ),
     exact("/jobs", READ),
+    exact("/uploads", READ),
     exact("/stats", READ),
     exact("/health", READ),
     exact("/ready", READ),
@@ -364,12 +394,17 @@ pub const ROUTES: &[Route] = &[
     prefix("/files/", "/files/{name}", RAW_UPLOAD),
     prefix("/gethash/", "/gethash/{id}", READ),
     prefix("/docs/", "/docs/{asset}", READ),
+    JOB_EVENTS,
 ];
 
 /// The route of a path (without its trailing slash), if any.
 fn route_of(p: &str) -> Option<&'static Route> {
     ROUTES.iter().find(|r| match r.prefix {
-        true => p.starts_with(r.path),
+        true => {
+            p.len() > r.path.len() + r.suffix.len()
+                && p.starts_with(r.path)
+                && p.ends_with(r.suffix)
+        }
         false => p == r.path,
     })
 }
@@ -538,7 +573,7 @@ async fn hash_answer<B: Backend>(
 }
 
 /// `resp`, marked as being about job `id` (for the access log).
-fn about_job(mut resp: Response<Body>, id: &str) -> Response<Body> {
+pub(crate) fn about_job(mut resp: Response<Body>, id: &str) -> Response<Body> {
     resp.extensions_mut()
         .insert(super::observe::JobId(id.to_string()));
     resp

@@ -150,7 +150,11 @@ fn upload_framing(req: &Request<Incoming>) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn upload_permit<B>(shared: &Shared<B>) -> Result<UploadSlot, ApiError> {
+fn upload_permit<B>(
+    shared: &Shared<B>,
+    req: &Request<Incoming>,
+    algo: Algorithm,
+) -> Result<UploadSlot, ApiError> {
     let permit = shared
         .uploads
         .clone()
@@ -163,17 +167,26 @@ fn upload_permit<B>(shared: &Shared<B>) -> Result<UploadSlot, ApiError> {
     if let Some(m) = &metrics {
         m.uploads.inc();
     }
+    let peer = req
+        .extensions()
+        .get::<super::uploads::Peer>()
+        .and_then(|p| p.0);
+    let listed = shared
+        .in_progress
+        .register(peer, declared_length(req), algo.name());
     Ok(UploadSlot {
         _permit: permit,
         metrics,
+        listed,
     })
 }
 
-/// One of the `--max-uploads` slots, counted in `uploads_in_progress`
-/// while held.
+/// One of the `--max-uploads` slots, counted in `uploads_in_progress` and
+/// listed by `GET /uploads` while held.
 struct UploadSlot {
     _permit: tokio::sync::OwnedSemaphorePermit,
     metrics: Option<Arc<super::observe::HttpMetrics>>,
+    listed: super::uploads::Registration,
 }
 
 impl Drop for UploadSlot {
@@ -190,6 +203,7 @@ impl Drop for UploadSlot {
 fn multipart_head<B>(
     shared: &Shared<B>,
     req: &Request<Incoming>,
+    algo: Algorithm,
 ) -> Result<(String, UploadSlot), ApiError> {
     let max = shared.config.max_upload;
     upload_framing(req)?;
@@ -230,7 +244,7 @@ fn multipart_head<B>(
     if declared_length(req).is_some_and(|n| n > max + MULTIPART_OVERHEAD_BYTES) {
         return Err(ApiError::PayloadTooLarge { limit: max });
     }
-    Ok((boundary, upload_permit(shared)?))
+    Ok((boundary, upload_permit(shared, req, algo)?))
 }
 
 /// Longest a refused upload's body is read and dropped (see [`linger`]).
@@ -269,14 +283,20 @@ pub(crate) fn linger(mut body: Incoming) {
     });
 }
 
-/// Pushes one chunk, enforcing the size limit.
+/// Pushes one chunk, enforcing the size limit and counting it for
+/// `GET /uploads`.
 async fn feed<U: Upload>(
     upload: &mut U,
     chunk: Bytes,
     total: &mut u64,
     max: u64,
+    slot: &UploadSlot,
 ) -> Result<(), ApiError> {
     *total += chunk.len() as u64;
+    slot.listed
+        .entry
+        .received
+        .fetch_add(chunk.len() as u64, std::sync::atomic::Ordering::Relaxed);
     if *total > max {
         return Err(ApiError::PayloadTooLarge { limit: max });
     }
@@ -295,8 +315,8 @@ pub async fn raw<B: Backend>(
             true => Err(ApiError::PayloadTooLarge { limit: max }),
             false => Ok(()),
         })
-        .and_then(|()| upload_permit(shared));
-    let _permit = match admitted {
+        .and_then(|()| upload_permit(shared, &req, params.algo));
+    let permit = match admitted {
         Ok(permit) => permit,
         Err(e) => return refuse(req, e),
     };
@@ -308,7 +328,7 @@ pub async fn raw<B: Backend>(
     let mut total = 0;
     let idle = shared.config.body_idle_timeout;
     while let Some(chunk) = next_chunk(&mut body, idle).await? {
-        if let Err(e) = feed(&mut upload, chunk, &mut total, max).await {
+        if let Err(e) = feed(&mut upload, chunk, &mut total, max, &permit).await {
             linger(body);
             return Err(e);
         }
@@ -324,7 +344,7 @@ pub async fn multipart<B: Backend>(
     params: UploadParams,
 ) -> Result<JobView, ApiError> {
     let max = shared.config.max_upload;
-    let (boundary, _permit) = match multipart_head(shared, &req) {
+    let (boundary, permit) = match multipart_head(shared, &req, params.algo) {
         Ok(admitted) => admitted,
         Err(e) => return refuse(req, e),
     };
@@ -385,7 +405,7 @@ pub async fn multipart<B: Backend>(
         })?;
         let mut total = 0;
         while let Some(chunk) = field.chunk().await.map_err(map_err)? {
-            feed(&mut upload, chunk, &mut total, max).await?;
+            feed(&mut upload, chunk, &mut total, max, &permit).await?;
         }
         file = Some(upload);
     }
