@@ -324,10 +324,22 @@ fn html_pages_upload_and_look_up() {
         let page = r.text();
         assert!(page.contains("action=\"/uploadfile-html/\"") && page.contains("name=\"file\""));
         assert!(page.contains("action=\"/gethash-form/\"") && page.contains("name=\"file_id\""));
+        // Its script is inline: nothing is loaded from elsewhere.
         assert!(
-            !page.contains("<script") && !page.contains("http://") && !page.contains("https://")
+            !page.contains("<script src")
+                && !page.contains("http://")
+                && !page.contains("https://")
         );
+        assert!(page.contains("Largest accepted file: <strong>8 GiB</strong>"));
+        for algo in ["md5", "sha1", "sha256", "sha512"] {
+            assert!(
+                page.contains(&format!("<option value=\"{algo}\">")),
+                "{algo}"
+            );
+        }
     }
+    // The plain form's post is answered 303 to the job page
+    // (Post/Redirect/Get): reloading that page sends no file again.
     let (ct, mp) = multipart(&[Part::file("file", "<b>x</b>.txt", b"page")]);
     let r = request(
         d.addr,
@@ -336,25 +348,55 @@ fn html_pages_upload_and_look_up() {
         &[("Content-Type", &ct)],
         &mp,
     );
-    assert_eq!(r.status, 200);
-    let page = r.text();
-    assert!(
-        page.contains("&lt;b&gt;x&lt;/b&gt;.txt"),
-        "names are escaped"
-    );
-    let id = page
-        .split("<code>")
-        .nth(1)
-        .unwrap()
-        .split("</code>")
-        .next()
+    assert_eq!(r.status, 303);
+    let location = r.header("location").unwrap().to_string();
+    let id = location
+        .strip_prefix("/gethash-form/?file_id=")
         .unwrap()
         .to_string();
     assert_eq!(id.len(), 32);
+    assert!(r.text().contains(&id));
     d.wait_final(&id);
-    let r = d.get(&format!("/gethash-form/?file_id={id}"));
-    assert_eq!(r.status, 200);
-    assert!(r.text().contains(&reference("md5", b"page")));
+    let jobs = d.get_json("/stats").1["jobs"]["total"].clone();
+    for _ in 0..2 {
+        let r = d.get(&location);
+        assert_eq!(r.status, 200);
+        let page = r.text();
+        assert!(
+            page.contains("&lt;b&gt;x&lt;/b&gt;.txt"),
+            "names are escaped"
+        );
+        assert!(page.contains(&reference("md5", b"page")));
+    }
+    assert_eq!(d.get_json("/stats").1["jobs"]["total"], jobs);
+    // The form's algorithm field, before the file, chooses the algorithm.
+    let (ct, mp) = multipart(&[
+        Part::field("algo", b"sha256"),
+        Part::file("file", "a.txt", b"page"),
+    ]);
+    let r = request(
+        d.addr,
+        "POST",
+        "/uploadfile-html/",
+        &[("Content-Type", &ct)],
+        &mp,
+    );
+    assert_eq!(r.status, 303);
+    let id = r.header("location").unwrap().rsplit('=').next().unwrap();
+    assert_eq!(d.wait_final(id)["hash"], reference("sha256", b"page"));
+    let (ct, mp) = multipart(&[
+        Part::field("algo", b"nope"),
+        Part::file("file", "a.txt", b"page"),
+    ]);
+    let r = request(
+        d.addr,
+        "POST",
+        "/uploadfile-html/",
+        &[("Content-Type", &ct)],
+        &mp,
+    );
+    assert_eq!(r.status, 400);
+    assert!(r.text().contains("nope"));
     let r = d.get("/gethash-form/?file_id=abc");
     assert_eq!(r.status, 404);
     assert!(r.text().contains("INVALID_ID"));

@@ -457,3 +457,47 @@ fn a_page_of_an_allowed_origin_uploads_and_another_origin_cannot() {
     let (_, stats) = d.get_json("/stats");
     assert_eq!(stats["jobs"]["total"], 1, "{stats}");
 }
+
+/// The upload page in headless Chromium with the upload throttled
+/// (`tests/browser/page.mjs` says what it checks). Screenshots at 1280 and
+/// 390 px go to `HASHD_SCREENSHOT_DIR` (`.ci/run` keeps them as
+/// artifacts), else to a temporary directory.
+#[test]
+fn the_page_uploads_many_files_with_progress_in_chromium() {
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let dir = browser_dir();
+    let missing = if !Path::new(&chromium).exists() {
+        Some(format!("chromium ({chromium})"))
+    } else if Command::new("node").arg("--version").output().is_err() {
+        Some("node".into())
+    } else if !dir.join("node_modules/playwright-core").exists() {
+        Some("playwright-core (npm ci in tests/browser)".into())
+    } else {
+        None
+    };
+    if !have(missing) {
+        return;
+    }
+    let tmp = TempDir::new("page-browser");
+    let d = Daemon::start(tmp.path());
+    let shots = std::env::var_os("HASHD_SCREENSHOT_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| tmp.path().join("screenshots"));
+    let out = Command::new("node")
+        .arg(dir.join("page.mjs"))
+        .arg(base(&d))
+        .arg(&shots)
+        .env("CHROMIUM", &chromium)
+        .output()
+        .unwrap();
+    let log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("{log}");
+    assert!(out.status.success(), "browser test failed: {log}");
+    for shot in ["page-1280.png", "page-390.png"] {
+        assert!(shots.join(shot).exists(), "{shot}");
+    }
+}

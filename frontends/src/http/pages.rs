@@ -4,10 +4,21 @@
 
 use crate::{ApiError, JobStatus, JobView};
 
-const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:44rem;margin:2rem auto;padding:0 1rem;color:#222}\
-h1{font-size:1.4rem}fieldset{margin:1rem 0;padding:1rem;border:1px solid #ccc;border-radius:6px}\
+const STYLE: &str = "*{box-sizing:border-box}body{font-family:system-ui,sans-serif;max-width:52rem;margin:1.5rem auto;padding:0 1rem;color:#222;line-height:1.4}\
+h1{font-size:1.4rem}h2{font-size:1.1rem}fieldset{min-width:0;margin:1rem 0;padding:1rem;border:1px solid #bbb;border-radius:6px}\
 code{background:#f3f3f3;padding:0 .2rem;word-break:break-all}table{border-collapse:collapse}\
-td,th{text-align:left;padding:.2rem .8rem .2rem 0;vertical-align:top}.FAILURE{color:#a00}.SUCCESS{color:#070}";
+td,th{text-align:left;padding:.2rem .8rem .2rem 0;vertical-align:top}.FAILURE{color:#a00}.SUCCESS{color:#070}.PENDING{color:#750}\
+#drop{border:2px dashed #999;border-radius:6px;padding:1rem}#drop.over{background:#eef6ff;border-color:#06c}\
+button,select,input{font:inherit;padding:.3rem .6rem;max-width:100%}button:focus,select:focus,input:focus,a:focus{outline:3px solid #06c;outline-offset:2px}\
+#files,#recent{list-style:none;padding:0}.file{border-bottom:1px solid #ddd;padding:.6rem 0}.file progress{width:12rem;max-width:100%}\
+.bar{display:flex;flex-wrap:wrap;gap:.4rem;align-items:center}.failed .info{color:#a00}.cancelled .info{color:#666}\
+.hash{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:1.15rem}.expect{width:22rem;max-width:100%}\
+.verdict.MATCH{color:#070;font-weight:bold}.verdict.MISMATCH{color:#a00;font-weight:bold}.error{color:#a00}";
+
+/// The page's script (`page.js`): uploads with progress, results, the
+/// live list, job pages followed live. Inline, so the page is one request
+/// and needs nothing from elsewhere.
+const SCRIPT: &str = include_str!("page.js");
 
 /// Escapes text for HTML element content and attribute values.
 pub fn escape(s: &str) -> String {
@@ -41,36 +52,60 @@ fn algorithm_options() -> String {
         .collect()
 }
 
-/// `/uploadform` and `/`.
-pub fn form_page() -> String {
-    let body = format!(
-        "<h1>hashd</h1>\
-<form action=\"/uploadfile-html/\" method=\"post\" enctype=\"multipart/form-data\"><fieldset>\
-<legend>Upload a file</legend>\
-<p><input type=\"file\" name=\"file\" required></p>\
-<p><label>Algorithm <select name=\"algo_hint\" disabled>{options}</select></label> \
-(choose with <code>?algo=</code> on the API; the form uses md5)</p>\
-<p><button type=\"submit\">Upload</button></p></fieldset></form>\
-<form action=\"/gethash-form/\" method=\"get\"><fieldset><legend>Look up a result</legend>\
-<p><label>Id <input name=\"file_id\" size=\"36\" required></label> \
-<button type=\"submit\">Look up</button></p></fieldset></form>\
-<p>API: <code>POST /uploadfile/</code>, <code>GET /gethash/?file_id=ID</code>, \
-<code>GET /jobs</code>, <code>GET /stats</code>.</p>",
-        options = algorithm_options(),
-    );
-    layout("hashd: upload a file", "", &body)
+/// Bytes in readable units (`8 GiB`, `1.5 MiB`).
+fn readable(n: u64) -> String {
+    const UNITS: [&str; 5] = ["bytes", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i < UNITS.len() - 1 {
+        v /= 1024.0;
+        i += 1;
+    }
+    match i {
+        0 => format!("{n} bytes"),
+        _ if v.fract() == 0.0 => format!("{v} {}", UNITS[i]),
+        _ => format!("{v:.1} {}", UNITS[i]),
+    }
 }
 
-/// A job's state. While it is pending the page refreshes itself, so the
-/// browser polls without scripts.
+/// `/uploadform` and `/`. Without scripts it is a plain form that posts one
+/// file to `/uploadfile-html/` (which redirects to the job page); with
+/// them, many files upload at once with progress, and results stay on the
+/// page.
+pub fn form_page(max_upload: u64) -> String {
+    let body = format!(
+        "<h1>hashd</h1>\
+<form id=\"upload\" action=\"/uploadfile-html/\" method=\"post\" enctype=\"multipart/form-data\" data-max-upload=\"{max_upload}\">\
+<fieldset><legend>Upload files</legend>\
+<p>Largest accepted file: <strong>{max}</strong>.</p>\
+<p><label for=\"algo\">Algorithm</label> <select id=\"algo\" name=\"algo\">{options}</select></p>\
+<div id=\"drop\"><p><label for=\"file\">File</label> <input id=\"file\" type=\"file\" name=\"file\"></p>\
+<p class=\"js\" hidden>Choose several files, or drop them here. Each uploads at once; you can add more while others are in flight.</p></div>\
+<p><button type=\"submit\">Upload</button></p></fieldset></form>\
+<section class=\"js\" hidden aria-label=\"Uploads\"><ul id=\"files\"></ul></section>\
+<form action=\"/gethash-form/\" method=\"get\"><fieldset><legend>Look up a result</legend>\
+<p><label for=\"file_id\">Id</label> <input id=\"file_id\" name=\"file_id\" size=\"34\" required> \
+<button type=\"submit\">Look up</button></p></fieldset></form>\
+<section class=\"js\" hidden><h2>Recent jobs</h2><ul id=\"recent\"></ul></section>\
+<p>API: <code>POST /uploadfile/</code>, <code>GET /gethash/ID</code>, \
+<code>GET /jobs</code>, <code>GET /jobs/ID/events</code>, <a href=\"/docs\">documentation</a>.</p>\
+<script>{SCRIPT}</script>",
+        options = algorithm_options(),
+        max = readable(max_upload),
+    );
+    layout("hashd: upload files", "", &body)
+}
+
+/// A job's state. A pending job's page follows the job's event stream
+/// with scripts; without them it reloads itself every second, and says so.
 pub fn job_page(job: &JobView) -> String {
-    let refresh = if job.status == JobStatus::Pending {
-        format!(
-            "<meta http-equiv=\"refresh\" content=\"1;url=/gethash-form/?file_id={}\">",
+    let pending = job.status == JobStatus::Pending;
+    let refresh = match pending {
+        true => format!(
+            "<noscript><meta http-equiv=\"refresh\" content=\"1;url=/gethash-form/?file_id={}\"></noscript>",
             escape(&job.id)
-        )
-    } else {
-        String::new()
+        ),
+        false => String::new(),
     };
     let mut rows = vec![
         ("Id", format!("<code>{}</code>", escape(&job.id))),
@@ -81,13 +116,16 @@ pub fn job_page(job: &JobView) -> String {
         ("Algorithm", escape(&job.algorithm)),
     ];
     if let Some(hash) = &job.hash {
-        rows.push(("Hash", format!("<code>{}</code>", escape(hash))));
+        rows.push((
+            "Hash",
+            format!("<code id=\"hash\" class=\"hash\">{}</code>", escape(hash)),
+        ));
     }
     if let Some(name) = &job.name {
         rows.push(("File name", escape(name)));
     }
     if let Some(size) = job.size {
-        rows.push(("Size", format!("{size} bytes")));
+        rows.push(("Size", format!("{} ({size} bytes)", readable(size))));
     }
     if let Some(error) = &job.error {
         rows.push(("Reason", escape(error)));
@@ -100,11 +138,33 @@ pub fn job_page(job: &JobView) -> String {
         .iter()
         .map(|(k, v)| format!("<tr><th>{k}</th><td>{v}</td></tr>"))
         .collect();
+    let note = match pending {
+        true => {
+            "<noscript><p>This page reloads itself every second until the job ends.</p></noscript>\
+<p id=\"live\" role=\"status\" hidden>Waiting for the job; this page updates by itself.</p>"
+        }
+        false => "",
+    };
     let body = format!(
-        "<h1>Job {}</h1><table>{table}</table><p><a href=\"/uploadform\">Upload another file</a></p>",
-        job.status.as_str()
+        "<main id=\"job\" data-id=\"{id}\" data-status=\"{status}\"><h1>Job {status}</h1>{note}<table>{table}</table>\
+<p><a href=\"/uploadform\">Upload more files</a></p></main><script>{SCRIPT}</script>",
+        id = escape(&job.id),
+        status = job.status.as_str(),
     );
     layout("hashd: job", &refresh, &body)
+}
+
+/// What `/uploadfile-html/` answers once the job is recorded: 303 to the
+/// job page (Post/Redirect/Get), so that reloading it never sends the file
+/// again. The body is for clients that do not follow redirects.
+pub fn job_location(job: &JobView) -> (String, String) {
+    let location = format!("/gethash-form/?file_id={}", job.id);
+    let body = format!(
+        "<h1>Uploaded</h1><p>The job is <a href=\"{}\">{}</a>.</p>",
+        escape(&location),
+        escape(&job.id)
+    );
+    (location, layout("hashd: uploaded", "", &body))
 }
 
 pub fn invalid_id_page(id: &str) -> String {
@@ -146,22 +206,32 @@ mod tests {
     #[test]
     fn pages_escape_client_text_and_load_nothing_external() {
         let page = job_page(&job(JobStatus::Success));
-        assert!(!page.contains("<script>"));
+        assert!(!page.contains("<script>alert"));
         assert!(page.contains("&lt;script&gt;"));
-        assert!(!page.contains("refresh"));
+        assert!(!page.contains("http-equiv=\"refresh\""));
         for p in [
-            form_page(),
+            form_page(8 << 30),
             page,
             invalid_id_page("\"x"),
             error_page(&ApiError::NotFound("<".into())),
         ] {
             assert!(!p.contains("http://") && !p.contains("https://") && !p.contains("<img"));
-            assert!(!p.contains("<script"));
+            // Scripts are inline only: nothing is fetched from elsewhere.
+            assert!(!p.contains("<script src"));
         }
     }
 
     #[test]
-    fn pending_pages_refresh_themselves() {
-        assert!(job_page(&job(JobStatus::Pending)).contains("http-equiv=\"refresh\""));
+    fn pending_pages_refresh_themselves_only_without_scripts_and_say_so() {
+        let page = job_page(&job(JobStatus::Pending));
+        assert!(page.contains("<noscript><meta http-equiv=\"refresh\""));
+        assert!(page.contains("reloads itself every second"));
+    }
+
+    #[test]
+    fn sizes_read_well() {
+        assert_eq!(readable(3), "3 bytes");
+        assert_eq!(readable(8 << 30), "8 GiB");
+        assert_eq!(readable(1536 << 10), "1.5 MiB");
     }
 }

@@ -193,10 +193,25 @@ async fn dispatch<B: Backend>(
             }
             Err(e) => respond::error(&e),
         },
-        (&Method::GET, "/" | "/uploadform") => respond::html(StatusCode::OK, pages::form_page()),
+        (&Method::GET, "/" | "/uploadform") => {
+            respond::html(StatusCode::OK, pages::form_page(shared.config.max_upload))
+        }
         (&Method::POST, "/uploadfile-html") => match upload_params(params) {
-            Ok(p) => match upload::multipart(shared, req, p).await {
-                Ok(job) => respond::html(StatusCode::OK, pages::job_page(&job)),
+            Ok(mut p) => match upload::multipart(shared, req, {
+                p.algo_field = true;
+                p
+            })
+            .await
+            {
+                // Post/Redirect/Get: reloading the job page sends nothing.
+                Ok(job) => {
+                    let (location, page) = pages::job_location(&job);
+                    let mut resp = respond::html(StatusCode::SEE_OTHER, page);
+                    if let Ok(v) = hyper::header::HeaderValue::from_str(&location) {
+                        resp.headers_mut().insert(hyper::header::LOCATION, v);
+                    }
+                    about_job(resp, &job.id)
+                }
                 Err(e) => respond::with_error_headers(
                     respond::html(e.status(), pages::error_page(&e)),
                     &e,
@@ -433,6 +448,7 @@ fn upload_params(params: &[(String, String)]) -> Result<UploadParams, ApiError> 
     };
     Ok(UploadParams {
         algo,
+        algo_field: false,
         wait: query::flag(params, "wait")?,
         name: query::get(params, "name").map(|n| query::clean_name(n).into_owned()),
     })

@@ -25,11 +25,17 @@ const MULTIPART_OVERHEAD_BYTES: u64 = 1 << 20;
 const MAX_OTHER_FIELD_BYTES: u64 = 64 << 10;
 /// The form field that carries the file, as in the original API.
 const FILE_FIELD: &str = "file";
+/// The page form's algorithm field (read by `/uploadfile-html/` only; its
+/// size is bounded by `MAX_OTHER_FIELD_BYTES`).
+const ALGO_FIELD: &str = "algo";
 
 /// What the query string said about an upload.
 #[derive(Clone, Debug)]
 pub struct UploadParams {
     pub algo: Algorithm,
+    /// Whether a form field `algo` before the file part chooses the
+    /// algorithm (the page's plain form, which cannot set the query).
+    pub algo_field: bool,
     pub wait: bool,
     pub name: Option<String>,
 }
@@ -387,7 +393,19 @@ pub async fn multipart<B: Backend>(
     // field's last value), so a later one replaces it; and only a form that
     // reached its close delimiter is whole, so nothing is recorded before.
     let mut file: Option<B::Upload> = None;
+    let mut algo = params.algo;
     while let Some(mut field) = form.next_field().await.map_err(map_err)? {
+        if params.algo_field && field.name() == Some(ALGO_FIELD) {
+            let mut value = Vec::new();
+            while let Some(chunk) = field.chunk().await.map_err(map_err)? {
+                value.extend_from_slice(&chunk);
+            }
+            algo = String::from_utf8_lossy(&value)
+                .trim()
+                .parse()
+                .map_err(|e: hashcore::UnknownAlgorithm| ApiError::BadRequest(e.to_string()))?;
+            continue;
+        }
         if field.name() != Some(FILE_FIELD) {
             while field.chunk().await.map_err(map_err)?.is_some() {}
             continue;
@@ -399,10 +417,7 @@ pub async fn multipart<B: Backend>(
             .file_name()
             .map(|n| clean_name(n).into_owned())
             .or(params.name.clone());
-        let mut upload = shared.backend.begin_upload(UploadMeta {
-            algo: params.algo,
-            name,
-        })?;
+        let mut upload = shared.backend.begin_upload(UploadMeta { algo, name })?;
         let mut total = 0;
         while let Some(chunk) = field.chunk().await.map_err(map_err)? {
             feed(&mut upload, chunk, &mut total, max, &permit).await?;
