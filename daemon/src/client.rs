@@ -161,6 +161,11 @@ impl PoolDigests {
         let (tx, rx) = mpsc::channel();
         Ok(PoolDigests { pool, tx, rx })
     }
+
+    /// Reads the bytes this process's pool has hashed, for `--progress`.
+    pub fn bytes_hashed(&self) -> hashcore::BytesHashed {
+        self.pool.bytes_hashed()
+    }
 }
 
 impl Pipelined for PoolDigests {

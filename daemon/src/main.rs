@@ -85,11 +85,21 @@ struct ClientArgs {
     /// failed and the files were hashed in this process).
     #[arg(short = 'v', long)]
     verbose: bool,
+
+    /// Draw a progress line (percent, bytes, files, rate, ETA) on stderr
+    /// while hashing, when stderr is a terminal; standard output is the same
+    /// with or without it.
+    #[arg(long)]
+    progress: bool,
 }
 
 impl ClientArgs {
-    /// The daemon if one answers on the socket, else the in-process engine.
-    fn digests(&self, stderr: &mut dyn Write) -> std::io::Result<Box<dyn hashd::cli::Digests>> {
+    /// The daemon if one answers on the socket, else the in-process engine
+    /// (then with its bytes-hashed counter, for `--progress`).
+    fn digests(
+        &self,
+        stderr: &mut dyn Write,
+    ) -> std::io::Result<(Box<dyn hashd::cli::Digests>, Option<hashcore::BytesHashed>)> {
         use hashd::client::{DaemonDigests, Limits, PoolDigests};
         if !self.no_daemon {
             let path = self
@@ -104,7 +114,7 @@ impl ClientArgs {
                 .unwrap_or_else(|| "hashd-data/hashd.sock".into());
             let uring = !self.no_uring;
             match DaemonDigests::connect(&path, Limits::from_env(), uring, self.verbose) {
-                Ok(d) => return Ok(Box::new(d)),
+                Ok(d) => return Ok((Box::new(d), None)),
                 Err(e) if self.verbose => {
                     let _ = writeln!(
                         stderr,
@@ -115,7 +125,9 @@ impl ClientArgs {
                 Err(_) => {}
             }
         }
-        Ok(Box::new(PoolDigests::new(!self.no_uring)?))
+        let pool = PoolDigests::new(!self.no_uring)?;
+        let live = pool.bytes_hashed();
+        Ok((Box::new(pool), Some(live)))
     }
 }
 
@@ -163,7 +175,12 @@ fn run_client(
 ) -> ExitCode {
     let mut stderr = DieOnBrokenPipe(std::io::stderr());
     let mut digests = match client.digests(&mut stderr) {
-        Ok(b) => b,
+        Ok((b, live))
+            if client.progress && std::io::IsTerminal::is_terminal(&std::io::stderr()) =>
+        {
+            Box::new(hashd::cli::ProgressDigests::new(b, live))
+        }
+        Ok((b, _)) => b,
         Err(e) => {
             let _ = writeln!(stderr, "hashd: cannot start the hashing engine: {e}");
             return ExitCode::from(1);

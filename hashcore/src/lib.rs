@@ -25,6 +25,6 @@ mod testutil;
 
 pub use algo::{to_hex, Algorithm, Hasher, UnknownAlgorithm};
 pub use pool::{
-    Completion, Digest, HasherPool, HasherSnapshot, JobClosed, JobError, Outcome, PoolConfig,
-    StreamJob,
+    BytesHashed, Completion, Digest, HasherPool, HasherSnapshot, JobClosed, JobError, Outcome,
+    PoolConfig, StreamJob,
 };

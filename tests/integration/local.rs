@@ -423,3 +423,63 @@ fn streams_past_the_pool_bound_get_busy_and_uploads_503() {
     assert_eq!(stats["jobs"]["PENDING"], 0, "{stats}");
     assert_eq!(stats["jobs"]["FAILURE"], 0, "{stats}");
 }
+
+/// `--progress` draws on a terminal only: on a pipe stderr stays empty; under
+/// `script` (a pseudo-terminal) the line is drawn with a percent and cleared
+/// at the end; stdout is md5sum's, byte for byte, either way.
+#[test]
+fn sum_progress_draws_on_a_terminal_only_and_leaves_stdout_alone() {
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("skipped: `script` (util-linux) is not installed");
+        return;
+    }
+    let dir = TempDir::new("sum-progress");
+    // Large enough to take well over the line's first 0.5 s.
+    let big = dir.path().join("big.bin");
+    let mut f = std::fs::File::create(&big).unwrap();
+    let block = data(1 << 20, 7);
+    for _ in 0..1024 {
+        f.write_all(&block).unwrap();
+    }
+    drop(f);
+    std::fs::write(dir.path().join("small.txt"), b"x\n").unwrap();
+    let want = Command::new("md5sum")
+        .args(["big.bin", "small.txt"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap()
+        .stdout;
+    let piped = Command::new(BIN)
+        .args(["sum", "--progress", "--no-daemon", "big.bin", "small.txt"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(piped.stdout, want);
+    assert!(
+        piped.stderr.is_empty(),
+        "{:?}",
+        String::from_utf8_lossy(&piped.stderr)
+    );
+    let typescript = dir.path().join("typescript");
+    let status = Command::new("script")
+        .arg("-qec")
+        .arg(format!(
+            "{BIN} sum --progress --no-daemon big.bin small.txt > out.txt"
+        ))
+        .arg(&typescript)
+        .current_dir(dir.path())
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(std::fs::read(dir.path().join("out.txt")).unwrap(), want);
+    let drawn = String::from_utf8_lossy(&std::fs::read(&typescript).unwrap()).into_owned();
+    assert!(
+        drawn.contains("% ") && drawn.contains("1.0 GiB  0/2 files"),
+        "{drawn}"
+    );
+    assert!(drawn.contains("ETA"), "{drawn}");
+    // Cleared at the end: the last thing drawn is the erase.
+    let last = drawn.rfind("\r\x1b[2K").unwrap();
+    assert!(!drawn[last + 5..].contains('%'), "{drawn}");
+}

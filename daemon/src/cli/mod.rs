@@ -26,6 +26,7 @@
 mod check;
 mod digests;
 mod escape;
+mod progress;
 mod remote;
 mod sum;
 
@@ -36,6 +37,7 @@ use hashcore::Algorithm;
 
 pub(crate) use digests::hash_reader;
 pub use digests::ReadDigests;
+pub use progress::ProgressDigests;
 pub use remote::{run_get, run_upload, GetArgs, UploadArgs};
 
 /// The name diagnostics start with.

@@ -134,6 +134,19 @@ impl Default for PoolConfig {
     }
 }
 
+/// The bytes a pool's hashers have hashed (see
+/// [`HasherPool::bytes_hashed`]): its counters, shared; reading them costs
+/// one relaxed load per hasher.
+#[derive(Clone)]
+pub struct BytesHashed(Vec<Arc<Counters>>);
+
+impl BytesHashed {
+    /// Bytes hashed so far, over every hasher.
+    pub fn get(&self) -> u64 {
+        self.0.iter().map(|c| c.bytes.load(Ordering::Relaxed)).sum()
+    }
+}
+
 /// Live counters of one hasher, shared with its thread.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
@@ -420,6 +433,12 @@ impl HasherPool {
             Err(TrySendError::Full(job)) => job.done.complete(Err(JobError::Busy)),
             Err(TrySendError::Disconnected(job)) => job.done.complete(Err(JobError::ShuttingDown)),
         }
+    }
+
+    /// A handle that reads the bytes hashed so far, over every hasher,
+    /// from any thread (a progress display beside the pool's user).
+    pub fn bytes_hashed(&self) -> BytesHashed {
+        BytesHashed(self.hashers.iter().map(|h| h.counters.clone()).collect())
     }
 
     /// Bytes hashed plus jobs ended, over every hasher: it grows whenever
