@@ -4,9 +4,12 @@
 // upload cancelled, the others' hashes equal to md5 computed here, copy to
 // the clipboard, MATCH and MISMATCH, a keyboard-only upload, screenshots at
 // 1280 and 390 px, and the plain form without JavaScript: its post is
-// redirected to the job page, and reloading that page creates no job.
+// redirected to the job page, and reloading that page creates no job. With
+// DELAYED_URL (a daemon with --artificial-delay), a PENDING job's page
+// follows the job's event stream and shows the final state by itself, and
+// without JavaScript says that it reloads itself.
 //
-// Usage: node page.mjs DAEMON_URL SCREENSHOT_DIR
+// Usage: node page.mjs DAEMON_URL SCREENSHOT_DIR [DELAYED_URL]
 // Chromium is Debian's (/usr/bin/chromium, or $CHROMIUM).
 import { chromium } from "playwright-core";
 import crypto from "node:crypto";
@@ -14,7 +17,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 
-const [daemon, shots] = process.argv.slice(2);
+const [daemon, shots, delayed] = process.argv.slice(2);
 if (!shots) {
   console.error("usage: node page.mjs DAEMON_URL SCREENSHOT_DIR");
   process.exit(2);
@@ -162,6 +165,24 @@ try {
   check((await jobsTotal()) === n, "reloading the job page after a form post creates no job");
   const text = await plain.textContent("body");
   check(text.includes(sha256(p)) || text.includes("PENDING"), "the job page shows the job (sha256)");
+
+  if (delayed) {
+    const put = async () => (await (await fetch(delayed + "/files/late.txt", { method: "PUT", body: "late\n" })).json()).id;
+    const id = await put();
+    await plain.goto(delayed + "/gethash-form/?file_id=" + id, { waitUntil: "load" });
+    check((await plain.textContent("body")).includes("reloads itself every second"), "without JS a PENDING job page says it reloads");
+    await context.close();
+    context = await launch(true);
+    const live = await context.newPage();
+    const id2 = await put();
+    const streams = [];
+    live.on("request", (r) => r.url().includes("/events") && streams.push(r.url()));
+    await live.goto(delayed + "/gethash-form/?file_id=" + id2, { waitUntil: "load" });
+    check(await live.isVisible("#live"), "with JS a PENDING job page says it follows the job");
+    await live.locator("h1", { hasText: "Job SUCCESS" }).waitFor({ timeout: 20_000 });
+    check(streams.some((u) => u.endsWith("/jobs/" + id2 + "/events")), "the PENDING job page used /jobs/ID/events");
+    check((await live.textContent("#hash")) === md5(Buffer.from("late\n")), "and then shows the hash");
+  }
 } catch (e) {
   failed ??= String(e && e.stack ? e.stack : e);
 } finally {

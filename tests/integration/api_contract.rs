@@ -480,6 +480,12 @@ fn the_page_uploads_many_files_with_progress_in_chromium() {
     }
     let tmp = TempDir::new("page-browser");
     let d = Daemon::start(tmp.path());
+    let delayed_dir = tmp.path().join("delayed");
+    std::fs::create_dir_all(&delayed_dir).unwrap();
+    let delayed = Daemon::builder(&delayed_dir)
+        .arg("--artificial-delay")
+        .arg("2")
+        .start();
     let shots = std::env::var_os("HASHD_SCREENSHOT_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| tmp.path().join("screenshots"));
@@ -487,6 +493,7 @@ fn the_page_uploads_many_files_with_progress_in_chromium() {
         .arg(dir.join("page.mjs"))
         .arg(base(&d))
         .arg(&shots)
+        .arg(base(&delayed))
         .env("CHROMIUM", &chromium)
         .output()
         .unwrap();

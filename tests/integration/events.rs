@@ -226,3 +226,26 @@ fn uploads_in_progress_are_listed_and_counted() {
     );
     assert_eq!(d.get_json("/stats").1["uploads_in_progress"], 0);
 }
+
+#[test]
+fn an_open_event_stream_does_not_hold_up_shutdown() {
+    let dir = TempDir::new("events-shutdown");
+    let mut d = Daemon::builder(dir.path())
+        .arg("--artificial-delay")
+        .arg("60")
+        .start();
+    let id = d.upload("", "a.txt", b"abc").json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut s = open_events(d.addr, &format!("/jobs/{id}/events"));
+    assert_eq!(s.next().unwrap().data["status"], "PENDING");
+    let t = Instant::now();
+    signal(d.pid(), "TERM");
+    // The stream ends when the server stops accepting, not after the
+    // 30 s grace period.
+    assert!(s.rest().iter().all(|e| e.name == "progress"));
+    let status = d.wait_exit(Duration::from_secs(20)).expect("hashd exited");
+    assert!(status.success(), "{status:?}");
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+}
