@@ -249,3 +249,39 @@ fn an_open_event_stream_does_not_hold_up_shutdown() {
     assert!(status.success(), "{status:?}");
     assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
 }
+
+/// A stream on one node ends with the job's end on another: woken by the
+/// commit's NOTIFY, as `?wait` is.
+#[test]
+fn an_event_stream_on_another_node_gets_the_final_state() {
+    let Some(server) = postgres_or_skip("events across nodes") else {
+        return;
+    };
+    let url = postgres_database(&server, "events_nodes");
+    let (da, db) = (TempDir::new("events-a"), TempDir::new("events-b"));
+    let start = |dir: &TempDir, extra: &[&str]| {
+        let mut b = Daemon::builder(dir.path())
+            .arg("--store")
+            .arg(&url)
+            .arg("--no-socket");
+        for a in extra {
+            b = b.arg(a);
+        }
+        b.start()
+    };
+    let a = start(&da, &["--artificial-delay", "2"]);
+    let b = start(&db, &[]);
+    let id = a.upload("", "a.txt", b"abc").json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut s = open_events(b.addr, &format!("/jobs/{id}/events"));
+    assert_eq!(s.status, 200);
+    let events = s.rest();
+    assert_eq!(events[0].data["status"], "PENDING", "{events:?}");
+    let last = events.last().unwrap();
+    assert_eq!(last.name, "state");
+    assert_eq!(last.data["status"], "SUCCESS");
+    assert_eq!(last.data["hash"], reference("md5", b"abc"));
+    assert!(last.at < Duration::from_secs(10), "{last:?}");
+}
