@@ -108,7 +108,11 @@ impl<'a> DaemonBuilder<'a> {
         let addr = loop {
             match lines.next() {
                 Some(Ok(line)) => {
-                    if let Some(rest) = line.strip_prefix("hashd listening on http://") {
+                    // `https://` when the daemon serves TLS.
+                    if let Some(rest) = line
+                        .strip_prefix("hashd listening on http://")
+                        .or_else(|| line.strip_prefix("hashd listening on https://"))
+                    {
                         break rest.trim().parse().unwrap();
                     }
                 }
