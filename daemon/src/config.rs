@@ -419,13 +419,17 @@ impl ServeArgs {
             }
         }
         c.cors = frontends::http::guard::Cors::parse(&origins).map_err(anyhow::Error::msg)?;
-        let tls_cert = pick(self.tls_cert, &["HASHD_TLS_CERT"], |_, v| Ok(PathBuf::from(v)))?;
-        let tls_key = pick(self.tls_key, &["HASHD_TLS_KEY"], |_, v| Ok(PathBuf::from(v)))?;
+        let tls_cert = pick(self.tls_cert, &["HASHD_TLS_CERT"], |_, v| {
+            Ok(PathBuf::from(v))
+        })?;
+        let tls_key = pick(self.tls_key, &["HASHD_TLS_KEY"], |_, v| {
+            Ok(PathBuf::from(v))
+        })?;
         c.http.tls = match (tls_cert, tls_key) {
             (None, None) => None,
-            (Some(cert), Some(key)) => Some(std::sync::Arc::new(
-                frontends::http::tls::Tls::load(&cert, &key)?,
-            )),
+            (Some(cert), Some(key)) => Some(std::sync::Arc::new(frontends::http::tls::Tls::load(
+                &cert, &key,
+            )?)),
             (Some(cert), None) => bail!(
                 "--tls-cert {} needs --tls-key (HASHD_TLS_KEY) too",
                 cert.display()

@@ -148,7 +148,11 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     };
     {
         let mut out = std::io::stdout().lock();
-        let scheme = if config.http.tls.is_some() { "https" } else { "http" };
+        let scheme = if config.http.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         writeln!(out, "hashd listening on {scheme}://{addr}")?;
         if let Some((_, path)) = &socket {
             writeln!(out, "hashd socket at {}", path.display())?;
@@ -260,7 +264,9 @@ async fn on_sighup(
         }
         if let Some(tls) = &tls {
             match tls.reload() {
-                Ok(()) => tracing::info!(cert = %tls.cert_path().display(), "SIGHUP: TLS certificate and key re-read; new connections use them"),
+                Ok(()) => {
+                    tracing::info!(cert = %tls.cert_path().display(), "SIGHUP: TLS certificate and key re-read; new connections use them")
+                }
                 Err(e) => {
                     tracing::error!(error = %e, "SIGHUP: TLS certificate not re-read; the previous one stays in use")
                 }

@@ -11,4 +11,5 @@ mod local;
 mod operations;
 mod reliability;
 mod shutdown;
+mod tls;
 mod util;

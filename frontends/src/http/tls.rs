@@ -37,7 +37,10 @@ pub enum TlsError {
     /// The key file holds no private key (PKCS#8, PKCS#1 or SEC1).
     NoKey { path: PathBuf },
     /// The key is of a kind the provider cannot sign with.
-    BadKey { path: PathBuf, source: rustls::Error },
+    BadKey {
+        path: PathBuf,
+        source: rustls::Error,
+    },
     /// The key is not the one the certificate was issued for.
     Mismatch { cert: PathBuf, key: PathBuf },
     /// rustls refused the configuration (no usable protocol version).
@@ -77,7 +80,8 @@ impl fmt::Display for TlsError {
 impl std::error::Error for TlsError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            TlsError::Read { source, .. } => Some(source),
+            // Its reason is already in the message (see `pem_reason`).
+            TlsError::Read { .. } => None,
             TlsError::BadKey { source, .. } | TlsError::Config(source) => Some(source),
             _ => None,
         }
@@ -166,7 +170,10 @@ impl Tls {
 }
 
 fn load_pair(provider: &CryptoProvider, cert: &Path, key: &Path) -> Result<CertifiedKey, TlsError> {
-    fn read(flag: &'static str, path: &Path) -> impl FnOnce(rustls::pki_types::pem::Error) -> TlsError {
+    fn read(
+        flag: &'static str,
+        path: &Path,
+    ) -> impl FnOnce(rustls::pki_types::pem::Error) -> TlsError {
         let path = path.to_path_buf();
         move |source| TlsError::Read { flag, path, source }
     }
