@@ -235,6 +235,11 @@ const SOCKET_STREAMS: usize = 1024;
 /// `NOTIFY_SOCKET` is unset, and a failure only costs a log line, since
 /// systemd then times the start out itself.
 fn notify_systemd(state: sd_notify::NotifyState) {
+    // Empty counts as unset, as for every other variable hashd reads
+    // (sd-notify would try to connect to "" and fail).
+    if std::env::var_os("NOTIFY_SOCKET").is_none_or(|v| v.is_empty()) {
+        return;
+    }
     // `false`: NOTIFY_SOCKET stays set; removing a variable while other
     // threads may read the environment is unsound.
     if let Err(e) = sd_notify::notify(false, &[state]) {

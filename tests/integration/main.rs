@@ -10,6 +10,7 @@ mod errors;
 mod local;
 mod operations;
 mod reliability;
+mod service;
 mod shutdown;
 mod tls;
 mod util;
