@@ -9,9 +9,7 @@ use crate::util::*;
 /// The next notification, as text.
 fn next(socket: &UnixDatagram) -> String {
     let mut buf = [0u8; 512];
-    let n = socket
-        .recv(&mut buf)
-        .expect("no notification within 10 s");
+    let n = socket.recv(&mut buf).expect("no notification within 10 s");
     String::from_utf8_lossy(&buf[..n]).into_owned()
 }
 
