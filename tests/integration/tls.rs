@@ -176,6 +176,19 @@ fn tls_uploads_hash_right_over_http1_and_http2_and_reload_on_sighup() {
         assert!(got.contains(expected), "{flag}: {got}");
     }
 
+    // HTTP/2 frames the body itself: a raw upload of unknown length (curl
+    // sends standard input without Content-Length) is no 411 there.
+    let raw = Command::new("curl")
+        .args(["-sS", "--fail-with-body", "--http2", "--cacert"])
+        .arg(&ca)
+        .args(["-T", "-", &format!("{base}/files/upload.bin?wait=1")])
+        .stdin(std::fs::File::open(&file).unwrap())
+        .output()
+        .unwrap();
+    let body = String::from_utf8_lossy(&raw.stdout);
+    assert!(raw.status.success(), "{body}");
+    assert!(body.contains(expected), "{body}");
+
     // Plain HTTP to the TLS port: a 400 that says why, not a hang.
     let r = request(d.addr, "GET", "/health", &[], &[]);
     assert_eq!(r.status, 400, "{}", r.text());
