@@ -235,6 +235,7 @@ async fn serve_tls<B: Backend>(
         Err(_) => return Err("no TLS handshake within the header timeout".into()),
         Ok(Ok(0)) => return Ok(()),
         Ok(Ok(_)) if first[0] != TLS_HANDSHAKE_RECORD => {
+            tracing::debug!(%peer, "plain HTTP on the TLS port: answered 400");
             return refuse_plain_http(stream).await;
         }
         Ok(Ok(_)) => {}
