@@ -86,6 +86,10 @@ impl<'a> DaemonBuilder<'a> {
             .env_remove("ARTIFICIAL_DELAY")
             .env_remove("ARTIFITIAL_DELAY")
             .env_remove("DELETE_FILE")
+            // A test runner started by systemd must not have its daemons
+            // notify the runner's service manager (tests/integration/service.rs
+            // sets its own).
+            .env_remove("NOTIFY_SOCKET")
             .env("HASHD_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
