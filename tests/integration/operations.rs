@@ -56,6 +56,12 @@ fn promtool_check(text: &str) {
     );
 }
 
+/// Upload threads and the flag that stops them.
+type Uploads = (
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+    Vec<std::thread::JoinHandle<Vec<(String, std::time::Instant)>>>,
+);
+
 /// `clients` threads uploading `size`-byte files with `?wait=true` to
 /// `addr`, `pause` apart, until the returned flag is set; each thread
 /// returns the ids it got and when their answers came (the jobs had ended
@@ -65,10 +71,7 @@ fn background_uploads(
     clients: u64,
     size: usize,
     pause: Duration,
-) -> (
-    std::sync::Arc<std::sync::atomic::AtomicBool>,
-    Vec<std::thread::JoinHandle<Vec<(String, std::time::Instant)>>>,
-) {
+) -> Uploads {
     use std::sync::atomic::Ordering;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let threads = (0..clients)
@@ -100,12 +103,7 @@ fn background_uploads(
 }
 
 /// Stops `background_uploads` and gathers what its threads got.
-fn stop_uploads(
-    (stop, threads): (
-        std::sync::Arc<std::sync::atomic::AtomicBool>,
-        Vec<std::thread::JoinHandle<Vec<(String, std::time::Instant)>>>,
-    ),
-) -> Vec<(String, std::time::Instant)> {
+fn stop_uploads((stop, threads): Uploads) -> Vec<(String, std::time::Instant)> {
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     threads
         .into_iter()
