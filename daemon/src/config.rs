@@ -40,6 +40,8 @@ pub struct Config {
     pub node_timeout: Duration,
     /// `/ready` fails with less free space than this in the data directory.
     pub min_free_disk: u64,
+    /// Finished jobs older than this are deleted; `None` keeps them.
+    pub retain: Option<Duration>,
     /// Bearer tokens with scopes; `None` leaves the API open.
     pub auth_token_file: Option<PathBuf>,
     /// Origins allowed to use the API from a browser, validated.
@@ -69,6 +71,7 @@ impl Config {
             store: None,
             node_timeout: Duration::from_secs(10),
             min_free_disk: 64 << 20,
+            retain: None,
             auth_token_file: None,
             cors: Default::default(),
         }
@@ -181,6 +184,10 @@ pub struct ServeArgs {
     #[arg(long, value_name = "SIZE")]
     pub min_free_disk: Option<String>,
 
+    /// Delete finished jobs (and their kept uploads) that ended longer ago than DURATION, e.g. 30d, 12h, 90min; checked every quarter of it (1 s to 1 min). [env: HASHD_RETAIN] [default: keep forever]
+    #[arg(long, value_name = "DURATION")]
+    pub retain: Option<String>,
+
     /// Require bearer tokens: FILE has one `TOKEN SCOPE[,SCOPE...]` per line (scopes upload, read, admin; admin allows all; # comments). Re-read on SIGHUP. [env: HASHD_AUTH_TOKEN_FILE] [default: none: the API is open]
     #[arg(long, value_name = "FILE")]
     pub auth_token_file: Option<PathBuf>,
@@ -254,7 +261,9 @@ fn pick<T>(
     }
     for name in names {
         if let Some(v) = env(name) {
-            return parse(name, &v).map(Some);
+            return parse(name, &v)
+                .map(Some)
+                .with_context(|| format!("{name} from {}", source_of(name)));
         }
     }
     Ok(None)
@@ -409,6 +418,15 @@ impl ServeArgs {
         )? {
             c.min_free_disk = size;
         }
+        if let Some(text) = pick(self.retain, &["HASHD_RETAIN"], |_, v| Ok(v.to_string()))? {
+            let period = humantime::parse_duration(text.trim()).map_err(|e| {
+                anyhow::anyhow!("--retain {text:?}: {e} (examples: 30d, 12h, 90min, 45s)")
+            })?;
+            if period < Duration::from_secs(1) {
+                bail!("--retain must be at least 1s, got {text:?}");
+            }
+            c.retain = Some(period);
+        }
         c.auth_token_file = pick(self.auth_token_file, &["HASHD_AUTH_TOKEN_FILE"], |_, v| {
             Ok(PathBuf::from(v))
         })?;
@@ -457,9 +475,7 @@ impl ServeArgs {
             }
             c.allowed_roots.push(canonical);
         }
-        if env("CELERY_WORKER_FILESYSTEM_TIMEOUT").is_some() {
-            tracing::info!("CELERY_WORKER_FILESYSTEM_TIMEOUT has no effect: hashd hashes uploads as they stream in, so no worker waits for a file");
-        }
+        warn_about_unknown_variables();
         Ok(c)
     }
 }
@@ -480,45 +496,193 @@ fn parse_listen(s: &str) -> anyhow::Result<SocketAddr> {
         })
 }
 
-/// Loads `KEY=VALUE` lines from `path` into the environment, never replacing
+/// Where each variable loaded from `.env` came from (`.env:LINE`), for
+/// error messages; set once by [`load_dotenv`].
+static DOTENV_SOURCES: std::sync::OnceLock<std::collections::HashMap<String, String>> =
+    std::sync::OnceLock::new();
+
+/// Loads `.env`-style `KEY=VALUE` lines from `path` into the environment
+/// with dotenvy (quotes, escapes, `#` comments, `export`), never replacing
 /// a variable that is already set. A missing file is not an error.
+///
+/// Errors: the file cannot be read, or a line does not parse (named).
 pub fn load_dotenv(path: &Path) -> anyhow::Result<usize> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
     };
+    let pairs = dotenvy::from_read_iter(text.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| match e {
+            dotenvy::Error::LineParse(line, at) => {
+                let n = text.lines().position(|l| l == line).map_or(0, |i| i + 1);
+                anyhow::anyhow!(
+                    "{}:{n}: cannot parse {line:?} at character {at} (expected KEY=VALUE)",
+                    path.display()
+                )
+            }
+            other => anyhow::anyhow!("{}: {other}", path.display()),
+        })?;
+    let mut sources = std::collections::HashMap::new();
     let mut loaded = 0;
-    for (n, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let line = line.strip_prefix("export ").unwrap_or(line);
-        let Some((key, value)) = line.split_once('=') else {
-            bail!("{}:{}: expected KEY=VALUE", path.display(), n + 1);
-        };
-        let key = key.trim();
-        let mut value = value.trim();
-        if value.len() >= 2
-            && ((value.starts_with('"') && value.ends_with('"'))
-                || (value.starts_with('\'') && value.ends_with('\'')))
-        {
-            value = &value[1..value.len() - 1];
-        } else if let Some((v, _comment)) = value.split_once(" #") {
-            value = v.trim_end();
-        }
-        if std::env::var_os(key).is_none() {
-            std::env::set_var(key, value);
+    for (key, value) in pairs {
+        // The line a key was set on: the last line that assigns it (as
+        // dotenvy keeps the last value).
+        let line = text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| {
+                let l = l.trim_start();
+                let l = l.strip_prefix("export ").unwrap_or(l).trim_start();
+                l.strip_prefix(key.as_str())
+                    .is_some_and(|rest| rest.trim_start().starts_with('='))
+            })
+            .last()
+            .map_or(0, |(i, _)| i + 1);
+        if std::env::var_os(&key).is_none() {
+            std::env::set_var(&key, value);
+            sources.insert(key, format!("{}:{line}", path.display()));
             loaded += 1;
         }
     }
+    let _ = DOTENV_SOURCES.set(sources);
     Ok(loaded)
+}
+
+/// Where variable `name` came from: `.env:LINE` or the environment.
+fn source_of(name: &str) -> String {
+    DOTENV_SOURCES
+        .get()
+        .and_then(|s| s.get(name).cloned())
+        .unwrap_or_else(|| "the environment".into())
+}
+
+/// Every `HASHD_*` variable hashd reads (`HASHD_TEST_*` belong to the test
+/// harness). A unit test checks this list against the names in this file.
+pub const KNOWN_VARIABLES: &[&str] = &[
+    "HASHD_LISTEN",
+    "HASHD_DATA_DIR",
+    "HASHD_RESULTS_LOG",
+    "HASHD_HASHERS",
+    "HASHD_NO_PIN",
+    "HASHD_KEEP_UPLOADS",
+    "HASHD_ARTIFICIAL_DELAY",
+    "HASHD_CHUNK_SIZE",
+    "HASHD_MAX_UPLOAD",
+    "HASHD_MAX_UPLOADS",
+    "HASHD_MAX_CONNECTIONS",
+    "HASHD_BODY_TIMEOUT",
+    "HASHD_HEADER_TIMEOUT",
+    "HASHD_SHUTDOWN_GRACE",
+    "HASHD_SYNC",
+    "HASHD_SOCKET",
+    "HASHD_NO_SOCKET",
+    "HASHD_NO_URING",
+    "HASHD_MD5_BACKEND",
+    "HASHD_STORE",
+    "HASHD_NODE_TIMEOUT",
+    "HASHD_MIN_FREE_DISK",
+    "HASHD_RETAIN",
+    "HASHD_AUTH_TOKEN_FILE",
+    "HASHD_CORS_ORIGIN",
+    "HASHD_LOG_FORMAT",
+    "HASHD_ALLOW_PATH_ROOT",
+    "HASHD_LOG",
+    "HASHD_SERVER",
+    "HASHD_TLS_CERT",
+    "HASHD_TLS_KEY",
+];
+
+/// The original service's settings hashd accepts and ignores, and why.
+const IGNORED_ORIGINAL: &[(&str, &str)] = &[(
+    "CELERY_WORKER_FILESYSTEM_TIMEOUT",
+    "hashd hashes uploads as they stream in, so no worker waits for a file",
+)];
+
+/// Warns, once each, about `HASHD_*` variables hashd does not know (with the
+/// closest known name), and names the original's settings it ignores.
+pub fn warn_about_unknown_variables() {
+    for (name, _) in std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v)))
+        .filter(|(k, _)| k.starts_with("HASHD_") && !k.starts_with("HASHD_TEST_"))
+    {
+        if KNOWN_VARIABLES.contains(&name.as_str()) {
+            continue;
+        }
+        let closest = KNOWN_VARIABLES
+            .iter()
+            .map(|k| (strsim::levenshtein(k, &name), *k))
+            .min()
+            .filter(|(d, _)| *d <= 4);
+        match closest {
+            Some((_, k)) => tracing::warn!(
+                "unknown setting {name} (from {}) is ignored; did you mean {k}?",
+                source_of(&name)
+            ),
+            None => tracing::warn!(
+                "unknown setting {name} (from {}) is ignored; `hashd --help` lists the settings",
+                source_of(&name)
+            ),
+        }
+    }
+    for (name, why) in IGNORED_ORIGINAL {
+        if env(name).is_some() {
+            tracing::info!("{name} (from {}) has no effect: {why}", source_of(name));
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_variable_read_is_known() {
+        let source = include_str!("config.rs");
+        let source = &source[..source.find("#[cfg(test)]").unwrap()];
+        let main = include_str!("main.rs");
+        let remote = include_str!("cli/remote.rs");
+        let mut read = std::collections::BTreeSet::new();
+        for text in [source, main, remote] {
+            for (i, _) in text.match_indices("\"HASHD_") {
+                let name: String = text[i + 1..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
+                    .collect();
+                if name != "HASHD_" && !name.starts_with("HASHD_TEST_") {
+                    read.insert(name);
+                }
+            }
+        }
+        for name in &read {
+            assert!(
+                KNOWN_VARIABLES.contains(&name.as_str()),
+                "{name} is read but not in KNOWN_VARIABLES"
+            );
+        }
+    }
+
+    #[test]
+    fn dotenv_values_keep_quotes_comments_and_export_semantics() {
+        let dir = std::env::temp_dir().join(format!("hashd-dotenv-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(".env");
+        std::fs::write(
+            &path,
+            "# c\nexport HASHD_UNIT_A=\"two words\"\nHASHD_UNIT_B='x#y' # note\nHASHD_UNIT_C=plain # note\n",
+        )
+        .unwrap();
+        load_dotenv(&path).unwrap();
+        assert_eq!(std::env::var("HASHD_UNIT_A").unwrap(), "two words");
+        assert_eq!(std::env::var("HASHD_UNIT_B").unwrap(), "x#y");
+        assert_eq!(std::env::var("HASHD_UNIT_C").unwrap(), "plain");
+        assert!(source_of("HASHD_UNIT_B").ends_with(".env:3"));
+        std::fs::write(&path, "GOOD=1\nnot a line\n").unwrap();
+        let err = load_dotenv(&path).unwrap_err().to_string();
+        assert!(err.contains(".env:2"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn sizes() {

@@ -23,6 +23,7 @@ pub mod delay;
 pub mod jobs;
 pub mod metrics;
 pub mod results_log;
+pub mod retention;
 pub mod store;
 pub mod util;
 
@@ -45,11 +46,18 @@ use store::{JobStore as _, Node, Store};
 /// it accepts requests, and then tells systemd so (`READY=1`, when started
 /// with `NOTIFY_SOCKET`).
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&config.data_dir).with_context(|| {
-        format!(
-            "cannot create the data directory {}",
-            config.data_dir.display()
-        )
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+        let dir = config.data_dir.display();
+        let hint = match e.kind() {
+            _ if config.data_dir.exists() && !config.data_dir.is_dir() => {
+                format!("{dir} is a file, not a directory: choose another --data-dir")
+            }
+            std::io::ErrorKind::PermissionDenied => format!(
+                "no permission to create {dir}: choose a --data-dir this user can write, or create it and give this user write access"
+            ),
+            _ => format!("cannot create the data directory {dir}"),
+        };
+        anyhow::Error::new(e).context(hint)
     })?;
     let _lock = lock_data_dir(&config.data_dir)?;
     let auth = match &config.auth_token_file {
@@ -75,9 +83,20 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     // Bound before the store opens, so that the node registers the port it
     // has (`--listen` may ask for port 0); requests wait in the backlog
     // until the front end starts.
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let listener = TcpListener::bind(config.listen).await.map_err(|e| {
+        let hint = match e.kind() {
+            std::io::ErrorKind::AddrInUse => format!(
+                "cannot listen on {}: another program (another hashd?) has that port: stop it, or choose another with --listen",
+                config.listen
+            ),
+            std::io::ErrorKind::PermissionDenied => format!(
+                "cannot listen on {}: ports below 1024 need privileges: choose a port above 1023 with --listen",
+                config.listen
+            ),
+            _ => format!("cannot listen on {}", config.listen),
+        };
+        anyhow::Error::new(e).context(hint)
+    })?;
     let addr = listener.local_addr()?;
     if auth.is_none() && !addr.ip().is_loopback() {
         tracing::warn!(%addr, "listening beyond this machine without --auth-token-file: anyone who can reach it can upload and read jobs");
@@ -94,6 +113,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     }
     let metrics = Arc::new(metrics::Metrics::new());
     let log_pending = log.pending_lines();
+    let log_reopener = log.reopener();
     let store =
         Arc::new(Store::connect(&location, config.sync, log, node, metrics.store.clone()).await?);
     let pool = HasherPool::start(PoolConfig {
@@ -134,6 +154,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     }
     let rehashing = jobs.recover(config.chunk_size).await?;
     let reporter = jobs.report_task(config.node_timeout / 5);
+    let retention = config
+        .retain
+        .map(|period| tokio::spawn(retention::run(store.clone(), period)));
 
     tracing::info!(%addr, data_dir = %config.data_dir.display(), hashers = config.hashers, "hashd started");
 
@@ -193,7 +216,11 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
             .await;
         }
     };
-    let reload = tokio::spawn(on_sighup(auth.clone(), config.http.tls.clone()));
+    let reload = tokio::spawn(on_sighup(
+        auth.clone(),
+        log_reopener,
+        config.http.tls.clone(),
+    ));
     let signal = async {
         shutdown.await;
         notify_systemd(sd_notify::NotifyState::Stopping);
@@ -219,6 +246,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
 
     jobs.shutdown();
     reporter.abort();
+    if let Some(r) = retention {
+        r.abort();
+    }
     store.close().await;
     tracing::info!("hashd stopped");
     Ok(())
@@ -247,10 +277,12 @@ fn notify_systemd(state: sd_notify::NotifyState) {
     }
 }
 
-/// SIGHUP: re-reads the token file and the TLS certificate and key (a bad
-/// file keeps the tokens or the pair in use).
+/// SIGHUP: reopens the results log (after logrotate renamed it), re-reads
+/// the token file and the TLS certificate and key (a bad file keeps the
+/// tokens or the pair in use).
 async fn on_sighup(
     auth: Option<Arc<frontends::http::guard::Auth>>,
+    log: results_log::Reopener,
     tls: Option<Arc<frontends::http::tls::Tls>>,
 ) {
     use tokio::signal::unix::{signal, SignalKind};
@@ -259,6 +291,7 @@ async fn on_sighup(
         return;
     };
     while hup.recv().await.is_some() {
+        log.reopen();
         if let Some(auth) = &auth {
             match auth.reload() {
                 Ok(n) => tracing::info!(tokens = n, "SIGHUP: token file re-read"),

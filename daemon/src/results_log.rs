@@ -46,7 +46,22 @@ impl LogLine {
 
 enum Msg {
     Lines(Vec<LogLine>),
+    /// Write what is queued to the current file, then open the path anew
+    /// (logrotate has renamed the file).
+    Reopen,
     Close,
+}
+
+/// Asks the log's writer to reopen its file (SIGHUP), from anywhere.
+#[derive(Clone)]
+pub struct Reopener(mpsc::Sender<Msg>);
+
+impl Reopener {
+    /// Lines queued before this call go to the old file, later ones to the
+    /// new; none is lost or split between them.
+    pub fn reopen(&self) {
+        let _ = self.0.send(Msg::Reopen);
+    }
 }
 
 /// The last lines of the log as found at start-up: where a crash may have
@@ -90,9 +105,10 @@ impl ResultsLog {
         let (tx, rx) = mpsc::channel();
         let pending = Arc::new(AtomicU64::new(0));
         let counted = pending.clone();
+        let reopen_path = path.to_path_buf();
         let thread = std::thread::Builder::new()
             .name("results-log".into())
-            .spawn(move || write_lines(file, rx, &counted))?;
+            .spawn(move || write_lines(file, &reopen_path, rx, &counted))?;
         Ok(ResultsLog {
             tx,
             thread: Some(thread),
@@ -113,6 +129,11 @@ impl ResultsLog {
                 .fetch_add(lines.len() as u64, Ordering::Relaxed);
             let _ = self.tx.send(Msg::Lines(lines));
         }
+    }
+
+    /// A handle that makes the writer reopen the file (log rotation).
+    pub fn reopener(&self) -> Reopener {
+        Reopener(self.tx.clone())
     }
 
     /// Lines queued and not yet written: the log's lag behind the store.
@@ -144,7 +165,12 @@ const RETRY_INTERVAL: Duration = Duration::from_secs(1);
 /// lines beyond are dropped, and the drop is logged.
 const MAX_PENDING_BYTES: usize = 64 << 20;
 
-fn write_lines(mut file: File, rx: mpsc::Receiver<Msg>, queued: &AtomicU64) -> io::Result<()> {
+fn write_lines(
+    mut file: File,
+    path: &Path,
+    rx: mpsc::Receiver<Msg>,
+    queued: &AtomicU64,
+) -> io::Result<()> {
     // Whole lines not yet in the file. A failed write (a full disk) leaves
     // its unwritten tail here for the next attempt, so lines are delayed,
     // never lost or torn, while the daemon runs.
@@ -166,11 +192,18 @@ fn write_lines(mut file: File, rx: mpsc::Receiver<Msg>, queued: &AtomicU64) -> i
         };
         // Take everything already queued, then write once.
         let mut closing = false;
+        let mut reopen = false;
         let mut next = first;
         while let Some(msg) = next.take() {
             match msg {
                 Msg::Close => {
                     closing = true;
+                    break;
+                }
+                // Lines after it wait for the next round, so they go to
+                // the new file.
+                Msg::Reopen => {
+                    reopen = true;
                     break;
                 }
                 Msg::Lines(lines) => {
@@ -212,6 +245,20 @@ fn write_lines(mut file: File, rx: mpsc::Receiver<Msg>, queued: &AtomicU64) -> i
             }
             Err(_) => {}
         }
+        if reopen && pending.is_empty() {
+            match reopen_file(path) {
+                Ok(new) => {
+                    let _ = file.sync_all();
+                    file = new;
+                    tracing::info!(path = %path.display(), "results log reopened");
+                }
+                Err(e) => {
+                    tracing::error!(path = %path.display(), error = %e, "cannot reopen the results log; still writing to the old file")
+                }
+            }
+        } else if reopen {
+            tracing::error!("results log not reopened: lines for the old file are still unwritten");
+        }
         if closing {
             break;
         }
@@ -226,6 +273,10 @@ fn write_lines(mut file: File, rx: mpsc::Receiver<Msg>, queued: &AtomicU64) -> i
 }
 
 /// Writes as much of `pending` as the file takes, removing what was written.
+fn reopen_file(path: &Path) -> io::Result<File> {
+    OpenOptions::new().create(true).append(true).open(path)
+}
+
 fn write_pending(file: &mut File, pending: &mut Vec<u8>) -> io::Result<()> {
     let mut written = 0;
     let result = loop {

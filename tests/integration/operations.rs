@@ -56,6 +56,61 @@ fn promtool_check(text: &str) {
     );
 }
 
+/// Upload threads and the flag that stops them.
+type Uploads = (
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+    Vec<std::thread::JoinHandle<Vec<(String, std::time::Instant)>>>,
+);
+
+/// `clients` threads uploading `size`-byte files with `?wait=true` to
+/// `addr`, `pause` apart, until the returned flag is set; each thread
+/// returns the ids it got and when their answers came (the jobs had ended
+/// by then).
+fn background_uploads(
+    addr: std::net::SocketAddr,
+    clients: u64,
+    size: usize,
+    pause: Duration,
+) -> Uploads {
+    use std::sync::atomic::Ordering;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let threads = (0..clients)
+        .map(|c| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut got = Vec::new();
+                let mut i = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let (ct, body) =
+                        multipart(&[Part::file("file", "f", &data(size, c << 32 | i))]);
+                    let r = request(
+                        addr,
+                        "POST",
+                        "/uploadfile/?wait=true",
+                        &[("Content-Type", &ct)],
+                        &body,
+                    );
+                    let id = r.json()["id"].as_str().unwrap().to_string();
+                    got.push((id, std::time::Instant::now()));
+                    i += 1;
+                    std::thread::sleep(pause);
+                }
+                got
+            })
+        })
+        .collect();
+    (stop, threads)
+}
+
+/// Stops `background_uploads` and gathers what its threads got.
+fn stop_uploads((stop, threads): Uploads) -> Vec<(String, std::time::Instant)> {
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect()
+}
+
 #[test]
 fn metrics_move_with_uploads_failures_and_refusals_and_pass_promtool() {
     let dir = TempDir::new("metrics");
@@ -416,4 +471,226 @@ fn other_origins_get_cors_only_when_allowed_and_cannot_upload() {
     assert_eq!(r.status, 200);
     assert_eq!(r.header("access-control-allow-origin"), None);
     assert_eq!(total(), before + 2);
+}
+
+#[test]
+fn retention_deletes_exactly_the_expired_jobs_under_concurrent_uploads() {
+    use std::time::Instant;
+    let dir = TempDir::new("retain");
+    let retain = Duration::from_secs(3);
+    let d = Daemon::builder(dir.path())
+        .arg("--retain")
+        .arg("3s")
+        .arg("--keep-uploads")
+        .arg("--no-socket")
+        .start();
+    let start = Instant::now();
+    let load = background_uploads(d.addr, 3, 1000, Duration::from_millis(20));
+    std::thread::sleep(Duration::from_secs(7));
+    let jobs = stop_uploads(load);
+    // A pass runs every second (a quarter of 3 s, at least 1 s): a job
+    // that ended more than retain + 2 s ago is gone, one younger than
+    // retain is there; between the two it may be either.
+    let now = Instant::now();
+    let (mut gone, mut kept) = (0, 0);
+    for (id, answered) in &jobs {
+        let age = now - *answered;
+        let status = d.get(&format!("/gethash/{id}")).status;
+        let file = dir.path().join("data/uploads").join(id);
+        if age > retain + Duration::from_secs(2) {
+            assert_eq!(status, 404, "{id}, {age:?} old, still there");
+            assert!(!file.exists(), "{id}: its kept upload is still there");
+            gone += 1;
+        } else if age + Duration::from_millis(200) < retain {
+            assert_eq!(status, 200, "{id}, {age:?} old, deleted too soon");
+            assert!(file.exists());
+            kept += 1;
+        }
+    }
+    eprintln!(
+        "{} jobs over {:?}: {gone} expired, {kept} kept",
+        jobs.len(),
+        start.elapsed()
+    );
+    assert!(gone > 10 && kept > 10, "{gone} expired, {kept} kept");
+    // The listing agrees with the lookups.
+    let (_, page) = d.get_json("/jobs?limit=1000");
+    let listed = page["jobs"].as_array().unwrap().len();
+    let total = d.get_json("/stats").1["jobs"]["total"].as_u64().unwrap() as usize;
+    assert_eq!(listed, total);
+    assert!(total < jobs.len());
+}
+
+#[test]
+fn logrotate_and_sighup_lose_no_results_log_line() {
+    let Some(logrotate) = ["/usr/sbin/logrotate", "/sbin/logrotate"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+    else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "logrotate is missing: apt-get install logrotate"
+        );
+        eprintln!("skipped: logrotate is not installed");
+        return;
+    };
+    let dir = TempDir::new("logrotate");
+    let d = Daemon::builder(dir.path()).arg("--no-socket").start();
+    let log = dir.path().join("data/results.log");
+    // The deploy file, pointed at this log and this daemon.
+    let conf = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../deploy/logrotate/hashd"
+    ))
+    .unwrap()
+    .replace("/var/lib/hashd/results.log", log.to_str().unwrap())
+    .replace(
+        "systemctl reload hashd.service 2>/dev/null || pkill -HUP -x hashd || true",
+        &format!("kill -HUP {}", d.pid()),
+    );
+    let conf_path = dir.path().join("logrotate.conf");
+    std::fs::write(&conf_path, conf).unwrap();
+    let load = background_uploads(d.addr, 4, 100, Duration::ZERO);
+    // Three rotations under load (-f: whatever the schedule says).
+    for _ in 0..3 {
+        std::thread::sleep(Duration::from_millis(700));
+        let out = Command::new(logrotate)
+            .arg("-f")
+            .arg("-s")
+            .arg(dir.path().join("logrotate.state"))
+            .arg(&conf_path)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "logrotate: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let ids: Vec<String> = stop_uploads(load).into_iter().map(|(id, _)| id).collect();
+    assert!(d.terminate().success());
+    // The live log and the rotated ones (compressed but the newest, with
+    // delaycompress) hold every job once, in whole lines.
+    let mut lines = Vec::new();
+    for entry in std::fs::read_dir(dir.path().join("data")).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        if !name.starts_with("results.log") {
+            continue;
+        }
+        let text = if name.ends_with(".gz") {
+            let out = Command::new("gzip").arg("-dc").arg(&path).output().unwrap();
+            String::from_utf8(out.stdout).unwrap()
+        } else {
+            std::fs::read_to_string(&path).unwrap()
+        };
+        assert!(
+            text.is_empty() || text.ends_with('\n'),
+            "{name}: a torn line"
+        );
+        for l in text.lines() {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            lines.push(v["id"].as_str().unwrap().to_string());
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    for id in &lines {
+        assert!(seen.insert(id.clone()), "{id} logged twice");
+    }
+    for id in &ids {
+        assert!(seen.contains(id), "{id} missing from every log");
+    }
+    assert_eq!(lines.len(), ids.len());
+    assert!(
+        std::fs::read_dir(dir.path().join("data"))
+            .unwrap()
+            .filter(|e| e
+                .as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("results.log."))
+            .count()
+            >= 2
+    );
+    eprintln!("{} jobs over 3 rotations, every line once", ids.len());
+}
+
+#[test]
+fn configuration_errors_name_their_source_and_start_up_errors_say_what_to_do() {
+    let dir = TempDir::new("config-errors");
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let out = Command::new(BIN)
+            .current_dir(dir.path())
+            .args(args)
+            .envs(env.iter().copied())
+            .env_remove("HASHD_TEST_STORE")
+            .env_remove("HASHD_TEST_POSTGRES")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    // A bad value in .env: exit 2, naming the key and the line.
+    std::fs::write(
+        dir.path().join(".env"),
+        "# settings\nHASHD_NO_PIN=1\nexport HASHD_MAX_UPLOADS=\"lots\"\n",
+    )
+    .unwrap();
+    let (code, err) = run(&["--listen", "127.0.0.1:0", "--no-socket"], &[]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("HASHD_MAX_UPLOADS from .env:3"), "{err}");
+    // The environment beats .env, and is named as the source.
+    let (code, err) = run(
+        &["--listen", "127.0.0.1:0", "--no-socket"],
+        &[("HASHD_MAX_UPLOADS", "-1")],
+    );
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("HASHD_MAX_UPLOADS from the environment"),
+        "{err}"
+    );
+    // A misspelt key is named with the closest known one; the daemon runs.
+    std::fs::write(dir.path().join(".env"), "HASHD_HASHER=2\n").unwrap();
+    let d = Daemon::builder(dir.path()).arg("--no-socket").start();
+    wait_until(
+        "no warning about the misspelt key",
+        Duration::from_secs(5),
+        || {
+            d.stderr()
+            .contains("unknown setting HASHD_HASHER (from .env:1) is ignored; did you mean HASHD_HASHERS?")
+        },
+    );
+    std::fs::remove_file(dir.path().join(".env")).unwrap();
+    // The port in use (by that daemon), a data directory that is a file.
+    let taken = d.addr.to_string();
+    let (code, err) = run(
+        &["--listen", &taken, "--no-socket", "--data-dir", "other"],
+        &[],
+    );
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("another program (another hashd?) has that port"),
+        "{err}"
+    );
+    std::fs::write(dir.path().join("a-file"), "").unwrap();
+    let (code, err) = run(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--no-socket",
+            "--data-dir",
+            "a-file",
+        ],
+        &[],
+    );
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("is a file, not a directory: choose another --data-dir"),
+        "{err}"
+    );
 }

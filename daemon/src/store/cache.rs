@@ -33,6 +33,16 @@ impl RecentJobs {
         inner.views.get(id).cloned()
     }
 
+    /// Forgets jobs that were deleted (retention): a lookup must not find
+    /// them.
+    pub fn remove<'a>(&self, ids: impl Iterator<Item = &'a str>) {
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        for id in ids {
+            inner.views.remove(id);
+        }
+        // `order` keeps the ids; they age out with the others.
+    }
+
     /// Adds jobs that just became final and durable.
     pub fn add<'a>(&self, views: impl Iterator<Item = &'a JobView>) {
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());

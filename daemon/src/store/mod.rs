@@ -227,6 +227,21 @@ pub enum RecordErrorKind {
     Other,
 }
 
+/// What one retention pass over a window of the table found (see
+/// [`JobStore::expire`]).
+#[derive(Clone, Debug, Default)]
+pub struct Expired {
+    /// Ids of the deleted jobs, with their kept uploads to remove.
+    pub jobs: Vec<(String, Option<PathBuf>)>,
+    /// Where the next window starts (exclusive), or `None` when the window
+    /// reached jobs created after the cut-off: the pass is over.
+    pub next: Option<i64>,
+}
+
+/// Rows a retention window looks at: a small transaction, so uploads
+/// never wait long for it.
+pub const EXPIRE_WINDOW: i64 = 1000;
+
 /// Counts for `/stats`.
 #[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct Counts {
@@ -269,6 +284,19 @@ pub trait JobStore: Send + Sync {
     /// Jobs left PENDING by a previous run, oldest first. Call at start-up,
     /// before any new job is accepted (afterwards it would list those too).
     fn interrupted(&self) -> impl Future<Output = anyhow::Result<Vec<Interrupted>>> + Send;
+
+    /// Deletes the finished jobs that ended before `before_ms` among the
+    /// [`EXPIRE_WINDOW`] oldest rows after `after` (a row position; start
+    /// with 0). Rows are walked oldest first and the walk stops at the
+    /// first job created after the cut-off, so a pass touches only what it
+    /// deletes plus one window. PENDING jobs are never deleted. On
+    /// PostgreSQL a node deletes its own jobs and those without a kept
+    /// upload (another node's kept files are not its to remove).
+    fn expire(
+        &self,
+        before_ms: i64,
+        after: i64,
+    ) -> impl Future<Output = anyhow::Result<Expired>> + Send;
 
     /// Every node of the cluster; for a single-node store, this one.
     fn nodes(&self) -> impl Future<Output = anyhow::Result<Vec<NodeView>>> + Send;
@@ -410,6 +438,10 @@ impl JobStore for Store {
 
     async fn nodes(&self) -> anyhow::Result<Vec<NodeView>> {
         each!(self, s => s.nodes().await)
+    }
+
+    async fn expire(&self, before_ms: i64, after: i64) -> anyhow::Result<Expired> {
+        each!(self, s => s.expire(before_ms, after).await)
     }
 
     fn report(&self, report: NodeReport) {

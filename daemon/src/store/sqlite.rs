@@ -23,8 +23,8 @@ use super::schema::{row_to_view, status_is, DbStatus, COLUMNS, SCHEMA};
 use super::waiters::Waiters;
 use super::writer::Writer;
 use super::{
-    recovery, Counts, Finish, Interrupted, NewJob, Node, NodeReport, NodeView, RecordError,
-    RecordErrorKind, SyncMode,
+    recovery, Counts, Expired, Finish, Interrupted, NewJob, Node, NodeReport, NodeView,
+    RecordError, RecordErrorKind, SyncMode, EXPIRE_WINDOW,
 };
 use crate::results_log::ResultsLog;
 use crate::util::is_valid_id;
@@ -128,6 +128,47 @@ impl SqliteStore {
         tokio::task::spawn_blocking(move || readers.with(recovery::interrupted)).await?
     }
 
+    /// See [`super::JobStore::expire`]: on its own connection, in one short
+    /// immediate transaction (the writer waits for it at most that long).
+    pub async fn expire(&self, before_ms: i64, after: i64) -> anyhow::Result<Expired> {
+        let path = self.readers.path.clone();
+        let expired = tokio::task::spawn_blocking(move || -> anyhow::Result<Expired> {
+            let mut conn = Connection::open(&path)?;
+            conn.busy_timeout(Duration::from_secs(5))?;
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let rows = {
+                let mut stmt = tx.prepare(
+                    "SELECT seq, id, status, finished_ms, created_ms, stored_path FROM jobs
+                     WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+                )?;
+                let rows = stmt.query_map(params![after, EXPIRE_WINDOW], |r| {
+                    Ok(Window {
+                        seq: r.get(0)?,
+                        id: r.get(1)?,
+                        status: r.get::<_, DbStatus>(2)?.0,
+                        finished_ms: r.get(3)?,
+                        created_ms: r.get(4)?,
+                        stored_path: r.get(5)?,
+                    })
+                })?;
+                rows.collect::<Result<Vec<_>, _>>()?
+            };
+            let expired = expire_window(rows, before_ms);
+            {
+                let mut delete = tx.prepare("DELETE FROM jobs WHERE id = ?1")?;
+                for (id, _) in &expired.jobs {
+                    delete.execute([id])?;
+                }
+            }
+            tx.commit()?;
+            Ok(expired)
+        })
+        .await??;
+        self.recent
+            .remove(expired.jobs.iter().map(|(id, _)| id.as_str()));
+        Ok(expired)
+    }
+
     /// See [`super::JobStore::nodes`]: this node alone, alive.
     pub async fn nodes(&self) -> anyhow::Result<Vec<NodeView>> {
         let r = self
@@ -190,6 +231,40 @@ impl Drop for SqliteStore {
     fn drop(&mut self) {
         self.close_now();
     }
+}
+
+/// A row of a retention window.
+pub(super) struct Window {
+    pub seq: i64,
+    pub id: String,
+    pub status: JobStatus,
+    pub finished_ms: Option<i64>,
+    pub created_ms: i64,
+    pub stored_path: Option<String>,
+}
+
+/// Of a window of rows, oldest first, those to delete: final, ended before
+/// `before_ms`. Stops at the first job created at or after the cut-off
+/// (later rows are younger still, near enough: ids are made at upload
+/// time), which ends the pass. Shared by both stores.
+pub(super) fn expire_window(rows: Vec<Window>, before_ms: i64) -> Expired {
+    let full = rows.len() as i64 == EXPIRE_WINDOW;
+    let mut expired = Expired::default();
+    let mut last = None;
+    for row in rows {
+        if row.created_ms >= before_ms {
+            return expired;
+        }
+        last = Some(row.seq);
+        let ended_before = row.finished_ms.is_some_and(|f| f < before_ms);
+        if row.status != JobStatus::Pending && ended_before {
+            expired
+                .jobs
+                .push((row.id, row.stored_path.map(PathBuf::from)));
+        }
+    }
+    expired.next = if full { last } else { None };
+    expired
 }
 
 /// Read-only connections, opened on demand and kept for reuse.

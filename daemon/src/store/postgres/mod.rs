@@ -38,11 +38,11 @@ use tokio_postgres::NoTls;
 use self::schema::{row_to_view, status_is, COLUMNS};
 use super::batch::Op;
 use super::cache::RecentJobs;
-use super::recovery::missing_lines;
+use super::recovery::{append_missing, missing_lines};
 use super::waiters::Waiters;
 use super::{
-    Counts, Finish, Interrupted, NewJob, Node, NodeReport, NodeView, RecordError, RecordErrorKind,
-    Unavailable,
+    Counts, Expired, Finish, Interrupted, NewJob, Node, NodeReport, NodeView, RecordError,
+    RecordErrorKind, Unavailable, EXPIRE_WINDOW,
 };
 use crate::results_log::ResultsLog;
 use crate::util::{is_valid_id, rfc3339};
@@ -298,6 +298,51 @@ impl PgStore {
             .collect()
     }
 
+    /// See [`super::JobStore::expire`]: the window and the deletion in one
+    /// transaction; this node's jobs and those without a kept upload.
+    pub async fn expire(&self, before_ms: i64, after: i64) -> anyhow::Result<Expired> {
+        let node = self.node.id.as_str();
+        let expired = self
+            .read(|mut c| async move {
+                let tx = c.transaction().await?;
+                let rows = tx
+                    .query(
+                        "SELECT seq, id, status, finished_ms, created_ms, stored_path FROM jobs
+                         WHERE seq > $1 AND (node = $2 OR stored_path IS NULL)
+                         ORDER BY seq LIMIT $3",
+                        &[&after, &node, &EXPIRE_WINDOW],
+                    )
+                    .await?;
+                let mut window = Vec::with_capacity(rows.len());
+                for r in &rows {
+                    let status: String = r.try_get(2)?;
+                    // A status the schema does not know is never deleted
+                    // (nor taken for a final one).
+                    let Ok(status) = super::schema::parse_status(&status) else {
+                        continue;
+                    };
+                    window.push(super::sqlite::Window {
+                        seq: r.try_get(0)?,
+                        id: r.try_get(1)?,
+                        status,
+                        finished_ms: r.try_get(3)?,
+                        created_ms: r.try_get(4)?,
+                        stored_path: r.try_get(5)?,
+                    });
+                }
+                let expired = super::sqlite::expire_window(window, before_ms);
+                let ids: Vec<&str> = expired.jobs.iter().map(|(id, _)| id.as_str()).collect();
+                tx.execute("DELETE FROM jobs WHERE id = ANY($1)", &[&ids])
+                    .await?;
+                tx.commit().await?;
+                Ok(expired)
+            })
+            .await?;
+        self.recent
+            .remove(expired.jobs.iter().map(|(id, _)| id.as_str()));
+        Ok(expired)
+    }
+
     /// See [`super::JobStore::nodes`]: every node that ever registered,
     /// alive when its heartbeat is younger than this node's timeout (by the
     /// database's clock, so the nodes' clocks need not agree).
@@ -540,14 +585,7 @@ async fn complete_log(
         .iter()
         .map(|r| Ok((r.try_get::<_, i64>(8)?, row_to_view(r)?)))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let lines = missing_lines(last, views, tail);
-    if !lines.is_empty() {
-        tracing::warn!(
-            lines = lines.len(),
-            "results committed before a crash were missing from the results log; appended them"
-        );
-        log.append(lines);
-    }
+    append_missing(log, missing_lines(last, views, tail));
     Ok(())
 }
 
