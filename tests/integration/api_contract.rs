@@ -357,7 +357,9 @@ fn upload_retries_a_503_after_retry_after() {
     .unwrap();
     crate::util::wait_until(
         "the held upload is in progress",
-        Duration::from_secs(10),
+        // Generous: under a loaded CI machine the held request may take a
+        // while to reach its handler.
+        Duration::from_secs(30),
         || crate::util::request(d.addr, "PUT", "/files/probe", &[], b"x").status == 503,
     );
     let file = tmp.path().join("f.txt");

@@ -8,7 +8,7 @@
 //!
 //! Modules: [`observe`] gives each request its id, access-log line and
 //! metrics, [`guard`] checks tokens and origins, [`routes`] dispatches
-//! (every path in [`ROUTES`]), [`docs`] serves the OpenAPI document and the
+//! (every path in `routes::ROUTES`), [`docs`] serves the OpenAPI document and the
 //! interactive docs, [`upload`] streams bodies, [`query`] reads ids and
 //! parameters, [`pages`] renders HTML, [`respond`] builds responses, [`tls`]
 //! loads and reloads the certificate.
