@@ -208,6 +208,14 @@ pub struct ServeArgs {
     #[arg(long, value_name = "FORMAT")]
     pub log_format: Option<String>,
 
+    /// Serve HTTPS (and HTTP/2 where the client offers it) with the PEM certificate chain in FILE, leaf first; needs --tls-key. Re-read on SIGHUP. [env: HASHD_TLS_CERT] [default: none: plain HTTP]
+    #[arg(long, value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The PEM private key (PKCS#8, RSA or EC) of --tls-cert's certificate. Re-read on SIGHUP. [env: HASHD_TLS_KEY]
+    #[arg(long, value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+
     /// Let socket clients hash files by path under DIR (repeatable). Off by default: clients pass descriptors, so the daemon reads only what they could open. [env: HASHD_ALLOW_PATH_ROOT, colon-separated]
     #[arg(long, value_name = "DIR")]
     pub allow_path_root: Vec<PathBuf>,
@@ -446,6 +454,26 @@ impl ServeArgs {
             }
         }
         c.cors = frontends::http::guard::Cors::parse(&origins).map_err(anyhow::Error::msg)?;
+        let tls_cert = pick(self.tls_cert, &["HASHD_TLS_CERT"], |_, v| {
+            Ok(PathBuf::from(v))
+        })?;
+        let tls_key = pick(self.tls_key, &["HASHD_TLS_KEY"], |_, v| {
+            Ok(PathBuf::from(v))
+        })?;
+        c.http.tls = match (tls_cert, tls_key) {
+            (None, None) => None,
+            (Some(cert), Some(key)) => Some(std::sync::Arc::new(frontends::http::tls::Tls::load(
+                &cert, &key,
+            )?)),
+            (Some(cert), None) => bail!(
+                "--tls-cert {} needs --tls-key (HASHD_TLS_KEY) too",
+                cert.display()
+            ),
+            (None, Some(key)) => bail!(
+                "--tls-key {} needs --tls-cert (HASHD_TLS_CERT) too",
+                key.display()
+            ),
+        };
         let mut roots = self.allow_path_root;
         if roots.is_empty() {
             if let Some(v) = env("HASHD_ALLOW_PATH_ROOT") {

@@ -42,7 +42,9 @@ use results_log::ResultsLog;
 use store::{JobStore as _, Node, Store};
 
 /// Runs the daemon until `shutdown` resolves, then stops in the documented
-/// order. Prints `hashd listening on http://ADDR` once it accepts requests.
+/// order. Prints `hashd listening on http://ADDR` (`https://` with TLS) once
+/// it accepts requests, and then tells systemd so (`READY=1`, when started
+/// with `NOTIFY_SOCKET`).
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir).map_err(|e| {
         let dir = config.data_dir.display();
@@ -169,12 +171,18 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     };
     {
         let mut out = std::io::stdout().lock();
-        writeln!(out, "hashd listening on http://{addr}")?;
+        let scheme = if config.http.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        writeln!(out, "hashd listening on {scheme}://{addr}")?;
         if let Some((_, path)) = &socket {
             writeln!(out, "hashd socket at {}", path.display())?;
         }
         out.flush()?;
     }
+    notify_systemd(sd_notify::NotifyState::Ready);
 
     // One shutdown signal fans out to both front ends.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -208,9 +216,14 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
             .await;
         }
     };
-    let reload = tokio::spawn(on_sighup(auth.clone(), log_reopener));
+    let reload = tokio::spawn(on_sighup(
+        auth.clone(),
+        log_reopener,
+        config.http.tls.clone(),
+    ));
     let signal = async {
         shutdown.await;
+        notify_systemd(sd_notify::NotifyState::Stopping);
         reload.abort();
         let _ = stop_tx.send(true);
         // Long-polls answer now with the job as it is, instead of holding
@@ -248,9 +261,30 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
 /// that memory too.
 const SOCKET_STREAMS: usize = 1024;
 
-/// SIGHUP: reopens the results log (after logrotate renamed it) and
-/// re-reads the token file (a bad file keeps the tokens in use).
-async fn on_sighup(auth: Option<Arc<frontends::http::guard::Auth>>, log: results_log::Reopener) {
+/// Tells systemd (`Type=notify`) where the daemon is: a no-op when
+/// `NOTIFY_SOCKET` is unset, and a failure only costs a log line, since
+/// systemd then times the start out itself.
+fn notify_systemd(state: sd_notify::NotifyState) {
+    // Empty counts as unset, as for every other variable hashd reads
+    // (sd-notify would try to connect to "" and fail).
+    if std::env::var_os("NOTIFY_SOCKET").is_none_or(|v| v.is_empty()) {
+        return;
+    }
+    // `false`: NOTIFY_SOCKET stays set; removing a variable while other
+    // threads may read the environment is unsound.
+    if let Err(e) = sd_notify::notify(false, &[state]) {
+        tracing::warn!(error = %e, "cannot notify systemd (NOTIFY_SOCKET)");
+    }
+}
+
+/// SIGHUP: reopens the results log (after logrotate renamed it), re-reads
+/// the token file and the TLS certificate and key (a bad file keeps the
+/// tokens or the pair in use).
+async fn on_sighup(
+    auth: Option<Arc<frontends::http::guard::Auth>>,
+    log: results_log::Reopener,
+    tls: Option<Arc<frontends::http::tls::Tls>>,
+) {
     use tokio::signal::unix::{signal, SignalKind};
     let Ok(mut hup) = signal(SignalKind::hangup()) else {
         tracing::warn!("cannot install the SIGHUP handler; reloads need a restart");
@@ -263,6 +297,16 @@ async fn on_sighup(auth: Option<Arc<frontends::http::guard::Auth>>, log: results
                 Ok(n) => tracing::info!(tokens = n, "SIGHUP: token file re-read"),
                 Err(e) => {
                     tracing::error!(error = %e, "SIGHUP: token file not re-read; the previous tokens stay in use")
+                }
+            }
+        }
+        if let Some(tls) = &tls {
+            match tls.reload() {
+                Ok(()) => {
+                    tracing::info!(cert = %tls.cert_path().display(), "SIGHUP: TLS certificate and key re-read; new connections use them")
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "SIGHUP: TLS certificate not re-read; the previous one stays in use")
                 }
             }
         }

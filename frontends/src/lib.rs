@@ -6,7 +6,8 @@
 //! - [`backend`]: the trait the daemon implements, and the types crossing it
 //!   (jobs, answers, queries; no hasher-pool or store types).
 //! - [`error`]: the one error type every front end maps to a status.
-//! - [`http`]: the hyper 1.x server: routes, streaming uploads, HTML pages.
+//! - [`http`]: the hyper 1.x server: routes, streaming uploads, HTML pages;
+//!   with a certificate, TLS (rustls) and HTTP/2.
 //! - [`unix`]: the unix-socket server for local clients.
 //! - [`testing`]: an in-memory backend and a scripted client connection,
 //!   for driving the real handler in tests and fuzz targets.

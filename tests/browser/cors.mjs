@@ -8,9 +8,8 @@
 // The pages are any pages served from those origins (the caller runs two
 // static servers on loopback). Chromium is Debian's (/usr/bin/chromium, or
 // $CHROMIUM).
-import { chromium } from "playwright-core";
+import { launch } from "./launch.mjs";
 import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
 
 const [daemon, allowed, other, expected] = process.argv.slice(2);
@@ -18,20 +17,7 @@ if (!expected) {
   console.error("usage: node cors.mjs DAEMON_URL ALLOWED_PAGE_URL OTHER_PAGE_URL EXPECTED_MD5");
   process.exit(2);
 }
-const profile = fs.mkdtempSync(path.join(os.tmpdir(), "hashd-chromium-"));
-const context = await chromium.launchPersistentContext(profile, {
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  args: [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-quic",
-    "--no-first-run",
-  ],
-});
+const { context, profile, close } = await launch();
 // Runs in the page: a multipart upload with fetch, as a web app would.
 const upload = async ([url, text]) => {
   const form = new FormData();
@@ -70,8 +56,7 @@ try {
 } catch (e) {
   failed = String(e);
 } finally {
-  await context.close();
-  fs.rmSync(profile, { recursive: true, force: true });
+  await close();
 }
 if (failed) {
   console.error("FAILED:", failed);

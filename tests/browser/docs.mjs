@@ -5,30 +5,14 @@
 // Usage: node docs.mjs BASE_URL FILE EXPECTED_MD5
 // Chromium is Debian's (/usr/bin/chromium, or $CHROMIUM): playwright's own
 // browser downloads are not used.
-import { chromium } from "playwright-core";
-import fs from "node:fs";
-import os from "node:os";
-import path from "node:path";
+import { launch } from "./launch.mjs";
 
 const [base, file, expected] = process.argv.slice(2);
 if (!base || !file || !expected) {
   console.error("usage: node docs.mjs BASE_URL FILE EXPECTED_MD5");
   process.exit(2);
 }
-const profile = fs.mkdtempSync(path.join(os.tmpdir(), "hashd-chromium-"));
-const context = await chromium.launchPersistentContext(profile, {
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  args: [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-quic",
-    "--no-first-run",
-  ],
-});
+const { context, close } = await launch();
 // Every request that is not to the daemon is refused and remembered: the
 // docs must work offline.
 const outside = [];
@@ -61,8 +45,7 @@ try {
 } catch (e) {
   failed = String(e);
 } finally {
-  await context.close();
-  fs.rmSync(profile, { recursive: true, force: true });
+  await close();
 }
 if (outside.length > 0) failed = `requests outside the daemon: ${outside.join(", ")}`;
 if (failed) {

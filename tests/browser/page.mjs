@@ -11,7 +11,7 @@
 //
 // Usage: node page.mjs DAEMON_URL SCREENSHOT_DIR [DELAYED_URL]
 // Chromium is Debian's (/usr/bin/chromium, or $CHROMIUM).
-import { chromium } from "playwright-core";
+import { launch as launchChromium } from "./launch.mjs";
 import crypto from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
@@ -43,16 +43,14 @@ const check = (cond, what) => {
   console.log("ok:", what);
 };
 
-const profile = fs.mkdtempSync(path.join(os.tmpdir(), "hashd-chromium-"));
-const launch = (javaScriptEnabled) =>
-  chromium.launchPersistentContext(fs.mkdtempSync(path.join(profile, "p-")), {
-    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-    headless: true,
-    javaScriptEnabled,
-    viewport: { width: 1280, height: 900 },
-    args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-      "--disable-sync", "--disable-quic", "--no-first-run"],
-  });
+// Test files live here; each browser has its own profile (launch.mjs).
+const profile = fs.mkdtempSync(path.join(os.tmpdir(), "hashd-page-"));
+let browser = null;
+const launch = async (javaScriptEnabled) => {
+  if (browser) await browser.close();
+  browser = await launchChromium({ javaScriptEnabled, viewport: { width: 1280, height: 900 } });
+  return browser.context;
+};
 let failed = null;
 let context;
 try {
@@ -147,7 +145,6 @@ try {
   const wide = await page.evaluate(() => document.documentElement.scrollWidth);
   await page.screenshot({ path: path.join(shots, "page-390.png"), fullPage: true });
   check(wide <= 390, `readable at 390 px (page width ${wide})`);
-  await context.close();
 
   // Without JavaScript: the plain form posts, is redirected to the job
   // page, and reloading that page creates no second job.
@@ -171,7 +168,6 @@ try {
     const id = await put();
     await plain.goto(delayed + "/gethash-form/?file_id=" + id, { waitUntil: "load" });
     check((await plain.textContent("body")).includes("reloads itself every second"), "without JS a PENDING job page says it reloads");
-    await context.close();
     context = await launch(true);
     const live = await context.newPage();
     const id2 = await put();
@@ -186,7 +182,7 @@ try {
 } catch (e) {
   failed ??= String(e && e.stack ? e.stack : e);
 } finally {
-  if (context) await context.close().catch(() => {});
+  if (browser) await browser.close().catch(() => {});
   fs.rmSync(profile, { recursive: true, force: true });
 }
 if (failed) {

@@ -86,34 +86,27 @@ fn browser_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/browser")
 }
 
-#[test]
-fn docs_load_offline_in_chromium_and_try_it_out_uploads_a_file() {
+/// Debian's chromium, node and playwright-core, or what is missing.
+fn browser_tools() -> Result<String, String> {
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    let dir = browser_dir();
-    let missing = if !Path::new(&chromium).exists() {
-        Some(format!("chromium ({chromium})"))
+    if !Path::new(&chromium).exists() {
+        Err(format!("chromium ({chromium})"))
     } else if Command::new("node").arg("--version").output().is_err() {
-        Some("node".into())
-    } else if !dir.join("node_modules/playwright-core").exists() {
-        Some("playwright-core (npm ci in tests/browser)".into())
+        Err("node".into())
+    } else if !browser_dir().join("node_modules/playwright-core").exists() {
+        Err("playwright-core (npm ci in tests/browser)".into())
     } else {
-        None
-    };
-    if !have(missing) {
-        return;
+        Ok(chromium)
     }
-    let tmp = TempDir::new("docs");
-    let d = Daemon::start(tmp.path());
-    let file = tmp.path().join("picked.txt");
-    let data = b"a file picked in Swagger UI's Try it out\n";
-    std::fs::write(&file, data).unwrap();
-    let md5 = hashcore::to_hex(&hashcore::Algorithm::Md5.digest(data));
+}
+
+/// Runs `node tests/browser/SCRIPT ARGS` with `chromium`; panics with its
+/// output when it fails.
+fn run_browser_script(script: &str, args: &[&str], chromium: &str) {
     let out = Command::new("node")
-        .arg(dir.join("docs.mjs"))
-        .arg(base(&d))
-        .arg(&file)
-        .arg(&md5)
-        .env("CHROMIUM", &chromium)
+        .arg(browser_dir().join(script))
+        .args(args)
+        .env("CHROMIUM", chromium)
         .output()
         .unwrap();
     let log = format!(
@@ -122,7 +115,29 @@ fn docs_load_offline_in_chromium_and_try_it_out_uploads_a_file() {
         String::from_utf8_lossy(&out.stderr)
     );
     eprintln!("{log}");
-    assert!(out.status.success(), "browser test failed: {log}");
+    assert!(out.status.success(), "browser test {script} failed: {log}");
+}
+
+#[test]
+fn docs_load_offline_in_chromium_and_try_it_out_uploads_a_file() {
+    let chromium = match browser_tools() {
+        Ok(c) => c,
+        Err(missing) => {
+            have(Some(missing));
+            return;
+        }
+    };
+    let tmp = TempDir::new("docs");
+    let d = Daemon::start(tmp.path());
+    let file = tmp.path().join("picked.txt");
+    let data = b"a file picked in Swagger UI's Try it out\n";
+    std::fs::write(&file, data).unwrap();
+    let md5 = hashcore::to_hex(&hashcore::Algorithm::Md5.digest(data));
+    run_browser_script(
+        "docs.mjs",
+        &[&base(&d), file.to_str().unwrap(), &md5],
+        &chromium,
+    );
     // The daemon recorded the upload the browser made.
     let (_, jobs) = d.get_json("/jobs?limit=1");
     assert_eq!(jobs["jobs"][0]["hash"], md5.as_str());
@@ -342,7 +357,9 @@ fn upload_retries_a_503_after_retry_after() {
     .unwrap();
     crate::util::wait_until(
         "the held upload is in progress",
-        Duration::from_secs(10),
+        // Generous: under a loaded CI machine the held request may take a
+        // while to reach its handler.
+        Duration::from_secs(30),
         || crate::util::request(d.addr, "PUT", "/files/probe", &[], b"x").status == 503,
     );
     let file = tmp.path().join("f.txt");
@@ -414,18 +431,13 @@ impl Drop for StaticSite {
 
 #[test]
 fn a_page_of_an_allowed_origin_uploads_and_another_origin_cannot() {
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    let dir = browser_dir();
-    let missing = if !Path::new(&chromium).exists() {
-        Some(format!("chromium ({chromium})"))
-    } else if !dir.join("node_modules/playwright-core").exists() {
-        Some("playwright-core (npm ci in tests/browser)".into())
-    } else {
-        None
+    let chromium = match browser_tools() {
+        Ok(c) => c,
+        Err(missing) => {
+            have(Some(missing));
+            return;
+        }
     };
-    if !have(missing) {
-        return;
-    }
     let tmp = TempDir::new("cors-browser");
     let site = tmp.path().join("site");
     std::fs::create_dir_all(&site).unwrap();
@@ -437,22 +449,11 @@ fn a_page_of_an_allowed_origin_uploads_and_another_origin_cannot() {
         .arg(&app_origin)
         .start();
     let md5 = hashcore::to_hex(&hashcore::Algorithm::Md5.digest(b"cross-origin upload\n"));
-    let out = Command::new("node")
-        .arg(dir.join("cors.mjs"))
-        .arg(base(&d))
-        .arg(app.url())
-        .arg(other.url())
-        .arg(&md5)
-        .env("CHROMIUM", &chromium)
-        .output()
-        .unwrap();
-    let log = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    run_browser_script(
+        "cors.mjs",
+        &[&base(&d), &app.url(), &other.url(), &md5],
+        &chromium,
     );
-    eprintln!("{log}");
-    assert!(out.status.success(), "browser test failed: {log}");
     // Only the allowed origin's upload became a job.
     let (_, stats) = d.get_json("/stats");
     assert_eq!(stats["jobs"]["total"], 1, "{stats}");
@@ -464,20 +465,14 @@ fn a_page_of_an_allowed_origin_uploads_and_another_origin_cannot() {
 /// artifacts), else to a temporary directory.
 #[test]
 fn the_page_uploads_many_files_with_progress_in_chromium() {
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    let dir = browser_dir();
-    let missing = if !Path::new(&chromium).exists() {
-        Some(format!("chromium ({chromium})"))
-    } else if Command::new("node").arg("--version").output().is_err() {
-        Some("node".into())
-    } else if !dir.join("node_modules/playwright-core").exists() {
-        Some("playwright-core (npm ci in tests/browser)".into())
-    } else {
-        None
+    let chromium = match browser_tools() {
+        Ok(c) => c,
+        Err(missing) => {
+            have(Some(missing));
+            return;
+        }
     };
-    if !have(missing) {
-        return;
-    }
+    let dir = browser_dir();
     let tmp = TempDir::new("page-browser");
     let d = Daemon::start(tmp.path());
     let delayed_dir = tmp.path().join("delayed");

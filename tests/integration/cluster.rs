@@ -127,6 +127,38 @@ fn heavy_load(base: &str, args: &[&str], ids_out: &Path) -> (bool, Vec<(String, 
     (status.success(), ids)
 }
 
+/// heavy-load in the background for `secs` seconds (8 clients, 1-16 KiB
+/// files, `seed`), writing the ids it gets to `ids_out`.
+fn load_for(
+    base: &str,
+    seed: u32,
+    secs: u32,
+    ids_out: PathBuf,
+) -> std::thread::JoinHandle<(bool, Vec<(String, String)>)> {
+    let base = base.to_string();
+    std::thread::spawn(move || {
+        let (seed, secs) = (seed.to_string(), secs.to_string());
+        heavy_load(
+            &base,
+            &[
+                "-n",
+                "100000",
+                "--size",
+                "1K..16K",
+                "-c",
+                "8",
+                "--seed",
+                &seed,
+                "--time-limit",
+                &secs,
+                "--pending-timeout",
+                "30",
+            ],
+            &ids_out,
+        )
+    })
+}
+
 /// Job `id` on `d` once final, waiting at most `secs` on the server.
 fn final_on(d: &Daemon, id: &str, secs: u32) -> serde_json::Value {
     let (status, v) = d.get_json(&format!("/gethash/{id}?wait={secs}"));
@@ -230,31 +262,7 @@ fn a_node_killed_under_load_has_its_jobs_ended_by_a_survivor() {
     let survivor = node(db.path(), &url, &[]);
     let victim_id = node_id(da.path());
     let lb = Lb::start(&[victim.addr, survivor.addr]);
-    let ids_out = db.path().join("ids");
-    let base = format!("http://{}", lb.addr);
-    let load = std::thread::spawn({
-        let ids_out = ids_out.clone();
-        move || {
-            heavy_load(
-                &base,
-                &[
-                    "-n",
-                    "100000",
-                    "--size",
-                    "1K..16K",
-                    "-c",
-                    "8",
-                    "--seed",
-                    "13",
-                    "--time-limit",
-                    "6",
-                    "--pending-timeout",
-                    "20",
-                ],
-                &ids_out,
-            )
-        }
-    });
+    let load = load_for(&format!("http://{}", lb.addr), 13, 6, db.path().join("ids"));
     std::thread::sleep(Duration::from_secs(3));
     victim.kill9();
     let killed = Instant::now();
@@ -361,31 +369,7 @@ fn postgres_stopped_mid_load_gives_503s_and_loses_no_acknowledged_job() {
     let (pg, url) = OwnPostgres::start();
     let dir = TempDir::new("pg-node");
     let d = node(dir.path(), &url, &[]);
-    let ids_out = dir.path().join("ids");
-    let base = format!("http://{}", d.addr);
-    let load = std::thread::spawn({
-        let ids_out = ids_out.clone();
-        move || {
-            heavy_load(
-                &base,
-                &[
-                    "-n",
-                    "100000",
-                    "--size",
-                    "1K..16K",
-                    "-c",
-                    "8",
-                    "--seed",
-                    "14",
-                    "--time-limit",
-                    "8",
-                    "--pending-timeout",
-                    "30",
-                ],
-                &ids_out,
-            )
-        }
-    });
+    let load = load_for(&format!("http://{}", d.addr), 14, 8, dir.path().join("ids"));
     std::thread::sleep(Duration::from_secs(2));
     pg.run("stop");
     // While it is down: uploads and lookups of unknown ids answer 503 with

@@ -11,5 +11,7 @@ mod events;
 mod local;
 mod operations;
 mod reliability;
+mod service;
 mod shutdown;
+mod tls;
 mod util;

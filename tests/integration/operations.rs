@@ -56,6 +56,61 @@ fn promtool_check(text: &str) {
     );
 }
 
+/// Upload threads and the flag that stops them.
+type Uploads = (
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+    Vec<std::thread::JoinHandle<Vec<(String, std::time::Instant)>>>,
+);
+
+/// `clients` threads uploading `size`-byte files with `?wait=true` to
+/// `addr`, `pause` apart, until the returned flag is set; each thread
+/// returns the ids it got and when their answers came (the jobs had ended
+/// by then).
+fn background_uploads(
+    addr: std::net::SocketAddr,
+    clients: u64,
+    size: usize,
+    pause: Duration,
+) -> Uploads {
+    use std::sync::atomic::Ordering;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let threads = (0..clients)
+        .map(|c| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut got = Vec::new();
+                let mut i = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let (ct, body) =
+                        multipart(&[Part::file("file", "f", &data(size, c << 32 | i))]);
+                    let r = request(
+                        addr,
+                        "POST",
+                        "/uploadfile/?wait=true",
+                        &[("Content-Type", &ct)],
+                        &body,
+                    );
+                    let id = r.json()["id"].as_str().unwrap().to_string();
+                    got.push((id, std::time::Instant::now()));
+                    i += 1;
+                    std::thread::sleep(pause);
+                }
+                got
+            })
+        })
+        .collect();
+    (stop, threads)
+}
+
+/// Stops `background_uploads` and gathers what its threads got.
+fn stop_uploads((stop, threads): Uploads) -> Vec<(String, std::time::Instant)> {
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect()
+}
+
 #[test]
 fn metrics_move_with_uploads_failures_and_refusals_and_pass_promtool() {
     let dir = TempDir::new("metrics");
@@ -422,8 +477,6 @@ fn other_origins_get_cors_only_when_allowed_and_cannot_upload() {
 
 #[test]
 fn retention_deletes_exactly_the_expired_jobs_under_concurrent_uploads() {
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::{Arc, Mutex};
     use std::time::Instant;
     let dir = TempDir::new("retain");
     let retain = Duration::from_secs(3);
@@ -434,43 +487,13 @@ fn retention_deletes_exactly_the_expired_jobs_under_concurrent_uploads() {
         .arg("--no-socket")
         .start();
     let start = Instant::now();
-    // (id, when its answer came): the job ended no later than that.
-    let done: Arc<Mutex<Vec<(String, Instant)>>> = Arc::default();
-    let stop = Arc::new(AtomicBool::new(false));
-    let addr = d.addr;
-    let clients: Vec<_> = (0..3)
-        .map(|c| {
-            let (done, stop) = (done.clone(), stop.clone());
-            std::thread::spawn(move || {
-                let mut i = 0u64;
-                while !stop.load(Ordering::Relaxed) {
-                    let (ct, body) =
-                        multipart(&[Part::file("file", "f", &data(1000, c * 1_000_000 + i))]);
-                    let r = request(
-                        addr,
-                        "POST",
-                        "/uploadfile/?wait=true",
-                        &[("Content-Type", &ct)],
-                        &body,
-                    );
-                    let id = r.json()["id"].as_str().unwrap().to_string();
-                    done.lock().unwrap().push((id, Instant::now()));
-                    i += 1;
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-            })
-        })
-        .collect();
+    let load = background_uploads(d.addr, 3, 1000, Duration::from_millis(20));
     std::thread::sleep(Duration::from_secs(7));
-    stop.store(true, Ordering::Relaxed);
-    for c in clients {
-        c.join().unwrap();
-    }
+    let jobs = stop_uploads(load);
     // A pass runs every second (a quarter of 3 s, at least 1 s): a job
     // that ended more than retain + 2 s ago is gone, one younger than
     // retain is there; between the two it may be either.
     let now = Instant::now();
-    let jobs = done.lock().unwrap().clone();
     let (mut gone, mut kept) = (0, 0);
     for (id, answered) in &jobs {
         let age = now - *answered;
@@ -502,8 +525,6 @@ fn retention_deletes_exactly_the_expired_jobs_under_concurrent_uploads() {
 
 #[test]
 fn logrotate_and_sighup_lose_no_results_log_line() {
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::{Arc, Mutex};
     let Some(logrotate) = ["/usr/sbin/logrotate", "/sbin/logrotate"]
         .into_iter()
         .find(|p| std::path::Path::new(p).exists())
@@ -531,32 +552,7 @@ fn logrotate_and_sighup_lose_no_results_log_line() {
     );
     let conf_path = dir.path().join("logrotate.conf");
     std::fs::write(&conf_path, conf).unwrap();
-    let ids: Arc<Mutex<Vec<String>>> = Arc::default();
-    let stop = Arc::new(AtomicBool::new(false));
-    let addr = d.addr;
-    let clients: Vec<_> = (0..4)
-        .map(|c| {
-            let (ids, stop) = (ids.clone(), stop.clone());
-            std::thread::spawn(move || {
-                let mut i = 0u64;
-                while !stop.load(Ordering::Relaxed) {
-                    let (ct, body) =
-                        multipart(&[Part::file("file", "f", &data(100, c * 1_000_000 + i))]);
-                    let r = request(
-                        addr,
-                        "POST",
-                        "/uploadfile/?wait=true",
-                        &[("Content-Type", &ct)],
-                        &body,
-                    );
-                    ids.lock()
-                        .unwrap()
-                        .push(r.json()["id"].as_str().unwrap().to_string());
-                    i += 1;
-                }
-            })
-        })
-        .collect();
+    let load = background_uploads(d.addr, 4, 100, Duration::ZERO);
     // Three rotations under load (-f: whatever the schedule says).
     for _ in 0..3 {
         std::thread::sleep(Duration::from_millis(700));
@@ -574,10 +570,7 @@ fn logrotate_and_sighup_lose_no_results_log_line() {
         );
     }
     std::thread::sleep(Duration::from_millis(500));
-    stop.store(true, Ordering::Relaxed);
-    for c in clients {
-        c.join().unwrap();
-    }
+    let ids: Vec<String> = stop_uploads(load).into_iter().map(|(id, _)| id).collect();
     assert!(d.terminate().success());
     // The live log and the rotated ones (compressed but the newest, with
     // delaycompress) hold every job once, in whole lines.
@@ -603,7 +596,6 @@ fn logrotate_and_sighup_lose_no_results_log_line() {
             lines.push(v["id"].as_str().unwrap().to_string());
         }
     }
-    let ids = ids.lock().unwrap().clone();
     let mut seen = std::collections::HashSet::new();
     for id in &lines {
         assert!(seen.insert(id.clone()), "{id} logged twice");

@@ -86,6 +86,10 @@ impl<'a> DaemonBuilder<'a> {
             .env_remove("ARTIFICIAL_DELAY")
             .env_remove("ARTIFITIAL_DELAY")
             .env_remove("DELETE_FILE")
+            // A test runner started by systemd must not have its daemons
+            // notify the runner's service manager (tests/integration/service.rs
+            // sets its own).
+            .env_remove("NOTIFY_SOCKET")
             .env("HASHD_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -108,7 +112,11 @@ impl<'a> DaemonBuilder<'a> {
         let addr = loop {
             match lines.next() {
                 Some(Ok(line)) => {
-                    if let Some(rest) = line.strip_prefix("hashd listening on http://") {
+                    // `https://` when the daemon serves TLS.
+                    if let Some(rest) = line
+                        .strip_prefix("hashd listening on http://")
+                        .or_else(|| line.strip_prefix("hashd listening on https://"))
+                    {
                         break rest.trim().parse().unwrap();
                     }
                 }

@@ -33,7 +33,13 @@ pub fn complete_log(conn: &Connection, log: &ResultsLog) -> rusqlite::Result<()>
     let Some(tail) = log.tail() else {
         return Ok(());
     };
-    let lines = unlogged(conn, tail)?;
+    append_missing(log, unlogged(conn, tail)?);
+    Ok(())
+}
+
+/// Appends the lines a crash kept out of `log`, and says so. Shared by
+/// both stores.
+pub fn append_missing(log: &ResultsLog, lines: Vec<LogLine>) {
     if !lines.is_empty() {
         tracing::warn!(
             lines = lines.len(),
@@ -41,7 +47,6 @@ pub fn complete_log(conn: &Connection, log: &ResultsLog) -> rusqlite::Result<()>
         );
         log.append(lines);
     }
-    Ok(())
 }
 
 /// The finished jobs a crash kept out of the results log: those committed

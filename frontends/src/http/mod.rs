@@ -1,4 +1,5 @@
-//! The HTTP front end (hyper 1.x, HTTP/1.1).
+//! The HTTP front end (hyper 1.x): HTTP/1.1, and with `--tls-cert` HTTPS
+//! with HTTP/2 where the client offers it (ALPN).
 //!
 //! One task per connection, bounded by a semaphore; uploads are bounded by a
 //! second one and answered 503 + `Retry-After` when it is exhausted, rather
@@ -7,9 +8,10 @@
 //!
 //! Modules: [`observe`] gives each request its id, access-log line and
 //! metrics, [`guard`] checks tokens and origins, [`routes`] dispatches
-//! (every path in [`ROUTES`]), [`docs`] serves the OpenAPI document and the
+//! (every path in `routes::ROUTES`), [`docs`] serves the OpenAPI document and the
 //! interactive docs, [`upload`] streams bodies, [`query`] reads ids and
-//! parameters, [`pages`] renders HTML, [`respond`] builds responses.
+//! parameters, [`pages`] renders HTML, [`respond`] builds responses, [`tls`]
+//! loads and reloads the certificate.
 
 mod docs;
 mod events;
@@ -19,6 +21,7 @@ mod pages;
 mod query;
 mod respond;
 mod routes;
+pub mod tls;
 mod upload;
 mod uploads;
 
@@ -26,11 +29,12 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper::server::conn::http1;
+use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use tokio::io::AsyncWriteExt as _;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
 use crate::Backend;
@@ -71,6 +75,9 @@ pub struct HttpConfig {
     pub auth: Option<Arc<guard::Auth>>,
     /// Origins allowed to call from a browser (`--cors-origin`).
     pub cors: Arc<guard::Cors>,
+    /// The certificate (`--tls-cert`, `--tls-key`); `None` serves plain
+    /// HTTP/1.1.
+    pub tls: Option<Arc<tls::Tls>>,
 }
 
 impl Default for HttpConfig {
@@ -89,6 +96,7 @@ impl Default for HttpConfig {
             metrics: None,
             auth: None,
             cors: Arc::default(),
+            tls: None,
         }
     }
 }
@@ -158,6 +166,19 @@ pub async fn serve<B: Backend>(
             },
         };
         let _ = stream.set_nodelay(true);
+        if let Some(tls) = &shared.config.tls {
+            // The handshake runs in the connection's task, so a slow client
+            // does not hold up the accept loop; the watcher makes shutdown
+            // wait for it (it is bounded by the header timeout).
+            let (acceptor, watcher, shared) = (tls.acceptor(), graceful.watcher(), shared.clone());
+            tokio::spawn(async move {
+                if let Err(e) = serve_tls(shared, acceptor, watcher, stream, peer).await {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                }
+                drop(permit);
+            });
+            continue;
+        }
         let conn = connection(shared.clone(), TokioIo::new(stream), Some(peer));
         let fut = graceful.watch(conn);
         tokio::spawn(async move {
@@ -210,6 +231,133 @@ where
     connection(shared, TokioIo::new(io), None).await
 }
 
+/// The first byte of every TLS connection: a handshake record (RFC 8446
+/// section 5.1).
+const TLS_HANDSHAKE_RECORD: u8 = 0x16;
+
+/// Streams one HTTP/2 connection may carry at once. Each upload among them
+/// still takes one of `--max-uploads`; this bounds the requests a single
+/// client can have parsed and waiting.
+const H2_MAX_CONCURRENT_STREAMS: u32 = 128;
+
+/// HTTP/2 flow-control windows: how much a client may send before hashd has
+/// read it. hyper's default, 64 KiB per stream, holds a 1 MiB upload to
+/// about a window per round trip; 1 MiB per stream and 4 MiB per connection
+/// let uploads stream as over HTTP/1.1 while bounding what one connection
+/// can make hashd buffer.
+const H2_STREAM_WINDOW_BYTES: u32 = 1 << 20;
+const H2_CONNECTION_WINDOW_BYTES: u32 = 4 << 20;
+
+/// Serves one accepted socket over TLS: the handshake, bounded by the
+/// header timeout so that a silent client cannot hold a connection slot;
+/// then HTTP/2 if ALPN chose `h2`, else HTTP/1.1 with the plain settings.
+/// A client that speaks plain HTTP to this port gets a 400 saying so.
+async fn serve_tls<B: Backend>(
+    shared: Arc<Shared<B>>,
+    acceptor: tokio_rustls::TlsAcceptor,
+    watcher: hyper_util::server::graceful::Watcher,
+    stream: TcpStream,
+    peer: std::net::SocketAddr,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let deadline = tokio::time::Instant::now() + shared.config.header_timeout;
+    let mut first = [0u8; 1];
+    match tokio::time::timeout_at(deadline, stream.peek(&mut first)).await {
+        Err(_) => return Err("no TLS handshake within the header timeout".into()),
+        Ok(Ok(0)) => return Ok(()),
+        Ok(Ok(_)) if first[0] != TLS_HANDSHAKE_RECORD => {
+            tracing::debug!(%peer, "plain HTTP on the TLS port: answered 400");
+            return refuse_plain_http(stream).await;
+        }
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => return Err(e.into()),
+    }
+    let stream = match tokio::time::timeout_at(deadline, acceptor.accept(stream)).await {
+        Err(_) => return Err("TLS handshake not finished within the header timeout".into()),
+        Ok(Err(e)) => return Err(format!("TLS handshake failed: {e}").into()),
+        Ok(Ok(s)) => s,
+    };
+    let h2 = stream.get_ref().1.alpn_protocol() == Some(tls::ALPN_H2);
+    let io = TokioIo::new(stream);
+    if h2 {
+        watcher.watch(connection_h2(shared, io, peer)).await?;
+    } else {
+        watcher.watch(connection(shared, io, Some(peer))).await?;
+    }
+    Ok(())
+}
+
+/// Answers a plain HTTP request on the TLS port with a 400 that says why,
+/// as a client reading the answer expects, then closes.
+async fn refuse_plain_http(
+    mut stream: TcpStream,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    const BODY: &str = "{\"error\":\"this port speaks HTTPS: use an https:// URL\"}";
+    let answer = format!(
+        "HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{BODY}",
+        BODY.len()
+    );
+    stream.write_all(answer.as_bytes()).await?;
+    stream.shutdown().await?;
+    Ok(())
+}
+
+/// One request through the access log, metrics and the router.
+async fn handle_request<B: Backend>(
+    shared: Arc<Shared<B>>,
+    peer: Option<std::net::SocketAddr>,
+    mut req: hyper::Request<hyper::body::Incoming>,
+) -> Result<hyper::Response<respond::Body>, std::convert::Infallible> {
+    // HTTP/2 carries the host in `:authority`, which hyper puts in the URI;
+    // the routes (the Host check, same-origin posts) read `Host`, so it is
+    // made from it, as RFC 9113 section 8.3.1 says a server doing so must.
+    if req.version() == hyper::Version::HTTP_2 && !req.headers().contains_key(hyper::header::HOST) {
+        if let Some(host) = req
+            .uri()
+            .authority()
+            .and_then(|a| hyper::header::HeaderValue::from_str(a.as_str()).ok())
+        {
+            req.headers_mut().insert(hyper::header::HOST, host);
+        }
+    }
+    // `GET /uploads` names each upload's client.
+    req.extensions_mut().insert(uploads::Peer(peer));
+    let route = routes::route_label(req.uri().path());
+    let metrics = shared.config.metrics.clone();
+    let resp = observe::observe(metrics.as_deref(), route, peer, req, |req| async {
+        routes::handle(&shared, req).await
+    })
+    .await;
+    Ok(resp)
+}
+
+/// Serves one HTTP/2 connection (TLS with ALPN `h2` only).
+fn connection_h2<B, IO>(
+    shared: Arc<Shared<B>>,
+    io: IO,
+    peer: std::net::SocketAddr,
+) -> impl hyper_util::server::graceful::GracefulConnection<Error = hyper::Error> + Send + 'static
+where
+    B: Backend,
+    IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let config = shared.config.clone();
+    let service = service_fn(move |req| handle_request(shared.clone(), Some(peer), req));
+    let mut builder = http2::Builder::new(TokioExecutor::new());
+    builder
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(H2_MAX_CONCURRENT_STREAMS)
+        .max_header_list_size(u32::try_from(config.max_header_bytes).unwrap_or(u32::MAX))
+        .initial_stream_window_size(H2_STREAM_WINDOW_BYTES)
+        .initial_connection_window_size(H2_CONNECTION_WINDOW_BYTES)
+        // A peer that has gone away without closing is found by a PING
+        // unanswered for the header timeout, as HTTP/1.1 closes a silent
+        // idle connection after it.
+        .keep_alive_interval(Some(config.header_timeout))
+        .keep_alive_timeout(config.header_timeout);
+    builder.serve_connection(io, service)
+}
+
+/// Serves one HTTP/1.1 connection (plain, or TLS without ALPN `h2`).
 fn connection<B, IO>(
     shared: Arc<Shared<B>>,
     io: IO,
@@ -220,20 +368,7 @@ where
     IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
     let config = shared.config.clone();
-    let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-        let shared = shared.clone();
-        async move {
-            let mut req = req;
-            req.extensions_mut().insert(uploads::Peer(peer));
-            let route = routes::route_label(req.uri().path());
-            let metrics = shared.config.metrics.clone();
-            let resp = observe::observe(metrics.as_deref(), route, peer, req, |req| async {
-                routes::handle(&shared, req).await
-            })
-            .await;
-            Ok::<_, std::convert::Infallible>(resp)
-        }
-    });
+    let service = service_fn(move |req| handle_request(shared.clone(), peer, req));
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())

@@ -128,13 +128,17 @@ pub fn transfer_coding(headers: &hyper::HeaderMap) -> Result<(), ApiError> {
 }
 
 /// What an upload's head must say for its body to be exactly the bytes the
-/// client meant: a known length or chunked framing (else 411), no content
+/// client meant: over HTTP/1.x a known length or chunked framing (else
+/// 411; HTTP/2 frames every body, so there it may have neither), no content
 /// coding hashd would have to undo (415, RFC 9110 section 8.4.1), and no
 /// Content-Range, which makes the body a part of the file (400, RFC 9110
 /// section 14.5).
 fn upload_framing(req: &Request<Incoming>) -> Result<(), ApiError> {
     let headers = req.headers();
-    if !headers.contains_key(CONTENT_LENGTH) && !headers.contains_key(TRANSFER_ENCODING) {
+    if req.version() < hyper::Version::HTTP_2
+        && !headers.contains_key(CONTENT_LENGTH)
+        && !headers.contains_key(TRANSFER_ENCODING)
+    {
         return Err(ApiError::LengthRequired(
             "an upload needs Content-Length or Transfer-Encoding: chunked".to_string(),
         ));

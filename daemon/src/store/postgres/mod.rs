@@ -38,7 +38,7 @@ use tokio_postgres::NoTls;
 use self::schema::{row_to_view, status_is, COLUMNS};
 use super::batch::Op;
 use super::cache::RecentJobs;
-use super::recovery::missing_lines;
+use super::recovery::{append_missing, missing_lines};
 use super::waiters::Waiters;
 use super::{
     Counts, Expired, Finish, Interrupted, NewJob, Node, NodeReport, NodeView, RecordError,
@@ -585,14 +585,7 @@ async fn complete_log(
         .iter()
         .map(|r| Ok((r.try_get::<_, i64>(8)?, row_to_view(r)?)))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let lines = missing_lines(last, views, tail);
-    if !lines.is_empty() {
-        tracing::warn!(
-            lines = lines.len(),
-            "results committed before a crash were missing from the results log; appended them"
-        );
-        log.append(lines);
-    }
+    append_missing(log, missing_lines(last, views, tail));
     Ok(())
 }
 
