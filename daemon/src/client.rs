@@ -181,7 +181,7 @@ impl Pipelined for PoolDigests {
                     algo,
                     f,
                     Box::new(move |o| {
-                        let _ = tx.send((index, o.map(|d| d.bytes).map_err(job_error)));
+                        let _ = tx.send((index, o.map(|d| d.first().to_vec()).map_err(job_error)));
                     }),
                 );
                 Ok(None)

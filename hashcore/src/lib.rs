@@ -23,7 +23,9 @@ pub mod sigpipe;
 #[cfg(test)]
 mod testutil;
 
-pub use algo::{to_hex, Algorithm, Hasher, UnknownAlgorithm};
+pub use algo::{
+    to_hex, Algorithm, AlgorithmSpec, Algorithms, Hasher, Hashes, MultiHasher, UnknownAlgorithm,
+};
 pub use pool::{
     Completion, Digest, HasherPool, HasherSnapshot, JobClosed, JobError, Outcome, PoolConfig,
     StreamJob,

@@ -6,6 +6,7 @@ mod cluster;
 mod conformance;
 mod durability;
 mod errors;
+mod integrity;
 mod local;
 mod reliability;
 mod shutdown;

@@ -8,6 +8,7 @@
 //! Modules: [`routes`] dispatches, [`upload`] streams bodies, [`query`] reads
 //! ids and parameters, [`pages`] renders HTML, [`respond`] builds responses.
 
+mod claims;
 mod pages;
 mod query;
 mod respond;
