@@ -34,6 +34,8 @@ pub struct JobsConfig {
     /// Extra delay before a job's result reaches the store (testing PENDING
     /// flows); zero for none.
     pub artificial_delay: Duration,
+    /// What the start-up known-answer test checked, for `/stats`.
+    pub self_test: hashcore::selftest::SelfTestReport,
 }
 
 /// Owns every job from admission to its recorded or answered end.
@@ -303,6 +305,11 @@ impl Backend for Jobs {
             "keep_uploads": self.config.uploads_dir.is_some(),
             "uring_fallback": self.pool.uring_fallback(),
             "md5_backend": self.pool.md5_platform().name(),
+            "self_test": {
+                "passed": true,
+                "checks": self.config.self_test.checks,
+                "ms": self.config.self_test.elapsed.as_secs_f64() * 1e3,
+            },
         }))
     }
 }

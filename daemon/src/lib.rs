@@ -81,6 +81,28 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         tracing::info!(node = %node.id, "connecting to the PostgreSQL job store");
     }
     let store = Arc::new(Store::connect(&location, config.sync, log, node).await?);
+    // Before any job: a kernel that answers wrong must stop start-up, not
+    // serve wrong digests. Checked on the MD5 backend the pool will use.
+    if !config.md5.is_available() {
+        anyhow::bail!(
+            "md5 backend {} is not available on this CPU",
+            config.md5.name()
+        );
+    }
+    let self_test = hashcore::selftest::run(config.md5)
+        .context("refusing to start: a hash kernel gave a wrong answer")?;
+    tracing::info!(
+        checks = self_test.checks,
+        ms = self_test.elapsed.as_secs_f64() * 1e3,
+        "known-answer self-test passed"
+    );
+    for algo in hashcore::Algorithm::ALL {
+        tracing::debug!(
+            algorithm = algo.name(),
+            implementation = algo.implementation(),
+            "hash implementation"
+        );
+    }
     let pool = HasherPool::start(PoolConfig {
         hashers: config.hashers,
         pin: config.pin,
@@ -102,6 +124,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
             JobsConfig {
                 uploads_dir: config.keep_uploads.then(|| config.uploads_dir()),
                 artificial_delay: config.artificial_delay,
+                self_test,
             },
         )
         .context("cannot start the thread that delays results")?,

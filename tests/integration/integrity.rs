@@ -95,7 +95,19 @@ fn every_algorithm_alone_and_together_over_http_and_the_socket_equals_its_refere
         return;
     };
     let d = Daemon::start(dir.path());
+    // The start-up self-test passed, and /stats says what runs each one.
+    let (_, stats) = d.get_json("/stats");
+    assert_eq!(stats["self_test"]["passed"], true, "{stats}");
+    assert!(stats["self_test"]["checks"].as_u64().unwrap() > 36);
+    assert!(d.stderr().contains("known-answer self-test passed"));
     let names: Vec<&str> = ALL.split(',').collect();
+    for name in &names {
+        assert!(
+            stats["implementations"][name].is_string(),
+            "{name}: {stats}"
+        );
+    }
+    assert_eq!(stats["algorithms"].as_array().unwrap().len(), names.len());
     for (i, input) in inputs.iter().enumerate() {
         // All algorithms in one pass, raw and multipart by turns.
         let r = if i % 2 == 0 {
@@ -371,6 +383,11 @@ fn claimed_digests_are_checked_and_a_mismatch_is_400_and_failure() {
 
 #[test]
 fn a_database_from_before_the_hashes_column_keeps_working() {
+    if testing_postgres() {
+        // SQLite's start-up ALTER TABLE; PostgreSQL's migration 2 is
+        // applied by every test that starts a node on a fresh database.
+        return;
+    }
     let dir = TempDir::new("integrity-oldschema");
     std::fs::create_dir_all(dir.path().join("data")).unwrap();
     let db = dir.path().join("data/jobs.db");
@@ -405,4 +422,109 @@ fn a_database_from_before_the_hashes_column_keeps_working() {
         "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
     );
     assert_eq!(v["hash"], "900150983cd24fb0d6963f7d28e17f72");
+}
+
+fn run_in(cwd: &Path, prog: &str, args: &[&str]) -> std::process::Output {
+    Command::new(prog)
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("HASHD_SOCKET")
+        .env_remove("HASHD_DATA_DIR")
+        .output()
+        .unwrap()
+}
+
+/// `hashd sum -a ALGO` for every algorithm, in-process and through the
+/// daemon, against the references; sha224sum's and sha384sum's own output
+/// byte for byte; several algorithms as BSD lines that `hashd check`
+/// verifies, and that fail on a changed file.
+#[test]
+fn the_command_line_hashes_every_algorithm_alone_and_together() {
+    let dir = TempDir::new("integrity-cli");
+    let files = dir.path().join("files");
+    std::fs::create_dir_all(&files).unwrap();
+    let lens = [0usize, 1, 55, 56, 64, 1000, 65_537, 1 << 20];
+    let inputs: Vec<Vec<u8>> = lens.iter().map(|&l| data(l, l as u64 + 3)).collect();
+    let names: Vec<String> = (0..inputs.len()).map(|i| format!("f{i}")).collect();
+    for (n, d) in names.iter().zip(&inputs) {
+        std::fs::write(files.join(n), d).unwrap();
+    }
+    let Some(want) = references(dir.path(), ALL, &inputs) else {
+        return;
+    };
+    let d = Daemon::start(dir.path());
+    let sock = dir.path().join("data/hashd.sock");
+    let sock = sock.to_str().unwrap();
+    let algos: Vec<&str> = ALL.split(',').collect();
+    for via in [None, Some(sock)] {
+        for (k, algo) in algos.iter().enumerate() {
+            let mut args = vec!["sum", "-a", algo];
+            if let Some(s) = via {
+                args.extend(["--socket", s]);
+            }
+            args.extend(names.iter().map(String::as_str));
+            let out = run_in(&files, BIN, &args);
+            assert!(out.status.success(), "{args:?}");
+            let expect: String = names
+                .iter()
+                .enumerate()
+                .map(|(i, n)| format!("{}  {n}\n", want[i][k]))
+                .collect();
+            assert_eq!(String::from_utf8_lossy(&out.stdout), expect, "{args:?}");
+        }
+        // All of them in one pass: BSD lines, file by file.
+        let mut args = vec!["sum", "-a", ALL];
+        if let Some(s) = via {
+            args.extend(["--socket", s]);
+        }
+        args.extend(names.iter().map(String::as_str));
+        let out = run_in(&files, BIN, &args);
+        assert!(out.status.success());
+        let mut expect = String::new();
+        for (i, n) in names.iter().enumerate() {
+            for (k, algo) in algos.iter().enumerate() {
+                let tag = algo.to_uppercase();
+                expect.push_str(&format!("{tag} ({n}) = {}\n", want[i][k]));
+            }
+        }
+        assert_eq!(String::from_utf8_lossy(&out.stdout), expect);
+        std::fs::write(dir.path().join("SUMS"), &out.stdout).unwrap();
+        let sums = dir.path().join("SUMS");
+        let check = run_in(&files, BIN, &["check", sums.to_str().unwrap()]);
+        assert!(
+            check.status.success(),
+            "{}",
+            String::from_utf8_lossy(&check.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&check.stdout)
+                .matches(": OK\n")
+                .count(),
+            names.len() * algos.len()
+        );
+    }
+    // coreutils has sha224sum and sha384sum: the same bytes out.
+    for (tool, algo) in [("sha224sum", "sha224"), ("sha384sum", "sha384")] {
+        for extra in [&[][..], &["--tag"][..], &["-b"][..]] {
+            let mut theirs: Vec<&str> = extra.to_vec();
+            theirs.extend(names.iter().map(String::as_str));
+            let mut ours = vec!["sum", "-a", algo];
+            ours.extend(theirs.iter().copied());
+            let a = run_in(&files, tool, &theirs);
+            let b = run_in(&files, BIN, &ours);
+            assert_eq!(b.stdout, a.stdout, "{tool} {extra:?}");
+        }
+    }
+    // A changed file fails its lines, whatever their algorithm.
+    std::fs::write(files.join("f3"), b"changed").unwrap();
+    let sums = dir.path().join("SUMS");
+    let check = run_in(&files, BIN, &["check", sums.to_str().unwrap()]);
+    assert_eq!(check.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&check.stdout)
+            .matches("f3: FAILED\n")
+            .count(),
+        algos.len()
+    );
+    drop(d);
 }

@@ -13,7 +13,7 @@ use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
-use hashcore::Algorithm;
+use hashcore::{Algorithm, Hashes};
 
 use super::escape::{push_result_name, quote, unescape_name};
 use super::{describe, warn, CheckOptions, Digests, Input, Output};
@@ -133,7 +133,7 @@ impl Checker<'_, '_> {
             }
         };
         let mut line = Vec::new();
-        let mut report = |index: usize, result: io::Result<Vec<u8>>| {
+        let mut report = |index: usize, result: io::Result<Hashes>| {
             while let Some((_, n)) = pending.next_if(|(before, _)| *before <= index) {
                 warn_misformatted(stderr, *n);
             }
@@ -152,10 +152,12 @@ impl Checker<'_, '_> {
                         line.extend_from_slice(b": FAILED open or read\n");
                     }
                 }
-                Ok(digest) => {
-                    let matches = entry
-                        .hex
-                        .eq_ignore_ascii_case(hashcore::to_hex(&digest).as_bytes());
+                Ok(hashes) => {
+                    // The digests of exactly the line's algorithm (asked
+                    // for alone); anything else is no match.
+                    let matches = matches!(&hashes[..], [(a, d)]
+                        if *a == entry.algo
+                            && entry.hex.eq_ignore_ascii_case(hashcore::to_hex(d).as_bytes()));
                     if matches {
                         tally.matched = true;
                     } else {
@@ -182,7 +184,7 @@ impl Checker<'_, '_> {
                     .count();
             let result =
                 self.digests
-                    .hash_inputs(algo, &inputs[start..end], &mut |index, result| {
+                    .hash_inputs(algo.into(), &inputs[start..end], &mut |index, result| {
                         report(start + index, result)
                     });
             if let Err(e) = result {
@@ -272,7 +274,7 @@ impl Checker<'_, '_> {
                 Some(entry) if !(is_stdin && entry.name == b"-") => entries.push(entry),
                 _ => {
                     misformatted.push((entries.len(), line_number));
-                    if let Some(algo) = looks_like_algorithm(line) {
+                    for algo in looks_like_algorithms(line) {
                         if !looks_like.contains(&algo) {
                             looks_like.push(algo);
                         }
@@ -378,19 +380,22 @@ fn tagged_algorithm(rest: &[u8]) -> Option<(Algorithm, &[u8])> {
 
 /// What a line that did not parse seems to be: a BSD line naming an
 /// algorithm, or a GNU line whose digest has another algorithm's length.
-fn looks_like_algorithm(line: &[u8]) -> Option<Algorithm> {
+fn looks_like_algorithms(line: &[u8]) -> Vec<Algorithm> {
     let line = trim_blanks(line);
     let line = line.strip_prefix(b"\\").unwrap_or(line);
     if let Some((algo, _)) = tagged_algorithm(line) {
-        return Some(algo);
+        return vec![algo];
     }
     let hex = line.iter().take_while(|b| b.is_ascii_hexdigit()).count();
     if !line.get(hex).is_some_and(|&b| is_blank(b)) {
-        return None;
+        return Vec::new();
     }
+    // Every algorithm of that length: sha256, sha3-256 and blake3 share 64
+    // digits, and naming one of them would be a guess.
     Algorithm::ALL
         .into_iter()
-        .find(|a| a.digest_len() * 2 == hex)
+        .filter(|a| a.digest_len() * 2 == hex)
+        .collect()
 }
 
 impl LineParser {
@@ -545,14 +550,14 @@ mod tests {
 
     /// Digests that answer from a table, to test the reporting without
     /// files.
-    struct Table(Vec<(&'static str, io::Result<Vec<u8>>)>);
+    struct Table(Vec<(&'static str, io::Result<Hashes>)>);
 
     impl Digests for Table {
         fn hash_inputs(
             &mut self,
-            _: Algorithm,
+            _: hashcore::Algorithms,
             inputs: &[Input],
-            done: &mut dyn FnMut(usize, io::Result<Vec<u8>>),
+            done: &mut dyn FnMut(usize, io::Result<Hashes>),
         ) -> io::Result<()> {
             for (i, input) in inputs.iter().enumerate() {
                 let Input::Path(path) = input else {
@@ -571,9 +576,18 @@ mod tests {
 
     fn check_stdin(options: CheckOptions, list: &str) -> (bool, String, String) {
         let mut digests = Table(vec![
-            ("good", Ok(Algorithm::Md5.digest(b"a"))),
-            ("bad", Ok(Algorithm::Md5.digest(b"b"))),
-            ("new\nline", Ok(Algorithm::Md5.digest(b"a"))),
+            (
+                "good",
+                Ok(vec![(Algorithm::Md5, Algorithm::Md5.digest(b"a"))]),
+            ),
+            (
+                "bad",
+                Ok(vec![(Algorithm::Md5, Algorithm::Md5.digest(b"b"))]),
+            ),
+            (
+                "new\nline",
+                Ok(vec![(Algorithm::Md5, Algorithm::Md5.digest(b"a"))]),
+            ),
             ("gone", Err(io::Error::from_raw_os_error(2))),
             ("dir", Err(io::Error::from_raw_os_error(21))),
         ]);
@@ -692,17 +706,18 @@ mod tests {
     impl Digests for Contents {
         fn hash_inputs(
             &mut self,
-            algo: Algorithm,
+            algo: hashcore::Algorithms,
             inputs: &[Input],
-            done: &mut dyn FnMut(usize, io::Result<Vec<u8>>),
+            done: &mut dyn FnMut(usize, io::Result<Hashes>),
         ) -> io::Result<()> {
+            let algo = algo.first();
             self.1.push(algo);
             for (i, input) in inputs.iter().enumerate() {
                 let Input::Path(path) = input else {
                     panic!("stdin")
                 };
                 let (_, data) = self.0.iter().find(|(n, _)| path.as_os_str() == *n).unwrap();
-                done(i, Ok(algo.digest(data)));
+                done(i, Ok(vec![(algo, algo.digest(data))]));
             }
             Ok(())
         }
@@ -773,7 +788,7 @@ mod tests {
         assert_eq!(
             err,
             "hashd: 'standard input': no properly formatted checksum lines found\n\
-             hashd: 'standard input': the lines look like SHA256, SHA1 checksums, not MD5\n"
+             hashd: 'standard input': the lines look like SHA256, SHA3-256, BLAKE3, SHA1 checksums, not MD5\n"
         );
         // Nothing recognisable: coreutils' message alone.
         let (_, _, err, _) = check_with(true, Md5, "not a line\nabc  f\n");
