@@ -30,8 +30,13 @@ use crate::{ApiError, Claim};
 const S3_PREFIX: &str = "x-amz-checksum-";
 
 /// S3 headers under [`S3_PREFIX`] that are not checksums: the algorithm of
-/// a trailing checksum, and the checksum's type. Ignored.
-const S3_NOT_CHECKSUMS: [&str; 2] = ["x-amz-checksum-algorithm", "x-amz-checksum-type"];
+/// a trailing checksum, the checksum's type, and GetObject's request for
+/// checksums. Ignored.
+const S3_NOT_CHECKSUMS: [&str; 3] = [
+    "x-amz-checksum-algorithm",
+    "x-amz-checksum-type",
+    "x-amz-checksum-mode",
+];
 
 fn bad(msg: String) -> ApiError {
     ApiError::BadRequest(msg)
