@@ -2,7 +2,7 @@
 //! every algorithm through the implementation this CPU selected (the crates
 //! dispatch on CPU features at run time, so a fault in one kernel shows only
 //! on the machines that select it), several at once through one
-//! [`MultiHasher`], and MD5's lanes on the chosen [`Platform`] at its full
+//! [`MultiHasher`](crate::MultiHasher), and MD5's lanes on the chosen [`Platform`] at its full
 //! width. A failure means hashd would serve wrong digests: the caller stops.
 //!
 //! The long input is 65,549 bytes (`(i * 7 + i / 251) mod 256`): long enough
