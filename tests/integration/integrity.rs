@@ -532,3 +532,120 @@ fn the_command_line_hashes_every_algorithm_alone_and_together() {
     );
     drop(d);
 }
+
+/// The issue's bar: 10,000 random inputs (every length up to 256, then
+/// random lengths up to 1 MiB, most short), each with every algorithm in
+/// one pass and with one algorithm alone (a different one per input), via
+/// HTTP, the socket and the command line, equal to the references.
+#[test]
+fn ten_thousand_random_inputs_equal_their_references_everywhere() {
+    let dir = TempDir::new("integrity-10k");
+    let mut x: u64 = 0x1600_0016;
+    let mut next = move |n: u64| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % n
+    };
+    let mut lens: Vec<usize> = (0..=256).collect();
+    while lens.len() < 10_000 {
+        lens.push(if next(50) == 0 {
+            next((1 << 20) + 1) as usize
+        } else {
+            let bits = next(17);
+            (next(1 << bits) + (1 << bits) - 1) as usize
+        });
+    }
+    let inputs: Vec<Vec<u8>> = lens
+        .iter()
+        .enumerate()
+        .map(|(i, &l)| data(l, i as u64 * 31 + 5))
+        .collect();
+    let Some(want) = references(dir.path(), ALL, &inputs) else {
+        return;
+    };
+    let names: Vec<&str> = ALL.split(',').collect();
+    let d = Daemon::start(dir.path());
+    let mut s = UnixStream::connect(dir.path().join("data/hashd.sock")).unwrap();
+    for (i, input) in inputs.iter().enumerate() {
+        let k = i % names.len();
+        // HTTP, all in one pass, then one alone.
+        let v = request(
+            d.addr,
+            "PUT",
+            &format!("/files?wait=1&algo={ALL}"),
+            &[],
+            input,
+        )
+        .json();
+        for (j, name) in names.iter().enumerate() {
+            assert_eq!(
+                v["hashes"][name],
+                want[i][j].as_str(),
+                "http {name} {}",
+                input.len()
+            );
+        }
+        let path = format!("/files?wait=1&algo={}", names[k]);
+        let v = request(d.addr, "PUT", &path, &[], input).json();
+        assert_eq!(v["hash"], want[i][k].as_str(), "http {} alone", names[k]);
+        // The socket, the same two ways.
+        for (tag, algos) in [(1u64, ALL), (2, names[k])] {
+            s.write_all(&frame(0x03, tag, algos.as_bytes())).unwrap();
+            for piece in input.chunks(200_000) {
+                s.write_all(&frame(0x04, tag, piece)).unwrap();
+            }
+            s.write_all(&frame(0x05, tag, b"")).unwrap();
+            let (_, got, body) = read_frame(&mut s).unwrap();
+            assert_eq!(got, tag);
+            let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            if tag == 1 {
+                for (j, name) in names.iter().enumerate() {
+                    assert_eq!(v["hashes"][name], want[i][j].as_str(), "socket {name}");
+                }
+            } else {
+                assert_eq!(v["hash"], want[i][k].as_str(), "socket {} alone", names[k]);
+            }
+        }
+    }
+    // The command line: every file with all algorithms in one pass through
+    // the daemon, and each algorithm alone in-process.
+    let files = dir.path().join("files");
+    std::fs::create_dir_all(&files).unwrap();
+    let file_names: Vec<String> = (0..inputs.len()).map(|i| format!("{i:05}")).collect();
+    for (n, input) in file_names.iter().zip(&inputs) {
+        std::fs::write(files.join(n), input).unwrap();
+    }
+    let sock = dir.path().join("data/hashd.sock");
+    let out = run_in(
+        &files,
+        BIN,
+        &[
+            "sum",
+            "--socket",
+            sock.to_str().unwrap(),
+            "-a",
+            ALL,
+            "-r",
+            ".",
+        ],
+    );
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut lines = text.lines();
+    for (i, n) in file_names.iter().enumerate() {
+        for (j, name) in names.iter().enumerate() {
+            let want_line = format!("{} (./{n}) = {}", name.to_uppercase(), want[i][j]);
+            assert_eq!(lines.next(), Some(want_line.as_str()));
+        }
+    }
+    for (j, name) in names.iter().enumerate() {
+        let out = run_in(&files, BIN, &["sum", "--no-daemon", "-a", name, "-r", "."]);
+        assert!(out.status.success());
+        let text = String::from_utf8(out.stdout).unwrap();
+        for ((i, n), line) in file_names.iter().enumerate().zip(text.lines()) {
+            assert_eq!(line, format!("{}  ./{n}", want[i][j]), "cli {name} alone");
+        }
+        assert_eq!(text.lines().count(), inputs.len());
+    }
+}
