@@ -172,21 +172,28 @@ impl Checker<'_, '_> {
             }
             out.line(&line);
         };
-        // Lines that name the same algorithm go to the digests together (the
-        // whole list, unless it mixes algorithms), so they are pipelined.
+        // Consecutive lines for the same file with different algorithms
+        // (`hashd sum -a md5,sha256` writes them so) are one unit: the file
+        // is read once for all of them. Consecutive units with the same
+        // algorithms go to the digests together (the whole list, for a
+        // list of one algorithm), so they are pipelined.
+        let units = units(&entries);
         let mut start = 0;
-        while start < entries.len() {
-            let algo = entries[start].algo;
-            let end = start
-                + entries[start..]
-                    .iter()
-                    .take_while(|e| e.algo == algo)
-                    .count();
-            let result =
-                self.digests
-                    .hash_inputs(algo.into(), &inputs[start..end], &mut |index, result| {
-                        report(start + index, result)
-                    });
+        while start < units.len() {
+            let algos = units[start].1;
+            let end = start + units[start..].iter().take_while(|u| u.1 == algos).count();
+            let batch: Vec<Input> = units[start..end]
+                .iter()
+                .map(|u| inputs[u.0.start].clone())
+                .collect();
+            let result = self
+                .digests
+                .hash_inputs(algos, &batch, &mut |index, result| {
+                    let lines = units[start + index].0.clone();
+                    for i in lines {
+                        report(i, line_result(entries[i].algo, &result));
+                    }
+                });
             if let Err(e) = result {
                 warn(self.stderr, format_args!("{}", describe(&e)));
                 return false;
@@ -362,6 +369,37 @@ struct LineParser {
     /// lines of the other kind are misformatted (or, reversed, a name
     /// starting with a blank keeps it).
     bsd_reversed: Option<bool>,
+}
+
+/// The list's lines as units: runs of consecutive lines that name the same
+/// file (not standard input, which can be read once only as it is) with
+/// different algorithms, each with the algorithms of its lines in order.
+fn units(entries: &[Entry]) -> Vec<(std::ops::Range<usize>, hashcore::Algorithms)> {
+    let mut out: Vec<(std::ops::Range<usize>, hashcore::Algorithms)> = Vec::new();
+    for (i, e) in entries.iter().enumerate() {
+        if let Some((range, algos)) = out.last_mut() {
+            let first = &entries[range.start];
+            if first.name == e.name && e.name != b"-" && !algos.contains(e.algo) {
+                range.end = i + 1;
+                algos.push(e.algo);
+                continue;
+            }
+        }
+        out.push((i..i + 1, e.algo.into()));
+    }
+    out
+}
+
+/// One line's share of its unit's result: the digest of its algorithm, or
+/// the unit's error (each line reports it, as each line of md5sum -c does).
+fn line_result(algo: Algorithm, result: &io::Result<Hashes>) -> io::Result<Hashes> {
+    match result {
+        Ok(hashes) => Ok(hashes.iter().filter(|(a, _)| *a == algo).cloned().collect()),
+        Err(e) => Err(match e.raw_os_error() {
+            Some(code) => io::Error::from_raw_os_error(code),
+            None => io::Error::new(e.kind(), e.to_string()),
+        }),
+    }
 }
 
 /// The BSD tag of `algo`'s lines: its name in capitals.
@@ -700,8 +738,9 @@ mod tests {
         );
     }
 
-    /// Hashes named in-memory contents with the algorithm it is asked for.
-    struct Contents(Vec<(&'static str, &'static [u8])>, Vec<Algorithm>);
+    /// Hashes named in-memory contents with the algorithms it is asked
+    /// for, and records each batch's algorithms and inputs.
+    struct Contents(Vec<(&'static str, &'static [u8])>, Vec<(String, usize)>);
 
     impl Digests for Contents {
         fn hash_inputs(
@@ -710,14 +749,13 @@ mod tests {
             inputs: &[Input],
             done: &mut dyn FnMut(usize, io::Result<Hashes>),
         ) -> io::Result<()> {
-            let algo = algo.first();
-            self.1.push(algo);
+            self.1.push((algo.to_string(), inputs.len()));
             for (i, input) in inputs.iter().enumerate() {
                 let Input::Path(path) = input else {
                     panic!("stdin")
                 };
                 let (_, data) = self.0.iter().find(|(n, _)| path.as_os_str() == *n).unwrap();
-                done(i, Ok(vec![(algo, algo.digest(data))]));
+                done(i, Ok(algo.iter().map(|a| (a, a.digest(data))).collect()));
             }
             Ok(())
         }
@@ -727,7 +765,7 @@ mod tests {
         tagged: bool,
         algo: Algorithm,
         list: &str,
-    ) -> (bool, String, String, Vec<Algorithm>) {
+    ) -> (bool, String, String, Vec<(String, usize)>) {
         let mut digests = Contents(vec![("f", b"a"), ("g", b"b")], Vec::new());
         let (ok, out, err) = run_list(algo, tagged, &CheckOptions::default(), &mut digests, list);
         (ok, out, err, digests.1)
@@ -735,6 +773,23 @@ mod tests {
 
     fn hex(algo: Algorithm, data: &[u8]) -> String {
         hashcore::to_hex(&algo.digest(data))
+    }
+
+    /// `hashd sum -a md5,sha256` output: each file read once, for both.
+    #[test]
+    fn lines_of_one_file_with_several_algorithms_are_one_read() {
+        use Algorithm::*;
+        let list = format!(
+            "MD5 (f) = {}\nSHA256 (f) = {}\nMD5 (g) = {}\nSHA256 (g) = {}\n",
+            hex(Md5, b"a"),
+            hex(Sha256, b"a"),
+            hex(Md5, b"b"),
+            hex(Sha256, b"x"),
+        );
+        let (ok, out, _, batches) = check_with(true, Md5, &list);
+        assert!(!ok);
+        assert_eq!(out, "f: OK\nf: OK\ng: OK\ng: FAILED\n");
+        assert_eq!(batches, [("md5,sha256".to_string(), 2)]);
     }
 
     #[test]
@@ -753,8 +808,10 @@ mod tests {
         assert_eq!(out, "f: OK\ng: OK\ng: OK\nf: OK\ng: OK\nf: FAILED\n");
         assert_eq!(err, "hashd: WARNING: 1 computed checksum did NOT match\n");
         assert!(!ok);
-        // Consecutive lines of one algorithm are one batch.
-        assert_eq!(batches, [Sha256, Md5, Sha1, Md5, Sha512]);
+        // Consecutive lines of one algorithm are one batch; consecutive
+        // lines of one file with other algorithms, one input.
+        let names: Vec<&str> = batches.iter().map(|(a, _)| a.as_str()).collect();
+        assert_eq!(names, ["sha256", "sha256,md5", "sha1", "md5", "sha512"]);
         // A tag's digest must have that algorithm's length.
         let list = format!("SHA256 (f) = {}\n", hex(Md5, b"a"));
         let (ok, _, err, _) = check_with(true, Md5, &list);
