@@ -7,6 +7,7 @@ mod cluster;
 mod conformance;
 mod durability;
 mod errors;
+mod integrity;
 mod local;
 mod operations;
 mod reliability;

@@ -13,6 +13,7 @@
 //! parameters, [`pages`] renders HTML, [`respond`] builds responses, [`tls`]
 //! loads and reloads the certificate.
 
+mod claims;
 mod docs;
 pub mod guard;
 pub mod observe;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::Stream;
-use hashcore::Algorithm;
+use hashcore::Algorithms;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::header::{
@@ -15,9 +15,10 @@ use hyper::header::{
 };
 use hyper::Request;
 
+use super::claims;
 use super::query::clean_name;
 use super::Shared;
-use crate::{ApiError, Backend, JobView, Upload, UploadMeta};
+use crate::{ApiError, Backend, Claim, JobView, Upload, UploadMeta};
 
 /// Room for multipart framing and small form fields around the file.
 const MULTIPART_OVERHEAD_BYTES: u64 = 1 << 20;
@@ -29,7 +30,8 @@ const FILE_FIELD: &str = "file";
 /// What the query string said about an upload.
 #[derive(Clone, Debug)]
 pub struct UploadParams {
-    pub algo: Algorithm,
+    /// `?algo=md5,sha256`: the algorithms asked for, in order.
+    pub algo: Algorithms,
     pub wait: bool,
     pub name: Option<String>,
 }
@@ -299,15 +301,19 @@ pub async fn raw<B: Backend>(
             true => Err(ApiError::PayloadTooLarge { limit: max }),
             false => Ok(()),
         })
-        .and_then(|()| upload_permit(shared));
-    let _permit = match admitted {
-        Ok(permit) => permit,
+        .and_then(|()| claims::from_headers(req.headers(), false))
+        .and_then(|expected| Ok((expected, upload_permit(shared)?)));
+    let (expected, _permit) = match admitted {
+        Ok(admitted) => admitted,
         Err(e) => return refuse(req, e),
     };
     let mut body = req.into_body();
+    // A claimed digest is answered: the job's end is waited for.
+    let wait = params.wait || !expected.is_empty();
     let mut upload = shared.backend.begin_upload(UploadMeta {
-        algo: params.algo,
+        algo: with_claimed(params.algo, &expected),
         name: params.name,
+        expected,
     })?;
     let mut total = 0;
     let idle = shared.config.body_idle_timeout;
@@ -317,7 +323,15 @@ pub async fn raw<B: Backend>(
             return Err(e);
         }
     }
-    upload.finish(params.wait).await
+    upload.finish(wait).await
+}
+
+/// The algorithms asked for, then those of the claims not among them.
+fn with_claimed(mut algos: Algorithms, claims: &[Claim]) -> Algorithms {
+    for c in claims {
+        algos.push(c.algo);
+    }
+    algos
 }
 
 /// `POST /uploadfile/`: multipart/form-data with the file in field `file`;
@@ -328,7 +342,9 @@ pub async fn multipart<B: Backend>(
     params: UploadParams,
 ) -> Result<JobView, ApiError> {
     let max = shared.config.max_upload;
-    let (boundary, _permit) = match multipart_head(shared, &req) {
+    let (boundary, mut expected, _permit) = match multipart_head(shared, &req)
+        .and_then(|(b, permit)| Ok((b, claims::from_headers(req.headers(), true)?, permit)))
+    {
         Ok(admitted) => admitted,
         Err(e) => return refuse(req, e),
     };
@@ -371,9 +387,21 @@ pub async fn multipart<B: Backend>(
     // field's last value), so a later one replaces it; and only a form that
     // reached its close delimiter is whole, so nothing is recorded before.
     let mut file: Option<B::Upload> = None;
+    // Claims the current `file` upload was opened with; later ones are
+    // added to it before it finishes.
+    let mut given = 0;
     while let Some(mut field) = form.next_field().await.map_err(map_err)? {
         if field.name() != Some(FILE_FIELD) {
-            while field.chunk().await.map_err(map_err)?.is_some() {}
+            let name = field.name().unwrap_or("").to_string();
+            // Bounded by the per-field limit (MAX_OTHER_FIELD_BYTES).
+            let mut value = Vec::new();
+            while let Some(chunk) = field.chunk().await.map_err(map_err)? {
+                value.extend_from_slice(&chunk);
+            }
+            let text = String::from_utf8_lossy(&value);
+            if let Some(claim) = claims::from_form_field(&name, &text)? {
+                expected.push(claim);
+            }
             continue;
         }
         identity_part(field.headers())?;
@@ -384,19 +412,25 @@ pub async fn multipart<B: Backend>(
             .map(|n| clean_name(n).into_owned())
             .or(params.name.clone());
         let mut upload = shared.backend.begin_upload(UploadMeta {
-            algo: params.algo,
+            algo: with_claimed(params.algo, &expected),
             name,
+            expected: expected.clone(),
         })?;
+        given = expected.len();
         let mut total = 0;
         while let Some(chunk) = field.chunk().await.map_err(map_err)? {
             feed(&mut upload, chunk, &mut total, max).await?;
         }
         file = Some(upload);
     }
-    let upload = file.ok_or_else(|| {
+    let mut upload = file.ok_or_else(|| {
         ApiError::BadRequest("multipart body has no field named `file`".to_string())
     })?;
-    upload.finish(params.wait).await
+    // A claim in a field after the file can only be checked if its
+    // algorithm was computed; `expect` refuses it otherwise (the upload is
+    // then dropped: no job).
+    upload.expect(expected[given..].to_vec())?;
+    upload.finish(params.wait || !expected.is_empty()).await
 }
 
 /// Refuses a part whose bytes are encoded (`Content-Transfer-Encoding:
