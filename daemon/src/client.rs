@@ -21,7 +21,7 @@ use std::time::Duration;
 use bytes::BytesMut;
 use frontends::unix::frame::{self, Kind};
 use frontends::unix::message::{DigestReply, ErrorReply, HashReply, HelloReply, HelloRequest};
-use hashcore::{Algorithm, HasherPool, JobError, PoolConfig};
+use hashcore::{Algorithms, HasherPool, Hashes, JobError, PoolConfig};
 
 use crate::cli::{Digests, Input};
 
@@ -34,12 +34,12 @@ const STREAM_CHUNK_LEN: usize = 256 << 10;
 /// Emits results in input order as they complete in any order.
 struct InOrder<'a> {
     next: usize,
-    ready: BTreeMap<usize, io::Result<Vec<u8>>>,
-    done: &'a mut dyn FnMut(usize, io::Result<Vec<u8>>),
+    ready: BTreeMap<usize, io::Result<Hashes>>,
+    done: &'a mut dyn FnMut(usize, io::Result<Hashes>),
 }
 
 impl<'a> InOrder<'a> {
-    fn new(done: &'a mut dyn FnMut(usize, io::Result<Vec<u8>>)) -> Self {
+    fn new(done: &'a mut dyn FnMut(usize, io::Result<Hashes>)) -> Self {
         InOrder {
             next: 0,
             ready: BTreeMap::new(),
@@ -47,7 +47,7 @@ impl<'a> InOrder<'a> {
         }
     }
 
-    fn put(&mut self, index: usize, result: io::Result<Vec<u8>>) {
+    fn put(&mut self, index: usize, result: io::Result<Hashes>) {
         self.ready.insert(index, result);
         while let Some(r) = self.ready.remove(&self.next) {
             (self.done)(self.next, r);
@@ -61,27 +61,27 @@ trait Pipelined {
     /// Starts hashing input `index`; `Some(result)` when it is known at once.
     fn start(
         &mut self,
-        algo: Algorithm,
+        algo: Algorithms,
         index: usize,
         opened: Opened,
-    ) -> io::Result<Option<io::Result<Vec<u8>>>>;
+    ) -> io::Result<Option<io::Result<Hashes>>>;
 
     /// Waits for the next completion; `None` when the engine resubmitted the
     /// input instead (it is still in flight).
     fn next(
         &mut self,
-        algo: Algorithm,
+        algo: Algorithms,
         inputs: &[Input],
-    ) -> io::Result<Option<(usize, io::Result<Vec<u8>>)>>;
+    ) -> io::Result<Option<(usize, io::Result<Hashes>)>>;
 }
 
 /// Keeps up to [`WINDOW`] inputs in flight and reports every result, in
 /// input order, exactly once.
 fn run_pipeline<P: Pipelined>(
     engine: &mut P,
-    algo: Algorithm,
+    algo: Algorithms,
     inputs: &[Input],
-    done: &mut dyn FnMut(usize, io::Result<Vec<u8>>),
+    done: &mut dyn FnMut(usize, io::Result<Hashes>),
 ) -> io::Result<()> {
     let mut order = InOrder::new(done);
     let mut in_flight = 0usize;
@@ -143,8 +143,8 @@ fn job_error(e: JobError) -> io::Error {
 pub struct PoolDigests {
     pool: HasherPool,
     /// Completions come back here, tagged with their input's index.
-    tx: mpsc::Sender<(usize, io::Result<Vec<u8>>)>,
-    rx: mpsc::Receiver<(usize, io::Result<Vec<u8>>)>,
+    tx: mpsc::Sender<(usize, io::Result<Hashes>)>,
+    rx: mpsc::Receiver<(usize, io::Result<Hashes>)>,
 }
 
 impl PoolDigests {
@@ -171,10 +171,10 @@ impl PoolDigests {
 impl Pipelined for PoolDigests {
     fn start(
         &mut self,
-        algo: Algorithm,
+        algo: Algorithms,
         index: usize,
         opened: Opened,
-    ) -> io::Result<Option<io::Result<Vec<u8>>>> {
+    ) -> io::Result<Option<io::Result<Hashes>>> {
         match opened {
             Opened::Stream(mut r) => {
                 let mut buf = vec![0u8; STREAM_CHUNK_LEN];
@@ -186,7 +186,7 @@ impl Pipelined for PoolDigests {
                     algo,
                     f,
                     Box::new(move |o| {
-                        let _ = tx.send((index, o.map(|d| d.bytes).map_err(job_error)));
+                        let _ = tx.send((index, o.map(|d| d.hashes).map_err(job_error)));
                     }),
                 );
                 Ok(None)
@@ -196,9 +196,9 @@ impl Pipelined for PoolDigests {
 
     fn next(
         &mut self,
-        _: Algorithm,
+        _: Algorithms,
         _: &[Input],
-    ) -> io::Result<Option<(usize, io::Result<Vec<u8>>)>> {
+    ) -> io::Result<Option<(usize, io::Result<Hashes>)>> {
         self.rx
             .recv()
             .map(Some)
@@ -310,9 +310,9 @@ impl DaemonDigests {
 impl Digests for DaemonDigests {
     fn hash_inputs(
         &mut self,
-        algo: Algorithm,
+        algo: Algorithms,
         inputs: &[Input],
-        done: &mut dyn FnMut(usize, io::Result<Vec<u8>>),
+        done: &mut dyn FnMut(usize, io::Result<Hashes>),
     ) -> io::Result<()> {
         let mut reported = 0;
         if let Some(conn) = &mut self.conn {
@@ -422,9 +422,9 @@ impl Connection {
     }
 
     /// Sends HASH_FD with the descriptor attached to the frame's first byte.
-    fn send_fd(&mut self, tag: u64, algo: Algorithm, file: &File) -> io::Result<()> {
+    fn send_fd(&mut self, tag: u64, algo: Algorithms, file: &File) -> io::Result<()> {
         let mut out = BytesMut::new();
-        frame::encode(Kind::HashFd, tag, algo.name().as_bytes(), &mut out);
+        frame::encode(Kind::HashFd, tag, algo.to_string().as_bytes(), &mut out);
         let sent = loop {
             match hashcore::fdpass::send_with_fd(self.sock.as_fd(), &out, file.as_fd()) {
                 Ok(n) => break n,
@@ -486,8 +486,8 @@ fn decode<T: serde::de::DeserializeOwned>(payload: &[u8]) -> io::Result<T> {
 /// What the daemon said about one file.
 #[derive(Debug, PartialEq, Eq)]
 enum Answer {
-    /// Its digest, checked.
-    Digest(Vec<u8>),
+    /// Its digests, one per algorithm asked for, checked.
+    Digest(Hashes),
     /// The daemon's file queue was full: ask again.
     Busy,
     /// The daemon could not hash it.
@@ -497,7 +497,7 @@ enum Answer {
 /// Reads the reply to a hash request for `algo`. A reply that is neither a
 /// success nor a failure, or a digest that is not what was asked, is a
 /// daemon fault, not a fact about the file.
-fn file_answer(algo: Algorithm, payload: &[u8]) -> io::Result<Answer> {
+fn file_answer(algo: Algorithms, payload: &[u8]) -> io::Result<Answer> {
     match decode::<HashReply>(payload)? {
         HashReply::Digest(d) => reply_digest(algo, &d).map(Answer::Digest),
         HashReply::Error(e) if e.is_busy() => Ok(Answer::Busy),
@@ -505,24 +505,42 @@ fn file_answer(algo: Algorithm, payload: &[u8]) -> io::Result<Answer> {
     }
 }
 
-/// The digest in a success reply, checked against what was asked.
-fn reply_digest(algo: Algorithm, reply: &DigestReply) -> io::Result<Vec<u8>> {
-    let hex = &reply.hash;
-    let well_formed = reply.algorithm == algo.name()
-        && hex.len() == 2 * algo.digest_len()
-        && hex.bytes().all(|b| b.is_ascii_hexdigit());
-    if !well_formed {
-        return Err(misbehaved(format!("malformed reply: {reply:?}")));
+/// The digests in a success reply, checked against what was asked: the
+/// algorithms as listed, each digest of its algorithm's length (one
+/// algorithm: `hash`; several: `hashes`, whose first must be `hash`).
+fn reply_digest(algo: Algorithms, reply: &DigestReply) -> io::Result<Hashes> {
+    let malformed = || misbehaved(format!("malformed reply: {reply:?}"));
+    if reply.algorithm != algo.to_string() {
+        return Err(malformed());
     }
-    (0..hex.len() / 2)
-        .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16))
-        .collect::<Result<Vec<u8>, _>>()
-        .map_err(|e| misbehaved(format!("malformed reply: {e}")))
+    let parse = |a: hashcore::Algorithm, hex: &str| -> Option<Vec<u8>> {
+        if hex.len() != 2 * a.digest_len() || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        (0..hex.len() / 2)
+            .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok())
+            .collect()
+    };
+    let mut out = Hashes::new();
+    for (i, a) in algo.iter().enumerate() {
+        let hex = match (&reply.hashes, i) {
+            (_, 0) => &reply.hash,
+            (Some(all), _) => all.get(a.name()).ok_or_else(malformed)?,
+            (None, _) => return Err(malformed()),
+        };
+        out.push((a, parse(a, hex).ok_or_else(malformed)?));
+    }
+    if let Some(all) = &reply.hashes {
+        if all.len() != algo.len() || all.get(algo.first().name()) != Some(&reply.hash) {
+            return Err(malformed());
+        }
+    }
+    Ok(out)
 }
 
 /// Hashes an input in this process (see [`Pipelined::start`] for
 /// [`Connection`]).
-fn hash_here(algo: Algorithm, opened: Opened) -> io::Result<Vec<u8>> {
+fn hash_here(algo: Algorithms, opened: Opened) -> io::Result<Hashes> {
     let mut buf = vec![0u8; STREAM_CHUNK_LEN];
     match opened {
         Opened::File(mut f) => crate::cli::hash_reader(algo, &mut f, &mut buf),
@@ -533,10 +551,10 @@ fn hash_here(algo: Algorithm, opened: Opened) -> io::Result<Vec<u8>> {
 impl Pipelined for Connection {
     fn start(
         &mut self,
-        algo: Algorithm,
+        algo: Algorithms,
         index: usize,
         opened: Opened,
-    ) -> io::Result<Option<io::Result<Vec<u8>>>> {
+    ) -> io::Result<Option<io::Result<Hashes>>> {
         let tag = index as u64 + 1;
         match opened {
             Opened::File(f) => self.send_fd(tag, algo, &f)?,
@@ -551,9 +569,9 @@ impl Pipelined for Connection {
 
     fn next(
         &mut self,
-        algo: Algorithm,
+        algo: Algorithms,
         inputs: &[Input],
-    ) -> io::Result<Option<(usize, io::Result<Vec<u8>>)>> {
+    ) -> io::Result<Option<(usize, io::Result<Hashes>)>> {
         let (tag, payload) = self.recv_reply()?;
         let index = usize::try_from(tag - 1)
             .ok()
@@ -586,9 +604,9 @@ impl Pipelined for Connection {
 impl<P: Pipelined> Digests for P {
     fn hash_inputs(
         &mut self,
-        algo: Algorithm,
+        algo: Algorithms,
         inputs: &[Input],
-        done: &mut dyn FnMut(usize, io::Result<Vec<u8>>),
+        done: &mut dyn FnMut(usize, io::Result<Hashes>),
     ) -> io::Result<()> {
         run_pipeline(self, algo, inputs, done)
     }
@@ -597,6 +615,7 @@ impl<P: Pipelined> Digests for P {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hashcore::Algorithm;
     use std::collections::{HashSet, VecDeque};
 
     /// Completes out of order and asks for some inputs to be resubmitted.
@@ -609,12 +628,15 @@ mod tests {
     impl Pipelined for Scrambler {
         fn start(
             &mut self,
-            _: Algorithm,
+            _: Algorithms,
             index: usize,
             _: Opened,
-        ) -> io::Result<Option<io::Result<Vec<u8>>>> {
+        ) -> io::Result<Option<io::Result<Hashes>>> {
             if index.is_multiple_of(3) {
-                return Ok(Some(Ok(index.to_le_bytes().to_vec())));
+                return Ok(Some(Ok(vec![(
+                    Algorithm::Md5,
+                    index.to_le_bytes().to_vec(),
+                )])));
             }
             self.pending.push_front(index);
             self.most_in_flight = self.most_in_flight.max(self.pending.len());
@@ -623,9 +645,9 @@ mod tests {
 
         fn next(
             &mut self,
-            _: Algorithm,
+            _: Algorithms,
             _: &[Input],
-        ) -> io::Result<Option<(usize, io::Result<Vec<u8>>)>> {
+        ) -> io::Result<Option<(usize, io::Result<Hashes>)>> {
             let index = self
                 .pending
                 .pop_back()
@@ -634,12 +656,15 @@ mod tests {
                 self.pending.push_front(index);
                 return Ok(None);
             }
-            Ok(Some((index, Ok(index.to_le_bytes().to_vec()))))
+            Ok(Some((
+                index,
+                Ok(vec![(Algorithm::Md5, index.to_le_bytes().to_vec())]),
+            )))
         }
     }
 
     fn answer(v: &serde_json::Value) -> io::Result<Answer> {
-        file_answer(Algorithm::Md5, v.to_string().as_bytes())
+        file_answer(Algorithm::Md5.into(), v.to_string().as_bytes())
     }
 
     #[test]
@@ -648,7 +673,7 @@ mod tests {
         let ok = serde_json::json!({"ok": true, "algorithm": "md5", "hash": hex, "size": 1});
         assert_eq!(
             answer(&ok).unwrap(),
-            Answer::Digest(Algorithm::Md5.digest(b"a"))
+            Answer::Digest(vec![(Algorithm::Md5, Algorithm::Md5.digest(b"a"))])
         );
         for bad in [
             serde_json::json!({"ok": true, "algorithm": "sha1", "hash": hex}),
@@ -656,9 +681,40 @@ mod tests {
             serde_json::json!({"ok": true, "algorithm": "md5", "hash": format!("{}zz", &hex[2..])}),
             serde_json::json!({"ok": true, "algorithm": "md5", "hash": format!("+{}", &hex[1..])}),
             serde_json::json!({"ok": true, "algorithm": "md5"}),
+            serde_json::json!({"ok": true, "algorithm": "md5", "hash": hex, "hashes": {"md5": hex, "sha1": hex}}),
         ] {
             let e = answer(&bad).unwrap_err();
             assert_eq!(e.kind(), io::ErrorKind::InvalidData, "{bad}");
+        }
+    }
+
+    /// Several algorithms: every one, of its length, `hash` the first's.
+    #[test]
+    fn several_digests_are_taken_only_whole() {
+        let md5 = hashcore::to_hex(&Algorithm::Md5.digest(b"a"));
+        let sha = hashcore::to_hex(&Algorithm::Sha256.digest(b"a"));
+        let algos: Algorithms = "md5,sha256".parse().unwrap();
+        let read = |v: serde_json::Value| file_answer(algos, v.to_string().as_bytes());
+        let ok = serde_json::json!({"ok": true, "algorithm": "md5,sha256", "hash": md5,
+            "hashes": {"md5": md5, "sha256": sha}, "size": 1});
+        assert_eq!(
+            read(ok).unwrap(),
+            Answer::Digest(vec![
+                (Algorithm::Md5, Algorithm::Md5.digest(b"a")),
+                (Algorithm::Sha256, Algorithm::Sha256.digest(b"a"))
+            ])
+        );
+        for bad in [
+            serde_json::json!({"ok": true, "algorithm": "md5,sha256", "hash": md5}),
+            serde_json::json!({"ok": true, "algorithm": "md5,sha256", "hash": md5, "hashes": {"md5": md5}}),
+            serde_json::json!({"ok": true, "algorithm": "md5,sha256", "hash": md5, "hashes": {"md5": md5, "sha256": md5}}),
+            serde_json::json!({"ok": true, "algorithm": "md5,sha256", "hash": sha, "hashes": {"md5": md5, "sha256": sha}}),
+        ] {
+            assert_eq!(
+                read(bad.clone()).unwrap_err().kind(),
+                io::ErrorKind::InvalidData,
+                "{bad}"
+            );
         }
     }
 
@@ -677,7 +733,7 @@ mod tests {
             br#"{"error":"no ok"}"#,
             br#"{"ok":"yes","algorithm":"md5","hash":"00","size":1}"#,
         ] {
-            let e = file_answer(Algorithm::Md5, bad).unwrap_err();
+            let e = file_answer(Algorithm::Md5.into(), bad).unwrap_err();
             assert_eq!(e.kind(), io::ErrorKind::InvalidData);
         }
     }
@@ -693,8 +749,8 @@ mod tests {
             most_in_flight: 0,
         };
         let mut seen = Vec::new();
-        run_pipeline(&mut engine, Algorithm::Md5, &inputs, &mut |i, r| {
-            assert_eq!(r.unwrap(), i.to_le_bytes().to_vec());
+        run_pipeline(&mut engine, Algorithm::Md5.into(), &inputs, &mut |i, r| {
+            assert_eq!(r.unwrap(), [(Algorithm::Md5, i.to_le_bytes().to_vec())]);
             seen.push(i);
         })
         .unwrap();

@@ -179,6 +179,7 @@ mod tests {
     fn ok() -> Finish {
         Finish::Success {
             hash: "00".into(),
+            hashes: None,
             size: 1,
         }
     }

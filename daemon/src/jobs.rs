@@ -15,10 +15,10 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use frontends::{
-    Answer, ApiError, Backend, ByteStream, JobEnded, JobPage, JobProgress, JobStatus, JobView,
-    ListQuery, Reply, Upload, UploadMeta,
+    check_claims, Answer, ApiError, Backend, ByteStream, Claim, JobEnded, JobPage, JobProgress,
+    JobStatus, JobView, ListQuery, Reply, Upload, UploadMeta,
 };
-use hashcore::{to_hex, Algorithm, Completion, HasherPool, JobError, Outcome, StreamJob};
+use hashcore::{Algorithm, Algorithms, Completion, HasherPool, JobError, Outcome, StreamJob};
 use tokio::io::AsyncReadExt;
 use tokio::sync::oneshot;
 
@@ -41,6 +41,8 @@ pub struct JobsConfig {
     /// `/ready` fails below this many free bytes in `data_dir`
     /// (`--min-free-disk`).
     pub min_free_disk: u64,
+    /// What the start-up known-answer test checked, for `/stats`.
+    pub self_test: hashcore::selftest::SelfTestReport,
 }
 
 /// Owns every job from admission to its recorded or answered end.
@@ -119,12 +121,17 @@ impl Jobs {
         }
     }
 
-    /// A completion that records the outcome of job `id` in the store.
+    /// A completion that records the outcome of job `id`, hashed with
+    /// `algos`, in the store. A digest that contradicts one of the
+    /// `expected` claims (read when the job ends, so that claims added
+    /// until then count) ends the job as FAILURE
+    /// [`frontends::DIGEST_MISMATCH`], never SUCCESS.
     pub(crate) fn completion(
         &self,
         id: String,
-        algo: Algorithm,
+        algos: Algorithms,
         notify: Option<oneshot::Sender<JobView>>,
+        expected: Expected,
     ) -> Completion {
         let store = self.store.clone();
         let delayed = self.delayed.clone();
@@ -148,14 +155,18 @@ impl Jobs {
                     meters.lock().remove(&id);
                 }
             }
+            let claims = expected.lock().unwrap_or_else(|p| p.into_inner());
             let finish = match outcome {
-                Ok(d) => {
-                    metrics.succeeded(algo.name(), d.len);
-                    Finish::Success {
-                        hash: to_hex(&d.bytes),
-                        size: d.len,
+                Ok(d) => match check_claims(&claims, &d.hashes) {
+                    Some(reason) => {
+                        metrics.mismatched();
+                        Finish::Failure { reason }
                     }
-                }
+                    None => {
+                        metrics.succeeded(algos.iter().map(|a| a.name()), d.len);
+                        Finish::success(&d.hashes, d.len)
+                    }
+                },
                 Err(e) => {
                     metrics.failed(&e);
                     Finish::Failure {
@@ -171,13 +182,17 @@ impl Jobs {
     }
 }
 
+/// The claims a job is checked against, shared between its upload (which
+/// may add some until it finishes) and its completion.
+pub(crate) type Expected = Arc<std::sync::Mutex<Vec<Claim>>>;
+
 /// A pool completion that hands a request-and-reply job's end to its
 /// front end as an [`Answer`].
 fn answered(reply: Reply) -> Completion {
     Box::new(move |outcome: Outcome| {
         reply(match outcome {
             Ok(d) => Answer::Digest {
-                bytes: d.bytes,
+                hashes: d.hashes,
                 size: d.len,
             },
             Err(e) => Answer::Failed {
@@ -256,12 +271,11 @@ impl Backend for Jobs {
             None => None,
         };
         let (final_tx, final_rx) = oneshot::channel();
+        let expected: Expected = Arc::new(std::sync::Mutex::new(meta.expected));
+        let done = self.completion(id.clone(), meta.algo, Some(final_tx), expected.clone());
         let job = self
             .pool
-            .try_open_stream(
-                meta.algo,
-                self.completion(id.clone(), meta.algo, Some(final_tx)),
-            )
+            .try_open_stream(meta.algo, done)
             .map_err(|e| match e {
                 JobError::Busy => ApiError::Busy {
                     retry_after: 1,
@@ -274,6 +288,7 @@ impl Backend for Jobs {
             meter,
             id,
             algo: meta.algo,
+            expected,
             name: meta.name,
             job: Some(job),
             final_rx,
@@ -337,11 +352,11 @@ impl Backend for Jobs {
         }
     }
 
-    fn answer_file(&self, algo: Algorithm, file: File, reply: Reply) {
+    fn answer_file(&self, algo: Algorithms, file: File, reply: Reply) {
         self.pool.submit_file(algo, file, answered(reply));
     }
 
-    fn answer_stream(&self, algo: Algorithm, reply: Reply) -> SocketStream {
+    fn answer_stream(&self, algo: Algorithms, reply: Reply) -> SocketStream {
         SocketStream(self.pool.open_stream(algo, answered(reply)))
     }
 
@@ -387,10 +402,19 @@ impl Backend for Jobs {
             "uptime_secs": self.started.elapsed().as_secs(),
             "version": env!("CARGO_PKG_VERSION"),
             "algorithms": Algorithm::ALL.iter().map(|a| a.name()).collect::<Vec<_>>(),
+            "implementations": Algorithm::ALL
+                .iter()
+                .map(|a| (a.name().to_string(), serde_json::Value::from(a.implementation())))
+                .collect::<serde_json::Map<_, _>>(),
             "artificial_delay_secs": self.config.artificial_delay.as_secs_f64(),
             "keep_uploads": self.config.uploads_dir.is_some(),
             "uring_fallback": self.pool.uring_fallback(),
             "md5_backend": self.pool.md5_platform().name(),
+            "self_test": {
+                "passed": true,
+                "checks": self.config.self_test.checks,
+                "ms": self.config.self_test.elapsed.as_secs_f64() * 1e3,
+            },
         }))
     }
 }
@@ -476,7 +500,9 @@ pub struct HttpUpload {
     /// Counts the bytes for `job_progress`.
     meter: Arc<Meter>,
     id: String,
-    algo: Algorithm,
+    algo: Algorithms,
+    /// Claims the job's digests are checked against when it ends.
+    expected: Expected,
     name: Option<String>,
     /// Dropping it unfinished aborts the job on its hasher.
     job: Option<StreamJob>,
@@ -489,6 +515,22 @@ pub struct HttpUpload {
 }
 
 impl Upload for HttpUpload {
+    fn expect(&mut self, claims: Vec<Claim>) -> Result<(), ApiError> {
+        if let Some(c) = claims.iter().find(|c| !self.algo.contains(c.algo)) {
+            return Err(ApiError::BadRequest(format!(
+                "{} names {}, which this upload was not hashed with: send the claim before \
+                 the file, or add {} to ?algo=",
+                c.source, c.algo, c.algo
+            )));
+        }
+        // The job cannot end before `finish`, so its completion sees these.
+        self.expected
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(claims);
+        Ok(())
+    }
+
     async fn send(&mut self, chunk: Bytes) -> Result<(), ApiError> {
         self.size += chunk.len() as u64;
         self.meter
@@ -513,7 +555,7 @@ impl Upload for HttpUpload {
         // sees the row before its result.
         let recorded = self.store.insert(NewJob {
             id: self.id.clone(),
-            algorithm: self.algo.name().to_string(),
+            algorithm: self.algo.to_string(),
             size: self.size,
             name: self.name.clone(),
             stored_path: self.spool.as_ref().map(|s| s.path.clone()),
@@ -547,8 +589,9 @@ impl Upload for HttpUpload {
         Ok(self.final_rx.try_recv().unwrap_or_else(|_| JobView {
             id: self.id.clone(),
             status: JobStatus::Pending,
-            algorithm: self.algo.name().to_string(),
+            algorithm: self.algo.to_string(),
             hash: None,
+            hashes: Vec::new(),
             size: Some(self.size),
             name: self.name.clone(),
             error: None,
@@ -595,7 +638,7 @@ impl Jobs {
                 (Some(p), Some(size)) => std::fs::metadata(p).is_ok_and(|m| m.len() == size),
                 _ => false,
             };
-            match job.algorithm.parse::<hashcore::Algorithm>() {
+            match job.algorithm.parse::<Algorithms>() {
                 Ok(algo) if complete => rehash_jobs.push((job, algo)),
                 _ => jobs.store.finish(
                     job.id,
@@ -628,15 +671,19 @@ impl Jobs {
 
 const INTERRUPTED: &str = "interrupted: the daemon stopped before the job finished";
 
-async fn rehash(jobs: &Jobs, job: Interrupted, algo: hashcore::Algorithm, chunk_size: usize) {
+/// Re-hashes an interrupted job from its kept upload. Claims its client made
+/// were not stored, so a re-hashed job is not checked against them: an
+/// upload that claimed a digest was answered only once its job ended, so a
+/// job interrupted before that was never acknowledged as checked.
+async fn rehash(jobs: &Jobs, job: Interrupted, algo: Algorithms, chunk_size: usize) {
     let id = job.id.clone();
     // Uploads and socket streams may hold every slot for a while: wait for
     // one rather than fail a job that can still be recovered.
     let mut stream = loop {
-        match jobs
-            .pool
-            .try_open_stream(algo, jobs.completion(id.clone(), algo, None))
-        {
+        match jobs.pool.try_open_stream(
+            algo,
+            jobs.completion(id.clone(), algo, None, Expected::default()),
+        ) {
             Ok(stream) => break stream,
             Err(hashcore::JobError::Busy) => {
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await

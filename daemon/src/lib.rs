@@ -116,6 +116,28 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     let log_reopener = log.reopener();
     let store =
         Arc::new(Store::connect(&location, config.sync, log, node, metrics.store.clone()).await?);
+    // Before any job: a kernel that answers wrong must stop start-up, not
+    // serve wrong digests. Checked on the MD5 backend the pool will use.
+    if !config.md5.is_available() {
+        anyhow::bail!(
+            "md5 backend {} is not available on this CPU",
+            config.md5.name()
+        );
+    }
+    let self_test = hashcore::selftest::run(config.md5)
+        .context("refusing to start: a hash kernel gave a wrong answer")?;
+    tracing::info!(
+        checks = self_test.checks,
+        ms = self_test.elapsed.as_secs_f64() * 1e3,
+        "known-answer self-test passed"
+    );
+    for algo in hashcore::Algorithm::ALL {
+        tracing::debug!(
+            algorithm = algo.name(),
+            implementation = algo.implementation(),
+            "hash implementation"
+        );
+    }
     let pool = HasherPool::start(PoolConfig {
         hashers: config.hashers,
         pin: config.pin,
@@ -139,6 +161,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
                 artificial_delay: config.artificial_delay,
                 data_dir: config.data_dir.clone(),
                 min_free_disk: config.min_free_disk,
+                self_test,
             },
             metrics.clone(),
         )

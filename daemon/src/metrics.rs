@@ -37,17 +37,29 @@ pub struct JobMetrics {
 }
 
 impl JobMetrics {
-    /// A job hashed `bytes` with `algorithm` and succeeded.
-    pub fn succeeded(&self, algorithm: &'static str, bytes: u64) {
+    /// A job hashed `bytes` with each of `algorithms` and succeeded.
+    pub fn succeeded(&self, algorithms: impl Iterator<Item = &'static str>, bytes: u64) {
         self.finished
             .get_or_create(&FinishedLabels {
                 status: "SUCCESS",
                 reason: "none",
             })
             .inc();
-        self.hashed
-            .get_or_create(&AlgorithmLabels { algorithm })
-            .inc_by(bytes);
+        for algorithm in algorithms {
+            self.hashed
+                .get_or_create(&AlgorithmLabels { algorithm })
+                .inc_by(bytes);
+        }
+    }
+
+    /// A job's digest contradicted what its client claimed.
+    pub fn mismatched(&self) {
+        self.finished
+            .get_or_create(&FinishedLabels {
+                status: "FAILURE",
+                reason: "digest_mismatch",
+            })
+            .inc();
     }
 
     /// A job failed with `err`; the reason label is its kind, a fixed set.

@@ -26,6 +26,10 @@ pub struct LogLine {
     pub name: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Every digest (hex) of a job with several algorithms, by name;
+    /// absent for one algorithm, whose digest is `hash`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hashes: Option<std::collections::BTreeMap<String, String>>,
 }
 
 impl LogLine {
@@ -40,6 +44,7 @@ impl LogLine {
             size: view.size,
             name: view.name.clone(),
             error: view.error.clone(),
+            hashes: (view.hashes.len() > 1).then(|| view.hashes.iter().cloned().collect()),
         }
     }
 }
@@ -375,6 +380,7 @@ mod tests {
             size: Some(i as u64),
             name: Some("a\nb".into()),
             error: None,
+            hashes: None,
         }
     }
 

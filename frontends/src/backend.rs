@@ -5,7 +5,7 @@
 use std::future::Future;
 
 use bytes::Bytes;
-use hashcore::Algorithm;
+use hashcore::{Algorithm, Algorithms, Hashes};
 use serde::{Deserialize, Serialize};
 
 use crate::ApiError;
@@ -45,8 +45,19 @@ pub struct JobView {
     pub id: String,
     pub status: JobStatus,
     pub algorithm: String,
-    /// Lower-case hex, once the job succeeded.
+    /// Lower-case hex, once the job succeeded: the first algorithm's.
     pub hash: Option<String>,
+    /// Every digest of a job that succeeded, in the order of its
+    /// algorithms: `(name, lower-case hex)`, the first being `hash`. Empty
+    /// until then. Serialized as a JSON object, `{"md5": "…", "sha256":
+    /// "…"}`, left out when empty.
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        serialize_with = "hash_map::serialize",
+        deserialize_with = "hash_map::deserialize"
+    )]
+    pub hashes: Vec<(String, String)>,
     /// Bytes hashed; known once the upload was received.
     pub size: Option<u64>,
     /// The file name the client gave, if any.
@@ -61,8 +72,77 @@ pub struct JobView {
 /// What a client said about an upload before its bytes arrive.
 #[derive(Clone, Debug)]
 pub struct UploadMeta {
-    pub algo: Algorithm,
+    /// The algorithms to compute, the job's `hash` being the first's;
+    /// includes those of `expected`.
+    pub algo: Algorithms,
     pub name: Option<String>,
+    /// Digests the client claims for the bytes (`Content-MD5`,
+    /// `Repr-Digest`, …): the job succeeds only if every one matches.
+    pub expected: Vec<Claim>,
+}
+
+/// A digest a client claims for an upload, and where it said so.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Claim {
+    pub algo: Algorithm,
+    /// The claimed digest's bytes (decoded from hex or base64).
+    pub digest: Vec<u8>,
+    /// Where the claim came from, for the error: a header name
+    /// (`Content-MD5`, `x-amz-checksum-sha256`) or `form field expected_md5`.
+    pub source: String,
+}
+
+/// The start of the `error` of a job whose bytes did not match a digest its
+/// client claimed; uploads answer such a job with 400.
+pub const DIGEST_MISMATCH: &str = "digest mismatch";
+
+/// The first claim in `claims` that `hashes` contradicts, as a job's error:
+/// [`DIGEST_MISMATCH`], then the claim's source, the expected and the
+/// computed digest (hex, then base64 for headers that carry base64).
+/// `None` when every claim matches. A claim whose algorithm `hashes` lacks
+/// is a mismatch too: it could not be checked.
+pub fn check_claims(claims: &[Claim], hashes: &Hashes) -> Option<String> {
+    use base64::Engine as _;
+    let b64 = |d: &[u8]| base64::engine::general_purpose::STANDARD.encode(d);
+    claims.iter().find_map(|c| {
+        let computed = hashes.iter().find(|(a, _)| *a == c.algo).map(|(_, d)| d);
+        match computed {
+            Some(d) if *d == c.digest => None,
+            Some(d) => Some(format!(
+                "{DIGEST_MISMATCH}: {} expected {} {} ({}), the upload's {} is {} ({})",
+                c.source,
+                c.algo,
+                hashcore::to_hex(&c.digest),
+                b64(&c.digest),
+                c.algo,
+                hashcore::to_hex(d),
+                b64(d),
+            )),
+            None => Some(format!(
+                "{DIGEST_MISMATCH}: {} names {}, which was not computed",
+                c.source, c.algo
+            )),
+        }
+    })
+}
+
+/// `JobView::hashes` as a JSON object, in order.
+mod hash_map {
+    use serde::ser::SerializeMap;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[(String, String)], s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(v.len()))?;
+        for (k, h) in v {
+            map.serialize_entry(k, h)?;
+        }
+        map.end()
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(String, String)>, D::Error> {
+        let map = std::collections::BTreeMap::<String, String>::deserialize(d)?;
+        Ok(map.into_iter().collect())
+    }
 }
 
 /// A page of the job database, newest first.
@@ -95,8 +175,9 @@ pub struct JobProgress {
 /// What a request-and-reply job (the unix socket's) ends with.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Answer {
-    /// The digest of exactly the job's bytes, and how many there were.
-    Digest { bytes: Vec<u8>, size: u64 },
+    /// The digests of exactly the job's bytes, one per algorithm in the
+    /// job's order, and how many bytes there were.
+    Digest { hashes: Hashes, size: u64 },
     /// Why there is no digest; `busy` when retrying later may succeed.
     Failed { reason: String, busy: bool },
 }
@@ -173,12 +254,12 @@ pub trait Backend: Send + Sync + 'static {
     /// Hashes a file a local client passed by descriptor. The answer goes
     /// to the client on its connection, not to the job store: these are
     /// request-and-reply jobs. `reply` is called exactly once.
-    fn answer_file(&self, algo: Algorithm, file: std::fs::File, reply: Reply);
+    fn answer_file(&self, algo: Algorithms, file: std::fs::File, reply: Reply);
 
     /// Opens a request-and-reply job whose bytes the client sends (the
     /// socket's streams). `reply` is called exactly once: at once if the
     /// job is refused (busy), else when the stream finishes or is dropped.
-    fn answer_stream(&self, algo: Algorithm, reply: Reply) -> Self::Stream;
+    fn answer_stream(&self, algo: Algorithms, reply: Reply) -> Self::Stream;
 
     /// How far job `id`'s bytes have got, from this node's memory: `None`
     /// when the job is not being hashed here (not yet recorded, finished,
@@ -206,6 +287,11 @@ pub trait Backend: Send + Sync + 'static {
 pub trait Upload: Send + 'static {
     /// Feeds the next chunk; waits while the hasher is behind (backpressure).
     fn send(&mut self, chunk: Bytes) -> impl Future<Output = Result<(), ApiError>> + Send;
+
+    /// Adds claims that arrived after the bytes began (a multipart form
+    /// field after the file). Errors (400): a claim names an algorithm the
+    /// job does not compute; the upload must then be dropped.
+    fn expect(&mut self, claims: Vec<Claim>) -> Result<(), ApiError>;
 
     /// All bytes are in. Records the job (durably) and answers its state; with
     /// `wait`, only once the hash is final.

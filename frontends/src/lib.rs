@@ -20,7 +20,7 @@ pub mod testing;
 pub mod unix;
 
 pub use backend::{
-    Answer, Backend, ByteStream, JobEnded, JobPage, JobProgress, JobStatus, JobView, ListQuery,
-    Reply, Upload, UploadMeta,
+    check_claims, Answer, Backend, ByteStream, Claim, JobEnded, JobPage, JobProgress, JobStatus,
+    JobView, ListQuery, Reply, Upload, UploadMeta, DIGEST_MISMATCH,
 };
 pub use error::ApiError;

@@ -11,12 +11,12 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use hashcore::Algorithm;
+use hashcore::Algorithms;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::{
-    Answer, ApiError, Backend, ByteStream, JobEnded, JobPage, JobStatus, JobView, ListQuery, Reply,
-    Upload, UploadMeta,
+    check_claims, Answer, ApiError, Backend, ByteStream, Claim, JobEnded, JobPage, JobStatus,
+    JobView, ListQuery, Reply, Upload, UploadMeta,
 };
 
 /// Uploads and socket streams are hashed as their bytes arrive, on the
@@ -38,10 +38,11 @@ impl MemBackend {
 /// One upload in flight on a [`MemBackend`].
 pub struct MemUpload {
     id: String,
-    algo: Algorithm,
+    algo: Algorithms,
     name: Option<String>,
     size: u64,
-    hasher: hashcore::Hasher,
+    hasher: hashcore::MultiHasher,
+    expected: Vec<Claim>,
     jobs: Arc<Mutex<HashMap<String, JobView>>>,
 }
 
@@ -56,6 +57,7 @@ impl Backend for MemBackend {
             name: meta.name,
             size: 0,
             hasher: meta.algo.hasher(),
+            expected: meta.expected,
             jobs: self.jobs.clone(),
         })
     }
@@ -81,7 +83,7 @@ impl Backend for MemBackend {
         Ok(serde_json::json!({"jobs": {"total": self.jobs.lock().unwrap().len()}}))
     }
 
-    fn answer_file(&self, algo: Algorithm, file: std::fs::File, reply: Reply) {
+    fn answer_file(&self, algo: Algorithms, file: std::fs::File, reply: Reply) {
         // As the daemon's pool: only regular files (a pipe could stall it).
         if !file.metadata().is_ok_and(|m| m.is_file()) {
             return reply(Answer::Failed {
@@ -92,7 +94,7 @@ impl Backend for MemBackend {
         let mut hasher = algo.hasher();
         let answer = match std::io::copy(&mut &file, &mut DigestWriter(&mut hasher)) {
             Ok(size) => Answer::Digest {
-                bytes: hasher.finalize(),
+                hashes: hasher.finalize(),
                 size,
             },
             Err(e) => Answer::Failed {
@@ -103,7 +105,7 @@ impl Backend for MemBackend {
         reply(answer);
     }
 
-    fn answer_stream(&self, algo: Algorithm, reply: Reply) -> MemStream {
+    fn answer_stream(&self, algo: Algorithms, reply: Reply) -> MemStream {
         MemStream(Mutex::new(StreamState {
             hasher: Some(algo.hasher()),
             size: 0,
@@ -113,7 +115,7 @@ impl Backend for MemBackend {
 }
 
 /// Feeds what is written to a digest.
-struct DigestWriter<'a>(&'a mut hashcore::Hasher);
+struct DigestWriter<'a>(&'a mut hashcore::MultiHasher);
 
 impl std::io::Write for DigestWriter<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
@@ -131,7 +133,7 @@ pub struct MemStream(Mutex<StreamState>);
 
 struct StreamState {
     /// Taken when the stream finishes.
-    hasher: Option<hashcore::Hasher>,
+    hasher: Option<hashcore::MultiHasher>,
     size: u64,
     reply: Option<Reply>,
 }
@@ -148,14 +150,14 @@ impl ByteStream for MemStream {
 
     fn finish(mut self) {
         let state = self.0.get_mut().unwrap();
-        let bytes = state
+        let hashes = state
             .hasher
             .take()
-            .map(hashcore::Hasher::finalize)
+            .map(hashcore::MultiHasher::finalize)
             .unwrap_or_default();
         if let Some(reply) = state.reply.take() {
             reply(Answer::Digest {
-                bytes,
+                hashes,
                 size: state.size,
             });
         }
@@ -180,15 +182,38 @@ impl Upload for MemUpload {
         Ok(())
     }
 
+    fn expect(&mut self, claims: Vec<Claim>) -> Result<(), ApiError> {
+        if let Some(c) = claims.iter().find(|c| !self.algo.contains(c.algo)) {
+            return Err(ApiError::BadRequest(format!(
+                "{} names {}, which this upload does not compute",
+                c.source, c.algo
+            )));
+        }
+        self.expected.extend(claims);
+        Ok(())
+    }
+
     async fn finish(self, _wait: bool) -> Result<JobView, ApiError> {
+        let hashes = self.hasher.finalize();
+        let mismatch = check_claims(&self.expected, &hashes);
         let job = JobView {
             id: self.id.clone(),
-            status: JobStatus::Success,
-            algorithm: self.algo.name().to_string(),
-            hash: Some(hashcore::to_hex(&self.hasher.finalize())),
+            status: match mismatch {
+                None => JobStatus::Success,
+                Some(_) => JobStatus::Failure,
+            },
+            algorithm: self.algo.to_string(),
+            hash: mismatch.is_none().then(|| hashcore::to_hex(&hashes[0].1)),
+            hashes: match mismatch {
+                None => hashes
+                    .iter()
+                    .map(|(a, d)| (a.name().to_string(), hashcore::to_hex(d)))
+                    .collect(),
+                Some(_) => Vec::new(),
+            },
             size: Some(self.size),
             name: self.name,
-            error: None,
+            error: mismatch,
             created_at: "1970-01-01T00:00:00.000Z".into(),
             finished_at: Some("1970-01-01T00:00:00.000Z".into()),
         };

@@ -530,7 +530,7 @@ fn check_follows_each_lines_tag_as_cksum_c_does_and_names_other_algorithms() {
         assert_eq!(
             String::from_utf8_lossy(&got.stderr),
             "hashd: untagged: no properly formatted checksum lines found\n\
-             hashd: untagged: the lines look like SHA256 checksums, not MD5 (try -a sha256)\n"
+             hashd: untagged: the lines look like SHA256, SHA3-256, BLAKE3 checksums, not MD5\n"
         );
         let mut with_algo = args.to_vec();
         with_algo.splice(1..1, ["-a", "sha256"]);

@@ -180,7 +180,7 @@ fn several_nodes_started_at_once_on_an_empty_database_migrate_it_once() {
             .collect();
         started.into_iter().map(|h| h.join().unwrap()).collect()
     });
-    assert_eq!(psql(&url, "SELECT COUNT(*) FROM hashd_migrations"), "1");
+    assert_eq!(psql(&url, "SELECT COUNT(*) FROM hashd_migrations"), "2");
     let v = nodes[0].upload("?wait=true", "a", b"abc").json();
     let id = v["id"].as_str().unwrap();
     let seen = final_on(&nodes[3], id, 0);

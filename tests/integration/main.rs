@@ -8,6 +8,7 @@ mod conformance;
 mod durability;
 mod errors;
 mod events;
+mod integrity;
 mod local;
 mod operations;
 mod reliability;

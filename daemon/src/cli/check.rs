@@ -13,7 +13,7 @@ use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
-use hashcore::Algorithm;
+use hashcore::{Algorithm, Hashes};
 
 use super::escape::{push_result_name, quote, unescape_name};
 use super::{describe, warn, CheckOptions, Digests, Input, Output};
@@ -133,7 +133,7 @@ impl Checker<'_, '_> {
             }
         };
         let mut line = Vec::new();
-        let mut report = |index: usize, result: io::Result<Vec<u8>>| {
+        let mut report = |index: usize, result: io::Result<Hashes>| {
             while let Some((_, n)) = pending.next_if(|(before, _)| *before <= index) {
                 warn_misformatted(stderr, *n);
             }
@@ -152,10 +152,12 @@ impl Checker<'_, '_> {
                         line.extend_from_slice(b": FAILED open or read\n");
                     }
                 }
-                Ok(digest) => {
-                    let matches = entry
-                        .hex
-                        .eq_ignore_ascii_case(hashcore::to_hex(&digest).as_bytes());
+                Ok(hashes) => {
+                    // The digests of exactly the line's algorithm (asked
+                    // for alone); anything else is no match.
+                    let matches = matches!(&hashes[..], [(a, d)]
+                        if *a == entry.algo
+                            && entry.hex.eq_ignore_ascii_case(hashcore::to_hex(d).as_bytes()));
                     if matches {
                         tally.matched = true;
                     } else {
@@ -170,21 +172,28 @@ impl Checker<'_, '_> {
             }
             out.line(&line);
         };
-        // Lines that name the same algorithm go to the digests together (the
-        // whole list, unless it mixes algorithms), so they are pipelined.
+        // Consecutive lines for the same file with different algorithms
+        // (`hashd sum -a md5,sha256` writes them so) are one unit: the file
+        // is read once for all of them. Consecutive units with the same
+        // algorithms go to the digests together (the whole list, for a
+        // list of one algorithm), so they are pipelined.
+        let units = units(&entries);
         let mut start = 0;
-        while start < entries.len() {
-            let algo = entries[start].algo;
-            let end = start
-                + entries[start..]
-                    .iter()
-                    .take_while(|e| e.algo == algo)
-                    .count();
-            let result =
-                self.digests
-                    .hash_inputs(algo, &inputs[start..end], &mut |index, result| {
-                        report(start + index, result)
-                    });
+        while start < units.len() {
+            let algos = units[start].1;
+            let end = start + units[start..].iter().take_while(|u| u.1 == algos).count();
+            let batch: Vec<Input> = units[start..end]
+                .iter()
+                .map(|u| inputs[u.0.start].clone())
+                .collect();
+            let result = self
+                .digests
+                .hash_inputs(algos, &batch, &mut |index, result| {
+                    let lines = units[start + index].0.clone();
+                    for i in lines {
+                        report(i, line_result(entries[i].algo, &result));
+                    }
+                });
             if let Err(e) = result {
                 warn(self.stderr, format_args!("{}", describe(&e)));
                 return false;
@@ -272,7 +281,7 @@ impl Checker<'_, '_> {
                 Some(entry) if !(is_stdin && entry.name == b"-") => entries.push(entry),
                 _ => {
                     misformatted.push((entries.len(), line_number));
-                    if let Some(algo) = looks_like_algorithm(line) {
+                    for algo in looks_like_algorithms(line) {
                         if !looks_like.contains(&algo) {
                             looks_like.push(algo);
                         }
@@ -362,6 +371,37 @@ struct LineParser {
     bsd_reversed: Option<bool>,
 }
 
+/// The list's lines as units: runs of consecutive lines that name the same
+/// file (not standard input, which can be read once only as it is) with
+/// different algorithms, each with the algorithms of its lines in order.
+fn units(entries: &[Entry]) -> Vec<(std::ops::Range<usize>, hashcore::Algorithms)> {
+    let mut out: Vec<(std::ops::Range<usize>, hashcore::Algorithms)> = Vec::new();
+    for (i, e) in entries.iter().enumerate() {
+        if let Some((range, algos)) = out.last_mut() {
+            let first = &entries[range.start];
+            if first.name == e.name && e.name != b"-" && !algos.contains(e.algo) {
+                range.end = i + 1;
+                algos.push(e.algo);
+                continue;
+            }
+        }
+        out.push((i..i + 1, e.algo.into()));
+    }
+    out
+}
+
+/// One line's share of its unit's result: the digest of its algorithm, or
+/// the unit's error (each line reports it, as each line of md5sum -c does).
+fn line_result(algo: Algorithm, result: &io::Result<Hashes>) -> io::Result<Hashes> {
+    match result {
+        Ok(hashes) => Ok(hashes.iter().filter(|(a, _)| *a == algo).cloned().collect()),
+        Err(e) => Err(match e.raw_os_error() {
+            Some(code) => io::Error::from_raw_os_error(code),
+            None => io::Error::new(e.kind(), e.to_string()),
+        }),
+    }
+}
+
 /// The BSD tag of `algo`'s lines: its name in capitals.
 fn bsd_tag(algo: Algorithm) -> String {
     algo.name().to_ascii_uppercase()
@@ -378,19 +418,22 @@ fn tagged_algorithm(rest: &[u8]) -> Option<(Algorithm, &[u8])> {
 
 /// What a line that did not parse seems to be: a BSD line naming an
 /// algorithm, or a GNU line whose digest has another algorithm's length.
-fn looks_like_algorithm(line: &[u8]) -> Option<Algorithm> {
+fn looks_like_algorithms(line: &[u8]) -> Vec<Algorithm> {
     let line = trim_blanks(line);
     let line = line.strip_prefix(b"\\").unwrap_or(line);
     if let Some((algo, _)) = tagged_algorithm(line) {
-        return Some(algo);
+        return vec![algo];
     }
     let hex = line.iter().take_while(|b| b.is_ascii_hexdigit()).count();
     if !line.get(hex).is_some_and(|&b| is_blank(b)) {
-        return None;
+        return Vec::new();
     }
+    // Every algorithm of that length: sha256, sha3-256 and blake3 share 64
+    // digits, and naming one of them would be a guess.
     Algorithm::ALL
         .into_iter()
-        .find(|a| a.digest_len() * 2 == hex)
+        .filter(|a| a.digest_len() * 2 == hex)
+        .collect()
 }
 
 impl LineParser {
@@ -545,14 +588,14 @@ mod tests {
 
     /// Digests that answer from a table, to test the reporting without
     /// files.
-    struct Table(Vec<(&'static str, io::Result<Vec<u8>>)>);
+    struct Table(Vec<(&'static str, io::Result<Hashes>)>);
 
     impl Digests for Table {
         fn hash_inputs(
             &mut self,
-            _: Algorithm,
+            _: hashcore::Algorithms,
             inputs: &[Input],
-            done: &mut dyn FnMut(usize, io::Result<Vec<u8>>),
+            done: &mut dyn FnMut(usize, io::Result<Hashes>),
         ) -> io::Result<()> {
             for (i, input) in inputs.iter().enumerate() {
                 let Input::Path(path) = input else {
@@ -571,9 +614,18 @@ mod tests {
 
     fn check_stdin(options: CheckOptions, list: &str) -> (bool, String, String) {
         let mut digests = Table(vec![
-            ("good", Ok(Algorithm::Md5.digest(b"a"))),
-            ("bad", Ok(Algorithm::Md5.digest(b"b"))),
-            ("new\nline", Ok(Algorithm::Md5.digest(b"a"))),
+            (
+                "good",
+                Ok(vec![(Algorithm::Md5, Algorithm::Md5.digest(b"a"))]),
+            ),
+            (
+                "bad",
+                Ok(vec![(Algorithm::Md5, Algorithm::Md5.digest(b"b"))]),
+            ),
+            (
+                "new\nline",
+                Ok(vec![(Algorithm::Md5, Algorithm::Md5.digest(b"a"))]),
+            ),
             ("gone", Err(io::Error::from_raw_os_error(2))),
             ("dir", Err(io::Error::from_raw_os_error(21))),
         ]);
@@ -686,23 +738,24 @@ mod tests {
         );
     }
 
-    /// Hashes named in-memory contents with the algorithm it is asked for.
-    struct Contents(Vec<(&'static str, &'static [u8])>, Vec<Algorithm>);
+    /// Hashes named in-memory contents with the algorithms it is asked
+    /// for, and records each batch's algorithms and inputs.
+    struct Contents(Vec<(&'static str, &'static [u8])>, Vec<(String, usize)>);
 
     impl Digests for Contents {
         fn hash_inputs(
             &mut self,
-            algo: Algorithm,
+            algo: hashcore::Algorithms,
             inputs: &[Input],
-            done: &mut dyn FnMut(usize, io::Result<Vec<u8>>),
+            done: &mut dyn FnMut(usize, io::Result<Hashes>),
         ) -> io::Result<()> {
-            self.1.push(algo);
+            self.1.push((algo.to_string(), inputs.len()));
             for (i, input) in inputs.iter().enumerate() {
                 let Input::Path(path) = input else {
                     panic!("stdin")
                 };
                 let (_, data) = self.0.iter().find(|(n, _)| path.as_os_str() == *n).unwrap();
-                done(i, Ok(algo.digest(data)));
+                done(i, Ok(algo.iter().map(|a| (a, a.digest(data))).collect()));
             }
             Ok(())
         }
@@ -712,7 +765,7 @@ mod tests {
         tagged: bool,
         algo: Algorithm,
         list: &str,
-    ) -> (bool, String, String, Vec<Algorithm>) {
+    ) -> (bool, String, String, Vec<(String, usize)>) {
         let mut digests = Contents(vec![("f", b"a"), ("g", b"b")], Vec::new());
         let (ok, out, err) = run_list(algo, tagged, &CheckOptions::default(), &mut digests, list);
         (ok, out, err, digests.1)
@@ -720,6 +773,23 @@ mod tests {
 
     fn hex(algo: Algorithm, data: &[u8]) -> String {
         hashcore::to_hex(&algo.digest(data))
+    }
+
+    /// `hashd sum -a md5,sha256` output: each file read once, for both.
+    #[test]
+    fn lines_of_one_file_with_several_algorithms_are_one_read() {
+        use Algorithm::*;
+        let list = format!(
+            "MD5 (f) = {}\nSHA256 (f) = {}\nMD5 (g) = {}\nSHA256 (g) = {}\n",
+            hex(Md5, b"a"),
+            hex(Sha256, b"a"),
+            hex(Md5, b"b"),
+            hex(Sha256, b"x"),
+        );
+        let (ok, out, _, batches) = check_with(true, Md5, &list);
+        assert!(!ok);
+        assert_eq!(out, "f: OK\nf: OK\ng: OK\ng: FAILED\n");
+        assert_eq!(batches, [("md5,sha256".to_string(), 2)]);
     }
 
     #[test]
@@ -738,8 +808,10 @@ mod tests {
         assert_eq!(out, "f: OK\ng: OK\ng: OK\nf: OK\ng: OK\nf: FAILED\n");
         assert_eq!(err, "hashd: WARNING: 1 computed checksum did NOT match\n");
         assert!(!ok);
-        // Consecutive lines of one algorithm are one batch.
-        assert_eq!(batches, [Sha256, Md5, Sha1, Md5, Sha512]);
+        // Consecutive lines of one algorithm are one batch; consecutive
+        // lines of one file with other algorithms, one input.
+        let names: Vec<&str> = batches.iter().map(|(a, _)| a.as_str()).collect();
+        assert_eq!(names, ["sha256", "sha256,md5", "sha1", "md5", "sha512"]);
         // A tag's digest must have that algorithm's length.
         let list = format!("SHA256 (f) = {}\n", hex(Md5, b"a"));
         let (ok, _, err, _) = check_with(true, Md5, &list);
@@ -773,7 +845,7 @@ mod tests {
         assert_eq!(
             err,
             "hashd: 'standard input': no properly formatted checksum lines found\n\
-             hashd: 'standard input': the lines look like SHA256, SHA1 checksums, not MD5\n"
+             hashd: 'standard input': the lines look like SHA256, SHA3-256, BLAKE3, SHA1 checksums, not MD5\n"
         );
         // Nothing recognisable: coreutils' message alone.
         let (_, _, err, _) = check_with(true, Md5, "not a line\nabc  f\n");

@@ -6,7 +6,7 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::sync::mpsc;
 
-use hashcore::Algorithm;
+use hashcore::{Algorithms, Hashes};
 
 use super::{Digests, Input};
 
@@ -30,7 +30,7 @@ impl ReadDigests {
         }
     }
 
-    fn hash_reader(&mut self, algo: Algorithm, reader: &mut dyn Read) -> io::Result<Vec<u8>> {
+    fn hash_reader(&mut self, algo: Algorithms, reader: &mut dyn Read) -> io::Result<Hashes> {
         hash_reader(algo, reader, &mut self.buffer)
     }
 }
@@ -44,10 +44,10 @@ impl ReadDigests {
 /// at about two thirds of `hashd sum f` (whose reads overlap hashing in the
 /// pool). An input that ends within its first read starts no thread.
 pub(crate) fn hash_reader(
-    algo: Algorithm,
+    algo: Algorithms,
     reader: &mut dyn Read,
     buf: &mut [u8],
-) -> io::Result<Vec<u8>> {
+) -> io::Result<Hashes> {
     let mut hasher = algo.hasher();
     let mut first = read_some(reader, buf)?;
     if first == 0 {
@@ -131,9 +131,9 @@ impl Default for ReadDigests {
 impl Digests for ReadDigests {
     fn hash_inputs(
         &mut self,
-        algo: Algorithm,
+        algo: Algorithms,
         inputs: &[Input],
-        done: &mut dyn FnMut(usize, io::Result<Vec<u8>>),
+        done: &mut dyn FnMut(usize, io::Result<Hashes>),
     ) -> io::Result<()> {
         for (index, input) in inputs.iter().enumerate() {
             let result = match input {
@@ -151,6 +151,7 @@ impl Digests for ReadDigests {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hashcore::Algorithm;
 
     /// Yields `data` in reads of uneven sizes, as a pipe does, with an
     /// interruption now and then; fails once `fail_at` bytes are out.
@@ -194,8 +195,8 @@ mod tests {
                     reads: 0,
                     fail_at: None,
                 };
-                let got = hash_reader(algo, &mut r, &mut buf).unwrap();
-                assert_eq!(got, algo.digest(&data[..len]), "{algo} {len}");
+                let got = hash_reader(algo.into(), &mut r, &mut buf).unwrap();
+                assert_eq!(got, [(algo, algo.digest(&data[..len]))], "{algo} {len}");
             }
         }
         let mut r = Dribble {
@@ -204,7 +205,7 @@ mod tests {
             reads: 0,
             fail_at: Some(1_000_000),
         };
-        let err = hash_reader(Algorithm::Md5, &mut r, &mut buf).unwrap_err();
+        let err = hash_reader(Algorithm::Md5.into(), &mut r, &mut buf).unwrap_err();
         assert_eq!(err.to_string(), "device gone");
     }
 
@@ -222,12 +223,17 @@ mod tests {
         ];
         let mut seen = Vec::new();
         ReadDigests::new()
-            .hash_inputs(Algorithm::Sha256, &inputs, &mut |i, r| seen.push((i, r)))
+            .hash_inputs(Algorithm::Sha256.into(), &inputs, &mut |i, r| {
+                seen.push((i, r))
+            })
             .unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(seen.len(), 3);
         assert_eq!(seen[0].0, 0);
-        assert_eq!(seen[0].1.as_ref().unwrap(), &Algorithm::Sha256.digest(&big));
+        assert_eq!(
+            seen[0].1.as_ref().unwrap(),
+            &[(Algorithm::Sha256, Algorithm::Sha256.digest(&big))]
+        );
         assert_eq!(
             seen[1].1.as_ref().unwrap_err().kind(),
             io::ErrorKind::NotFound

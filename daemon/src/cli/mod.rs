@@ -33,7 +33,7 @@ mod sum;
 use std::io::{self, Write};
 use std::path::PathBuf;
 
-use hashcore::Algorithm;
+use hashcore::{Algorithm, Algorithms, Hashes};
 
 pub(crate) use digests::hash_reader;
 pub use digests::ReadDigests;
@@ -66,9 +66,9 @@ pub trait Digests {
     /// example the daemon went away); inputs not yet reported are lost.
     fn hash_inputs(
         &mut self,
-        algo: Algorithm,
+        algo: Algorithms,
         inputs: &[Input],
-        done: &mut dyn FnMut(usize, io::Result<Vec<u8>>),
+        done: &mut dyn FnMut(usize, io::Result<Hashes>),
     ) -> io::Result<()>;
 }
 
@@ -98,9 +98,12 @@ pub struct CheckOptions {
 /// Print checksums like md5sum, or verify them with -c
 #[derive(clap::Args, Clone, Debug, Default, PartialEq, Eq)]
 pub struct SumArgs {
-    /// Hash algorithm: md5, sha1, sha256 or sha512 [default: md5]
-    #[arg(short = 'a', long = "algo", value_name = "ALGO")]
-    pub algo: Option<Algorithm>,
+    /// Hash algorithm: md5, sha1, sha224, sha256, sha384, sha512, sha3-256,
+    /// sha3-512, blake3, crc32, crc32c, crc64nvme [default: md5]; several,
+    /// separated by commas (md5,sha256), read each file once and print one
+    /// BSD-style line per algorithm
+    #[arg(short = 'a', long = "algo", value_name = "ALGO[,ALGO...]")]
+    pub algo: Option<Algorithms>,
     /// Hash the files under directory arguments, depth first, names sorted
     /// byte-wise (symbolic links to directories are not followed)
     #[arg(short = 'r', long, overrides_with = "recursive")]
@@ -134,16 +137,22 @@ impl SumArgs {
     /// The algorithm to use: `-a`, else MD5. A caller that wants another
     /// default (say, when invoked as `sha256sum`) sets `algo` when parsing
     /// left it `None`.
+    pub fn algorithms(&self) -> Algorithms {
+        self.algo.unwrap_or_default()
+    }
+
+    /// The first of [`SumArgs::algorithms`] (the only one `-c` takes).
     pub fn algorithm(&self) -> Algorithm {
-        self.algo.unwrap_or(Algorithm::Md5)
+        self.algorithms().first()
     }
 }
 
 /// Verify checksum files, like md5sum -c
 #[derive(clap::Args, Clone, Debug, Default, PartialEq, Eq)]
 pub struct CheckArgs {
-    /// Hash algorithm the checksum files use: md5, sha1, sha256 or sha512
-    /// [default: md5]
+    /// Hash algorithm of the untagged lines (BSD lines name their own):
+    /// md5, sha1, sha224, sha256, sha384, sha512, sha3-256, sha3-512,
+    /// blake3, crc32, crc32c, crc64nvme [default: md5]
     #[arg(short = 'a', long = "algo", value_name = "ALGO")]
     pub algo: Option<Algorithm>,
     /// What to print and what counts as failure

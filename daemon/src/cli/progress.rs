@@ -17,7 +17,7 @@ use std::io::{self, Write};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use hashcore::{Algorithm, BytesHashed};
+use hashcore::{Algorithm, Algorithms, BytesHashed};
 
 use super::{Digests, Input};
 
@@ -117,9 +117,9 @@ fn clear(s: &mut State) {
 impl Digests for ProgressDigests {
     fn hash_inputs(
         &mut self,
-        algo: Algorithm,
+        algo: Algorithms,
         inputs: &[Input],
-        done: &mut dyn FnMut(usize, io::Result<Vec<u8>>),
+        done: &mut dyn FnMut(usize, io::Result<Vec<(Algorithm, Vec<u8>)>>),
     ) -> io::Result<()> {
         // Sizes as of now; a file that is no regular file counts 0 bytes.
         let sizes: Vec<u64> = inputs

@@ -8,7 +8,7 @@ use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use hashcore::Algorithm;
+use hashcore::{Algorithms, Hashes};
 
 use super::escape::{needs_line_escape, push_line_name, quote};
 use super::{describe, warn, Digests, Input, Output, SumArgs};
@@ -34,6 +34,10 @@ pub(super) fn validate(args: &SumArgs) -> Result<(), &'static str> {
         (
             args.recursive && args.check,
             "the --recursive option is meaningless when verifying checksums",
+        ),
+        (
+            args.check && args.algorithms().len() > 1,
+            "--check takes one algorithm (BSD lines name their own: use hashd check)",
         ),
         (
             v.ignore_missing && !args.check,
@@ -80,9 +84,9 @@ pub(super) fn run(
         }
         let name = &plan.names[index];
         match result {
-            Ok(digest) => {
+            Ok(hashes) => {
                 line.clear();
-                style.push_line(&mut line, &digest, name);
+                style.push_lines(&mut line, &hashes, name);
                 out.line(&line);
             }
             Err(e) => {
@@ -104,9 +108,10 @@ pub(super) fn run(
 /// How checksum lines look: `HASH  NAME`, `HASH *NAME` or
 /// `TAG (NAME) = HASH`, ended by newline or NUL.
 struct LineStyle {
-    /// The algorithm; its upper-case name is the BSD tag.
-    algo: Algorithm,
-    /// BSD style (`--tag`).
+    /// The algorithms; each one's BSD tag is in its table row.
+    algo: Algorithms,
+    /// BSD style (`--tag`, and always for several algorithms: only a tag
+    /// tells their lines apart).
     tag: bool,
     /// `*` instead of ` ` before the name (`-b`).
     binary: bool,
@@ -117,21 +122,28 @@ struct LineStyle {
 impl LineStyle {
     fn new(args: &SumArgs) -> Self {
         LineStyle {
-            algo: args.algorithm(),
-            tag: args.tag,
+            algo: args.algorithms(),
+            tag: args.tag || args.algorithms().len() > 1,
             binary: args.binary,
             zero: args.zero,
         }
     }
 
-    fn push_line(&self, line: &mut Vec<u8>, digest: &[u8], name: &[u8]) {
+    /// One line per digest, in the order of the algorithms.
+    fn push_lines(&self, line: &mut Vec<u8>, hashes: &Hashes, name: &[u8]) {
+        for (algo, digest) in hashes {
+            self.push_line(line, algo.spec().bsd_tag, digest, name);
+        }
+    }
+
+    fn push_line(&self, line: &mut Vec<u8>, tag: &str, digest: &[u8], name: &[u8]) {
         let escape = !self.zero && needs_line_escape(name);
         if escape {
             line.push(b'\\');
         }
         let hex = hashcore::to_hex(digest);
         if self.tag {
-            line.extend_from_slice(self.algo.name().to_ascii_uppercase().as_bytes());
+            line.extend_from_slice(tag.as_bytes());
             line.extend_from_slice(b" (");
             push_line_name(line, name, escape);
             line.extend_from_slice(b") = ");
@@ -230,7 +242,7 @@ mod tests {
 
     fn style(tag: bool, binary: bool, zero: bool) -> LineStyle {
         LineStyle {
-            algo: Algorithm::Md5,
+            algo: hashcore::Algorithm::Md5.into(),
             tag,
             binary,
             zero,
@@ -239,7 +251,8 @@ mod tests {
 
     fn line(style: &LineStyle, name: &[u8]) -> String {
         let mut line = Vec::new();
-        style.push_line(&mut line, &Algorithm::Md5.digest(b""), name);
+        let md5 = hashcore::Algorithm::Md5;
+        style.push_line(&mut line, "MD5", &md5.digest(b""), name);
         String::from_utf8(line).unwrap()
     }
 

@@ -84,6 +84,8 @@ pub fn plan(ops: &[Op]) -> Vec<Role> {
 pub struct FinalColumns<'a> {
     pub status: JobStatus,
     pub hash: Option<&'a str>,
+    /// The `hashes` column: several digests (see `encode_hashes`).
+    pub hashes: Option<&'a str>,
     pub size: Option<u64>,
     pub error: Option<&'a str>,
 }
@@ -91,15 +93,17 @@ pub struct FinalColumns<'a> {
 impl FinalColumns<'_> {
     pub fn of(finish: &Finish) -> FinalColumns<'_> {
         match finish {
-            Finish::Success { hash, size } => FinalColumns {
+            Finish::Success { hash, hashes, size } => FinalColumns {
                 status: JobStatus::Success,
                 hash: Some(hash),
+                hashes: hashes.as_deref(),
                 size: Some(*size),
                 error: None,
             },
             Finish::Failure { reason } => FinalColumns {
                 status: JobStatus::Failure,
                 hash: None,
+                hashes: None,
                 size: None,
                 error: Some(reason),
             },
@@ -119,6 +123,7 @@ impl FinalColumns<'_> {
         JobView {
             id,
             status: self.status,
+            hashes: super::hash_list(&algorithm, self.hash, self.hashes),
             algorithm,
             hash: self.hash.map(str::to_string),
             size,

@@ -72,6 +72,7 @@ mod tests {
             status: JobStatus::Success,
             algorithm: "md5".into(),
             hash: None,
+            hashes: Vec::new(),
             size: None,
             name: None,
             error: None,

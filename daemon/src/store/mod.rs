@@ -175,7 +175,8 @@ pub enum SyncMode {
 pub struct NewJob {
     /// 32 lower-case hex digits (see `util::new_id`).
     pub id: String,
-    /// The algorithm's name as the API spells it (`md5`, `sha256`, …).
+    /// The algorithms' names as the API spells them, comma-separated in
+    /// the job's order (`md5`, `md5,sha256`, …).
     pub algorithm: String,
     /// Bytes received, which are the bytes hashed.
     pub size: u64,
@@ -190,10 +191,61 @@ pub struct NewJob {
 /// How a job ended.
 #[derive(Clone, Debug)]
 pub enum Finish {
-    /// `hash` in lower-case hex; `size` the bytes hashed.
-    Success { hash: String, size: u64 },
+    /// `hash` in lower-case hex (the first algorithm's); `hashes` every
+    /// digest in [`encode_hashes`]' form when the job had several
+    /// algorithms, `None` when it had one (its digest is `hash`, and the
+    /// row stays as small as before); `size` the bytes hashed.
+    Success {
+        hash: String,
+        hashes: Option<String>,
+        size: u64,
+    },
     /// `reason` is shown to clients as the job's `error`.
     Failure { reason: String },
+}
+
+impl Finish {
+    /// The success of a job with these digests (at least one).
+    pub fn success(hashes: &hashcore::Hashes, size: u64) -> Finish {
+        Finish::Success {
+            hash: hashes
+                .first()
+                .map(|(_, d)| hashcore::to_hex(d))
+                .unwrap_or_default(),
+            hashes: (hashes.len() > 1).then(|| encode_hashes(hashes)),
+            size,
+        }
+    }
+}
+
+/// Several digests as the `hashes` column holds them: `name:hex` pairs
+/// joined by commas, in the job's order (`md5:…,sha256:…`). Names never
+/// contain `:` or `,`; hex never does either.
+pub fn encode_hashes(hashes: &hashcore::Hashes) -> String {
+    hashes
+        .iter()
+        .map(|(a, d)| format!("{}:{}", a.name(), hashcore::to_hex(d)))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// A finished job's digests as [`frontends::JobView::hashes`] lists them:
+/// from the `hashes` column when the job had several algorithms, else its
+/// one `(algorithm, hash)`; empty without a hash (not finished, or failed).
+pub fn hash_list(
+    algorithm: &str,
+    hash: Option<&str>,
+    hashes: Option<&str>,
+) -> Vec<(String, String)> {
+    match (hash, hashes) {
+        (_, Some(all)) => all
+            .split(',')
+            .filter_map(|pair| pair.split_once(':'))
+            .map(|(a, h)| (a.to_string(), h.to_string()))
+            .collect(),
+        (Some(h), None) => vec![(algorithm.to_string(), h.to_string())],
+        (None, None) => Vec::new(),
+    }
 }
 
 /// A job found PENDING at start-up: a previous run stopped before it ended.

@@ -95,7 +95,11 @@ CREATE TABLE IF NOT EXISTS jobs (
     error       TEXT,
     stored_path TEXT,
     created_ms  INTEGER NOT NULL,
-    finished_ms INTEGER
+    finished_ms INTEGER,
+    -- Every digest of a job with several algorithms (`md5:hex,sha256:hex`);
+    -- NULL for one algorithm, whose digest is `hash`. Added by
+    -- [`ADD_COLUMNS`] to tables created before it.
+    hashes      TEXT
 );
 -- Jobs by status, for start-up recovery and /jobs?status=: partial indexes
 -- over the rare states only. A job that ends in its insert's batch (most)
@@ -108,8 +112,33 @@ DROP INDEX IF EXISTS jobs_by_status;
     )
 });
 
+/// Columns added after the table's first release, as `(name, definition)`:
+/// a database made before gets them at start-up (SQLite has no `ADD
+/// COLUMN IF NOT EXISTS`, so [`add_missing_columns`] checks first).
+pub const ADD_COLUMNS: [(&str, &str); 1] = [("hashes", "TEXT")];
+
+/// Adds the [`ADD_COLUMNS`] a table lacks; idempotent. Old rows read as
+/// NULL there, which is what they mean (one algorithm each).
+pub fn add_missing_columns(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
+    let mut have = Vec::new();
+    {
+        let mut stmt = conn.prepare("SELECT name FROM pragma_table_info('jobs')")?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            have.push(r.get::<_, String>(0)?);
+        }
+    }
+    for (name, definition) in ADD_COLUMNS {
+        if !have.iter().any(|h| h == name) {
+            conn.execute_batch(&format!("ALTER TABLE jobs ADD COLUMN {name} {definition}"))?;
+        }
+    }
+    Ok(())
+}
+
 /// The columns [`row_to_view`] reads, in its order.
-pub const COLUMNS: &str = "id, status, algorithm, hash, size, name, error, created_ms, finished_ms";
+pub const COLUMNS: &str =
+    "id, status, algorithm, hash, size, name, error, created_ms, finished_ms, hashes";
 
 /// Index of `finished_ms` (milliseconds since the epoch) in [`COLUMNS`].
 pub const FINISHED_MS: usize = 8;
@@ -117,11 +146,15 @@ pub const FINISHED_MS: usize = 8;
 /// A row selected as [`COLUMNS`]. Errors: a column of the wrong type, or a
 /// [`CorruptStatus`].
 pub fn row_to_view(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobView> {
+    let algorithm: String = r.get(2)?;
+    let hash: Option<String> = r.get(3)?;
+    let hashes: Option<String> = r.get(9)?;
     Ok(JobView {
         id: r.get(0)?,
         status: r.get::<_, DbStatus>(1)?.0,
-        algorithm: r.get(2)?,
-        hash: r.get(3)?,
+        hashes: super::hash_list(&algorithm, hash.as_deref(), hashes.as_deref()),
+        algorithm,
+        hash,
         size: r.get::<_, Option<i64>>(4)?.map(|s| s as u64),
         name: r.get(5)?,
         error: r.get(6)?,

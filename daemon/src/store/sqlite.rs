@@ -19,7 +19,7 @@ use tokio::sync::oneshot;
 
 use super::batch::Op;
 use super::cache::RecentJobs;
-use super::schema::{row_to_view, status_is, DbStatus, COLUMNS, SCHEMA};
+use super::schema::{add_missing_columns, row_to_view, status_is, DbStatus, COLUMNS, SCHEMA};
 use super::waiters::Waiters;
 use super::writer::Writer;
 use super::{
@@ -362,6 +362,7 @@ pub(super) fn open_writer(path: &Path, sync: SyncMode) -> anyhow::Result<Connect
         },
     )?;
     conn.execute_batch(&SCHEMA)?;
+    add_missing_columns(&conn)?;
     // Take the write lock once now: another process holding it (a backup
     // tool, a stray sqlite3 shell) stops start-up with a clear error after the
     // busy timeout, instead of failing every upload later.
@@ -432,6 +433,7 @@ mod tests {
                 id.clone(),
                 Finish::Success {
                     hash: "ab".into(),
+                    hashes: None,
                     size: 3,
                 },
                 Some(notify),

@@ -21,13 +21,13 @@ use crate::util::{now_ms, rfc3339};
 /// How long failed finishes wait before the next attempt.
 const RETRY_INTERVAL: Duration = Duration::from_secs(1);
 
-const INSERT_SQL: &str = "INSERT INTO jobs (id, status, algorithm, hash, size, name, error, stored_path, created_ms, finished_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+const INSERT_SQL: &str = "INSERT INTO jobs (id, status, algorithm, hash, size, name, error, stored_path, created_ms, finished_ms, hashes)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
 
 /// Ends a PENDING job; a job already final, or without a row, is left alone.
 static FINISH_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "UPDATE jobs SET status = ?2, hash = ?3, size = COALESCE(?4, size), error = ?5, finished_ms = ?6
+        "UPDATE jobs SET status = ?2, hash = ?3, size = COALESCE(?4, size), error = ?5, finished_ms = ?6, hashes = ?7
                  WHERE id = ?1 AND {}
                  RETURNING algorithm, size, name, created_ms",
         status_is(JobStatus::Pending)
@@ -160,9 +160,15 @@ impl Writer {
                             },
                             _ => None,
                         };
-                        let (status, hash, size, error) = match &outcome {
-                            Some((_, o)) => (o.status, o.hash, o.size.or(Some(job.size)), o.error),
-                            None => (JobStatus::Pending, None, Some(job.size), None),
+                        let (status, hash, hashes, size, error) = match &outcome {
+                            Some((_, o)) => (
+                                o.status,
+                                o.hash,
+                                o.hashes,
+                                o.size.or(Some(job.size)),
+                                o.error,
+                            ),
+                            None => (JobStatus::Pending, None, None, Some(job.size), None),
                         };
                         insert.execute(params![
                             job.id,
@@ -175,6 +181,7 @@ impl Writer {
                             stored,
                             job.created_ms,
                             outcome.as_ref().map(|_| finished),
+                            hashes,
                         ])?;
                         if let Some((j, o)) = outcome {
                             ended[j] = Some(o.view(
@@ -200,7 +207,8 @@ impl Writer {
                                     o.hash,
                                     o.size.map(|s| s as i64),
                                     o.error,
-                                    finished
+                                    finished,
+                                    o.hashes
                                 ],
                                 |r| {
                                     Ok((
@@ -308,6 +316,7 @@ mod tests {
         }]);
         let success = |hash: &str| Finish::Success {
             hash: hash.into(),
+            hashes: None,
             size: 3,
         };
         let (notify, told) = oneshot::channel();

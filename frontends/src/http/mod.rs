@@ -13,6 +13,7 @@
 //! parameters, [`pages`] renders HTML, [`respond`] builds responses, [`tls`]
 //! loads and reloads the certificate.
 
+mod claims;
 mod docs;
 mod events;
 pub mod guard;

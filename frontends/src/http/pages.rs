@@ -195,6 +195,7 @@ mod tests {
             status,
             algorithm: "md5".into(),
             hash: Some("abc".into()),
+            hashes: vec![("md5".into(), "abc".into())],
             size: Some(3),
             name: Some("<script>alert(1)</script>".into()),
             error: None,

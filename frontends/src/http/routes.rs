@@ -5,10 +5,59 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use serde::Serialize;
 
+use super::claims;
 use super::respond::{self, Body};
 use super::upload::{self, UploadParams};
 use super::{docs, events, guard, pages, query, Shared};
-use crate::{ApiError, Backend, JobStatus, JobView, ListQuery};
+use crate::{ApiError, Backend, JobStatus, JobView, ListQuery, DIGEST_MISMATCH};
+
+/// A job's digests as JSON objects `{"md5": "…", …}`, in the job's order;
+/// left out of an answer where the job has none (not finished, failed).
+#[derive(Serialize)]
+struct HashMaps {
+    /// Lower-case hex.
+    #[serde(serialize_with = "as_map")]
+    hashes: Vec<(String, String)>,
+    /// The same digests in standard base64 (RFC 4648), the form of
+    /// `Content-MD5`, `x-amz-checksum-*` and RFC 9530 fields.
+    #[serde(serialize_with = "as_map")]
+    hashes_base64: Vec<(String, String)>,
+}
+
+impl HashMaps {
+    fn of(job: &JobView) -> Option<HashMaps> {
+        if job.hashes.is_empty() {
+            return None;
+        }
+        Some(HashMaps {
+            hashes: job.hashes.clone(),
+            hashes_base64: claims::base64_forms(&claims::parse_hashes(&job.hashes)),
+        })
+    }
+}
+
+fn as_map<S: serde::Serializer>(v: &[(String, String)], s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut map = s.serialize_map(Some(v.len()))?;
+    for (k, h) in v {
+        map.serialize_entry(k, h)?;
+    }
+    map.end()
+}
+
+/// Adds the digest headers of a finished job (see
+/// [`claims::answer_headers`]) to an answer.
+fn with_digest_headers(mut resp: Response<Body>, job: &JobView) -> Response<Body> {
+    for (name, value) in claims::answer_headers(&claims::parse_hashes(&job.hashes)) {
+        if let (Ok(n), Ok(v)) = (
+            hyper::header::HeaderName::from_bytes(name.as_bytes()),
+            hyper::header::HeaderValue::from_str(&value),
+        ) {
+            resp.headers_mut().append(n, v);
+        }
+    }
+    resp
+}
 
 /// GET bodies carry at most an id.
 const MAX_GET_BODY_BYTES: usize = 64 << 10;
@@ -29,6 +78,8 @@ struct UploadAnswer<'a> {
     name: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    maps: Option<HashMaps>,
 }
 
 /// The original lookup answer, plus hashd's fields.
@@ -44,6 +95,8 @@ struct HashAnswer<'a> {
     size: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<&'a str>,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    maps: Option<HashMaps>,
 }
 
 pub(crate) async fn handle<B: Backend>(
@@ -203,6 +256,9 @@ async fn dispatch<B: Backend>(
             })
             .await
             {
+                Ok(job) if is_mismatch(&job) => {
+                    respond::html(StatusCode::BAD_REQUEST, pages::job_page(&job))
+                }
                 // Post/Redirect/Get: reloading the job page sends nothing.
                 Ok(job) => {
                     let (location, page) = pages::job_location(&job);
@@ -439,12 +495,14 @@ pub(crate) fn route_label(raw: &str) -> &'static str {
     route_of(p).map_or("other", |r| r.label)
 }
 
+/// `?algo=` (or `algorithm=`): one name or several, comma-separated
+/// (`md5,sha256`); md5 when absent.
 fn upload_params(params: &[(String, String)]) -> Result<UploadParams, ApiError> {
     let algo = match query::get(params, "algo").or_else(|| query::get(params, "algorithm")) {
         Some(name) => name
             .parse()
             .map_err(|e: hashcore::UnknownAlgorithm| ApiError::BadRequest(e.to_string()))?,
-        None => hashcore::Algorithm::Md5,
+        None => hashcore::Algorithms::default(),
     };
     Ok(UploadParams {
         algo,
@@ -560,16 +618,20 @@ async fn hash_answer<B: Backend>(
     };
     match found {
         Ok(Some(job)) => about_job(
-            respond::json(
-                StatusCode::OK,
-                &HashAnswer {
-                    status: job.status.as_str(),
-                    hash: job.hash.as_deref(),
-                    id: Some(&job.id),
-                    algorithm: Some(&job.algorithm),
-                    size: job.size,
-                    error: job.error.as_deref(),
-                },
+            with_digest_headers(
+                respond::json(
+                    StatusCode::OK,
+                    &HashAnswer {
+                        status: job.status.as_str(),
+                        hash: job.hash.as_deref(),
+                        id: Some(&job.id),
+                        algorithm: Some(&job.algorithm),
+                        size: job.size,
+                        error: job.error.as_deref(),
+                        maps: HashMaps::of(&job),
+                    },
+                ),
+                &job,
             ),
             &job.id,
         ),
@@ -582,6 +644,7 @@ async fn hash_answer<B: Backend>(
                 algorithm: None,
                 size: None,
                 error: None,
+                maps: None,
             },
         ),
         Err(e) => respond::error(&e),
@@ -595,23 +658,56 @@ pub(crate) fn about_job(mut resp: Response<Body>, id: &str) -> Response<Body> {
     resp
 }
 
+/// Whether a job failed because its bytes contradicted a digest its client
+/// claimed: answered 400, as the request's claim was wrong.
+pub(crate) fn is_mismatch(job: &JobView) -> bool {
+    job.status == JobStatus::Failure
+        && job
+            .error
+            .as_deref()
+            .is_some_and(|e| e.starts_with(DIGEST_MISMATCH))
+}
+
 fn upload_answer(result: Result<JobView, ApiError>) -> Response<Body> {
     match result {
-        Ok(job) => about_job(
+        Ok(job) if is_mismatch(&job) => about_job(
             respond::json(
-                StatusCode::OK,
+                StatusCode::BAD_REQUEST,
                 &UploadAnswer {
-                    success: true,
+                    success: false,
                     id: Some(&job.id),
                     celery_status: Some(job.status.as_str()),
                     celery_id: Some(&job.id),
                     status: Some(job.status.as_str()),
                     algorithm: Some(&job.algorithm),
-                    hash: job.hash.as_deref(),
+                    hash: None,
                     size: job.size,
                     name: job.name.as_deref(),
                     error: job.error.clone(),
+                    maps: None,
                 },
+            ),
+            &job.id,
+        ),
+        Ok(job) => about_job(
+            with_digest_headers(
+                respond::json(
+                    StatusCode::OK,
+                    &UploadAnswer {
+                        success: true,
+                        id: Some(&job.id),
+                        celery_status: Some(job.status.as_str()),
+                        celery_id: Some(&job.id),
+                        status: Some(job.status.as_str()),
+                        algorithm: Some(&job.algorithm),
+                        hash: job.hash.as_deref(),
+                        size: job.size,
+                        name: job.name.as_deref(),
+                        error: job.error.clone(),
+                        maps: HashMaps::of(&job),
+                    },
+                ),
+                &job,
             ),
             &job.id,
         ),
@@ -627,6 +723,7 @@ fn upload_answer(result: Result<JobView, ApiError>) -> Response<Body> {
                 size: None,
                 name: None,
                 error: Some(e.to_string()),
+                maps: None,
             };
             respond::with_error_headers(respond::json(e.status(), &answer), &e)
         }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::Stream;
-use hashcore::Algorithm;
+use hashcore::Algorithms;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::header::{
@@ -15,9 +15,10 @@ use hyper::header::{
 };
 use hyper::Request;
 
+use super::claims;
 use super::query::clean_name;
 use super::Shared;
-use crate::{ApiError, Backend, JobView, Upload, UploadMeta};
+use crate::{ApiError, Backend, Claim, JobView, Upload, UploadMeta};
 
 /// Room for multipart framing and small form fields around the file.
 const MULTIPART_OVERHEAD_BYTES: u64 = 1 << 20;
@@ -32,9 +33,10 @@ const ALGO_FIELD: &str = "algo";
 /// What the query string said about an upload.
 #[derive(Clone, Debug)]
 pub struct UploadParams {
-    pub algo: Algorithm,
+    /// `?algo=md5,sha256`: the algorithms asked for, in order.
+    pub algo: Algorithms,
     /// Whether a form field `algo` before the file part chooses the
-    /// algorithm (the page's plain form, which cannot set the query).
+    /// algorithms (the page's plain form, which cannot set the query).
     pub algo_field: bool,
     pub wait: bool,
     pub name: Option<String>,
@@ -163,7 +165,7 @@ fn upload_framing(req: &Request<Incoming>) -> Result<(), ApiError> {
 fn upload_permit<B>(
     shared: &Shared<B>,
     req: &Request<Incoming>,
-    algo: Algorithm,
+    algo: &Algorithms,
 ) -> Result<UploadSlot, ApiError> {
     let permit = shared
         .uploads
@@ -183,7 +185,7 @@ fn upload_permit<B>(
         .and_then(|p| p.0);
     let listed = shared
         .in_progress
-        .register(peer, declared_length(req), algo.name());
+        .register(peer, declared_length(req), algo.to_string());
     Ok(UploadSlot {
         _permit: permit,
         metrics,
@@ -213,7 +215,7 @@ impl Drop for UploadSlot {
 fn multipart_head<B>(
     shared: &Shared<B>,
     req: &Request<Incoming>,
-    algo: Algorithm,
+    algo: &Algorithms,
 ) -> Result<(String, UploadSlot), ApiError> {
     let max = shared.config.max_upload;
     upload_framing(req)?;
@@ -325,15 +327,19 @@ pub async fn raw<B: Backend>(
             true => Err(ApiError::PayloadTooLarge { limit: max }),
             false => Ok(()),
         })
-        .and_then(|()| upload_permit(shared, &req, params.algo));
-    let permit = match admitted {
-        Ok(permit) => permit,
+        .and_then(|()| claims::from_headers(req.headers(), false))
+        .and_then(|expected| Ok((expected, upload_permit(shared, &req, &params.algo)?)));
+    let (expected, permit) = match admitted {
+        Ok(admitted) => admitted,
         Err(e) => return refuse(req, e),
     };
     let mut body = req.into_body();
+    // A claimed digest is answered: the job's end is waited for.
+    let wait = params.wait || !expected.is_empty();
     let mut upload = shared.backend.begin_upload(UploadMeta {
-        algo: params.algo,
+        algo: with_claimed(params.algo, &expected),
         name: params.name,
+        expected,
     })?;
     let mut total = 0;
     let idle = shared.config.body_idle_timeout;
@@ -343,7 +349,15 @@ pub async fn raw<B: Backend>(
             return Err(e);
         }
     }
-    upload.finish(params.wait).await
+    upload.finish(wait).await
+}
+
+/// The algorithms asked for, then those of the claims not among them.
+fn with_claimed(mut algos: Algorithms, claims: &[Claim]) -> Algorithms {
+    for c in claims {
+        algos.push(c.algo);
+    }
+    algos
 }
 
 /// `POST /uploadfile/`: multipart/form-data with the file in field `file`;
@@ -354,7 +368,9 @@ pub async fn multipart<B: Backend>(
     params: UploadParams,
 ) -> Result<JobView, ApiError> {
     let max = shared.config.max_upload;
-    let (boundary, permit) = match multipart_head(shared, &req, params.algo) {
+    let (boundary, mut expected, permit) = match multipart_head(shared, &req, &params.algo)
+        .and_then(|(b, permit)| Ok((b, claims::from_headers(req.headers(), true)?, permit)))
+    {
         Ok(admitted) => admitted,
         Err(e) => return refuse(req, e),
     };
@@ -398,20 +414,32 @@ pub async fn multipart<B: Backend>(
     // reached its close delimiter is whole, so nothing is recorded before.
     let mut file: Option<B::Upload> = None;
     let mut algo = params.algo;
+    // Claims the current `file` upload was opened with; later ones are
+    // added to it before it finishes.
+    let mut given = 0;
     while let Some(mut field) = form.next_field().await.map_err(map_err)? {
         if params.algo_field && field.name() == Some(ALGO_FIELD) {
             let mut value = Vec::new();
             while let Some(chunk) = field.chunk().await.map_err(map_err)? {
                 value.extend_from_slice(&chunk);
             }
+            // Parsed as `?algo=` is, so that both take the same values.
             algo = String::from_utf8_lossy(&value)
-                .trim()
                 .parse()
                 .map_err(|e: hashcore::UnknownAlgorithm| ApiError::BadRequest(e.to_string()))?;
             continue;
         }
         if field.name() != Some(FILE_FIELD) {
-            while field.chunk().await.map_err(map_err)?.is_some() {}
+            let name = field.name().unwrap_or("").to_string();
+            // Bounded by the per-field limit (MAX_OTHER_FIELD_BYTES).
+            let mut value = Vec::new();
+            while let Some(chunk) = field.chunk().await.map_err(map_err)? {
+                value.extend_from_slice(&chunk);
+            }
+            let text = String::from_utf8_lossy(&value);
+            if let Some(claim) = claims::from_form_field(&name, &text)? {
+                expected.push(claim);
+            }
             continue;
         }
         identity_part(field.headers())?;
@@ -421,17 +449,26 @@ pub async fn multipart<B: Backend>(
             .file_name()
             .map(|n| clean_name(n).into_owned())
             .or(params.name.clone());
-        let mut upload = shared.backend.begin_upload(UploadMeta { algo, name })?;
+        let mut upload = shared.backend.begin_upload(UploadMeta {
+            algo: with_claimed(algo, &expected),
+            name,
+            expected: expected.clone(),
+        })?;
+        given = expected.len();
         let mut total = 0;
         while let Some(chunk) = field.chunk().await.map_err(map_err)? {
             feed(&mut upload, chunk, &mut total, max, &permit).await?;
         }
         file = Some(upload);
     }
-    let upload = file.ok_or_else(|| {
+    let mut upload = file.ok_or_else(|| {
         ApiError::BadRequest("multipart body has no field named `file`".to_string())
     })?;
-    upload.finish(params.wait).await
+    // A claim in a field after the file can only be checked if its
+    // algorithm was computed; `expect` refuses it otherwise (the upload is
+    // then dropped: no job).
+    upload.expect(expected[given..].to_vec())?;
+    upload.finish(params.wait || !expected.is_empty()).await
 }
 
 /// Refuses a part whose bytes are encoded (`Content-Transfer-Encoding:

@@ -29,7 +29,8 @@ pub(crate) struct Entry {
     /// The request's Content-Length; for a form it includes the framing.
     declared: Option<u64>,
     client: Option<SocketAddr>,
-    algorithm: &'static str,
+    /// The algorithms asked for, comma-separated.
+    algorithm: String,
     started_at: SystemTime,
     /// For the rate: wall-clock time can jump, this cannot.
     started: Instant,
@@ -70,7 +71,7 @@ struct View {
     /// Average bytes per second since the upload started.
     bytes_per_sec: f64,
     client: Option<String>,
-    algorithm: &'static str,
+    algorithm: String,
     /// RFC 3339, UTC.
     started_at: String,
 }
@@ -81,7 +82,7 @@ impl InProgress {
         self: &Arc<Self>,
         client: Option<SocketAddr>,
         declared: Option<u64>,
-        algorithm: &'static str,
+        algorithm: String,
     ) -> Registration {
         let entry = Arc::new(Entry {
             received: AtomicU64::new(0),
@@ -123,7 +124,7 @@ impl InProgress {
                         0.0
                     },
                     client: e.client.map(|a| a.to_string()),
-                    algorithm: e.algorithm,
+                    algorithm: e.algorithm.clone(),
                     started_at: humantime::format_rfc3339_millis(e.started_at).to_string(),
                 }
             })

@@ -94,12 +94,18 @@ pub struct HelloReply {
 pub struct DigestReply {
     /// Always `true`.
     pub ok: OkFlag<true>,
-    /// The algorithm's name, as the request spelled it canonically (`md5`).
+    /// The algorithms' names, canonical and comma-separated as the
+    /// request listed them (`md5`, `md5,sha256`).
     pub algorithm: String,
-    /// The digest in lower-case hex.
+    /// The first algorithm's digest in lower-case hex.
     pub hash: String,
     /// Bytes hashed.
     pub size: u64,
+    /// Every digest, hex, by algorithm name: present only when the request
+    /// named several algorithms, so that a one-algorithm client sees the
+    /// reply it always saw.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hashes: Option<std::collections::BTreeMap<String, String>>,
 }
 
 /// A request that failed: the answer to any request, and, with tag 0, the
@@ -211,6 +217,7 @@ mod tests {
             algorithm: "md5".into(),
             hash: "ab".into(),
             size: 7,
+            hashes: None,
         });
         assert_eq!(
             wire(&digest),

@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use hashcore::{to_hex, Algorithm};
+use hashcore::{to_hex, Algorithms};
 use serde::Serialize;
 use tokio::io::Interest;
 use tokio::net::{UnixListener, UnixStream};
@@ -172,13 +172,19 @@ struct Outgoing {
 }
 
 /// Turns a job's answer into its reply.
-fn hash_reply(algo: Algorithm, answer: Answer) -> HashReply {
+fn hash_reply(algo: Algorithms, answer: Answer) -> HashReply {
     match answer {
-        Answer::Digest { bytes, size } => HashReply::Digest(DigestReply {
+        Answer::Digest { hashes, size } => HashReply::Digest(DigestReply {
             ok: OkFlag,
-            algorithm: algo.name().to_owned(),
-            hash: to_hex(&bytes),
+            algorithm: algo.to_string(),
+            hash: to_hex(hashes.first().map_or(&[][..], |(_, d)| d)),
             size,
+            hashes: (hashes.len() > 1).then(|| {
+                hashes
+                    .iter()
+                    .map(|(a, d)| (a.name().to_string(), to_hex(d)))
+                    .collect()
+            }),
         }),
         Answer::Failed { reason, busy } => HashReply::Error(ErrorReply {
             busy: Some(busy),
@@ -281,7 +287,7 @@ impl<B: Backend> Session<B> {
     fn submit(
         &mut self,
         tag: u64,
-        algo: Algorithm,
+        algo: Algorithms,
         source: Source,
         slot: OwnedSemaphorePermit,
     ) -> Result<(), ProtocolError> {
@@ -559,7 +565,7 @@ mod tests {
                 br#"{"version":1,"heartbeat_ms":5}"#,
                 &mut out,
             );
-            frame::encode(Kind::StreamOpen, 2, b"crc32", &mut out);
+            frame::encode(Kind::StreamOpen, 2, b"whirlpool", &mut out);
             frame::encode(Kind::StreamOpen, 3, b"sha1", &mut out);
             frame::encode(Kind::StreamData, 3, b"hello ", &mut out);
             frame::encode(Kind::StreamData, 3, b"world", &mut out);
@@ -596,7 +602,10 @@ mod tests {
             match serde_json::from_slice(&replies[&3]).unwrap() {
                 HashReply::Digest(d) => {
                     assert_eq!(d.algorithm, "sha1");
-                    assert_eq!(d.hash, to_hex(&Algorithm::Sha1.digest(b"hello world")));
+                    assert_eq!(
+                        d.hash,
+                        to_hex(&hashcore::Algorithm::Sha1.digest(b"hello world"))
+                    );
                     assert_eq!(d.size, 11);
                 }
                 other => panic!("{other:?}"),

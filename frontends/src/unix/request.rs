@@ -12,7 +12,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
 use bytes::Bytes;
-use hashcore::Algorithm;
+use hashcore::Algorithms;
 
 use super::frame::{Frame, FrameError, Kind, VERSION};
 use super::message::{ErrorReply, HelloReply, HelloRequest, LookupReply, OkFlag, StatsReply};
@@ -79,7 +79,7 @@ pub enum Call {
     /// HASH_FD: the descriptor the frame claimed.
     HashFd {
         /// The algorithm to hash with.
-        algo: Algorithm,
+        algo: Algorithms,
         /// The file the client passed.
         file: File,
     },
@@ -87,14 +87,14 @@ pub enum Call {
     /// applied, since that touches the file system.
     HashPath {
         /// The algorithm to hash with.
-        algo: Algorithm,
+        algo: Algorithms,
         /// The path as sent.
         path: PathBuf,
     },
     /// STREAM_OPEN.
     StreamOpen {
         /// The algorithm to hash with.
-        algo: Algorithm,
+        algo: Algorithms,
     },
     /// LOOKUP of a job id (trimmed).
     Lookup(String),
@@ -106,11 +106,12 @@ pub enum Call {
     Refused(String),
 }
 
-/// Reads an algorithm name; the error is the reply's text.
-fn algorithm(name: &[u8]) -> Result<Algorithm, String> {
+/// Reads an algorithm name, or several separated by commas
+/// (`md5,sha256`); the error is the reply's text.
+fn algorithm(name: &[u8]) -> Result<Algorithms, String> {
     std::str::from_utf8(name)
         .unwrap_or("")
-        .parse::<Algorithm>()
+        .parse::<Algorithms>()
         .map_err(|e| e.to_string())
 }
 
@@ -267,6 +268,7 @@ fn open_under_roots(path: &Path, roots: &[PathBuf]) -> Result<File, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hashcore::Algorithm;
 
     fn frame(kind: Kind, tag: u64, payload: &'static [u8]) -> Frame {
         Frame {
@@ -288,16 +290,13 @@ mod tests {
         assert_eq!(r.tag, 3);
         assert!(matches!(
             r.command,
-            Command::Call(Call::HashFd {
-                algo: Algorithm::Sha256,
-                ..
-            })
+            Command::Call(Call::HashFd { algo, .. }) if algo == Algorithm::Sha256.into()
         ));
         assert!(fds.is_empty());
         let r = parse(frame(Kind::HashPath, 4, b"md5\0/a/b"), &mut fds);
         match r.command {
             Command::Call(Call::HashPath { algo, path }) => {
-                assert_eq!((algo, path), (Algorithm::Md5, PathBuf::from("/a/b")))
+                assert_eq!((algo, path), (Algorithm::Md5.into(), PathBuf::from("/a/b")))
             }
             other => panic!("{other:?}"),
         }
@@ -323,8 +322,8 @@ mod tests {
     fn an_unknown_algorithm_is_refused_and_still_claims_its_descriptor() {
         let mut fds = VecDeque::from([a_descriptor(), a_descriptor()]);
         for (kind, payload) in [
-            (Kind::HashFd, &b"crc32"[..]),
-            (Kind::StreamOpen, b"crc32"),
+            (Kind::HashFd, &b"whirlpool"[..]),
+            (Kind::StreamOpen, b"whirlpool"),
             (Kind::HashPath, b"\xff\0/a"),
         ] {
             let f = Frame {

@@ -420,6 +420,15 @@ pub fn update_many(platform: Platform, streams: &mut [(&mut Md5, &[u8])]) -> Lan
     update_many_with(platform, platform.min_lanes(), streams)
 }
 
+/// [`update_many`] with every round in lanes, however few streams share it:
+/// how the start-up self-test exercises the lane kernels themselves.
+///
+/// # Panics
+/// If `platform` is not available on this CPU.
+pub fn update_many_forced(platform: Platform, streams: &mut [(&mut Md5, &[u8])]) -> LaneStats {
+    update_many_with(platform, 1, streams)
+}
+
 /// [`update_many`] with a chosen single-stream threshold (tests force lanes
 /// for every round with 1).
 fn update_many_with(

@@ -38,17 +38,26 @@ use crossbeam_channel::{Sender, TrySendError};
 
 use crate::md5::Platform;
 use crate::read::{FileReader, ReaderConfig, SharedReaderKind};
-use crate::Algorithm;
+use crate::{Algorithm, Algorithms, Hashes};
 use credits::Credits;
 pub use credits::JobClosed;
 use finish::{Finisher, StreamSlot};
 use worker::{FileJob, HashState, Msg, Worker};
 
-/// A finished job's digest and how many bytes went into it.
+/// A finished job's digests and how many bytes went into them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Digest {
-    pub bytes: Vec<u8>,
+    /// One digest per algorithm of the job, in the job's order.
+    pub hashes: Hashes,
+    /// Bytes hashed (the same for every algorithm: one pass fed them all).
     pub len: u64,
+}
+
+impl Digest {
+    /// The first algorithm's digest: the job's `hash`.
+    pub fn first(&self) -> &[u8] {
+        self.hashes.first().map_or(&[], |(_, d)| d)
+    }
 }
 
 /// Why a job ended without a digest. The text is shown to clients.
@@ -300,7 +309,8 @@ impl HasherPool {
     /// [`HasherPool::try_open_stream`] does; a refused job ends at once
     /// through `done` (with [`JobError::Busy`] or [`JobError::ShuttingDown`])
     /// and the returned job refuses data.
-    pub fn open_stream(&self, algo: Algorithm, done: Completion) -> StreamJob {
+    pub fn open_stream(&self, algo: impl Into<Algorithms>, done: Completion) -> StreamJob {
+        let algo = algo.into();
         let (slot, index) = match self.admit(algo) {
             Ok(admitted) => admitted,
             Err(e) => {
@@ -322,15 +332,16 @@ impl HasherPool {
     /// [`StreamJob`]).
     pub fn try_open_stream(
         &self,
-        algo: Algorithm,
+        algo: impl Into<Algorithms>,
         done: Completion,
     ) -> Result<StreamJob, JobError> {
+        let algo = algo.into();
         let (slot, index) = self.admit(algo)?;
         Ok(self.open_admitted(algo, Finisher::new(done), slot, index))
     }
 
     /// Takes a stream slot and picks the stream's hasher.
-    fn admit(&self, algo: Algorithm) -> Result<(StreamSlot, usize), JobError> {
+    fn admit(&self, algo: Algorithms) -> Result<(StreamSlot, usize), JobError> {
         let max = self.config.max_streams.max(1);
         if self.open_streams.fetch_add(1, Ordering::AcqRel) >= max {
             self.open_streams.fetch_sub(1, Ordering::AcqRel);
@@ -342,7 +353,7 @@ impl HasherPool {
     }
 
     /// The hasher a new stream goes to, among the live ones.
-    fn place(&self, algo: Algorithm) -> Option<usize> {
+    fn place(&self, algo: Algorithms) -> Option<usize> {
         let start = self.next_hasher.fetch_add(1, Ordering::Relaxed);
         let n = self.hashers.len();
         let active = |i: usize| self.hashers[i].counters.active.load(Ordering::Relaxed);
@@ -355,7 +366,7 @@ impl HasherPool {
         // network stack needs. 256 MiB uploads over wrk on 2 cores, 2 at a
         // time: spread 0.88 GB/s, packed 1.12 GB/s. Other streams, and MD5
         // once every lane is taken, go to the least busy hasher.
-        let packed = (algo == Algorithm::Md5 && lanes > 1)
+        let packed = (algo.contains(Algorithm::Md5) && lanes > 1)
             .then(|| {
                 order
                     .clone()
@@ -368,7 +379,7 @@ impl HasherPool {
 
     fn open_admitted(
         &self,
-        algo: Algorithm,
+        algo: Algorithms,
         done: Finisher,
         slot: StreamSlot,
         index: usize,
@@ -421,7 +432,8 @@ impl HasherPool {
     /// Queues a descriptor job: a hasher reads `file` from offset 0 itself.
     /// Only regular files are accepted (a pipe could stall a hasher); others,
     /// and a full queue, end the job at once through `done`.
-    pub fn submit_file(&self, algo: Algorithm, file: std::fs::File, done: Completion) {
+    pub fn submit_file(&self, algo: impl Into<Algorithms>, file: std::fs::File, done: Completion) {
+        let algo = algo.into();
         let key = self.next_key.fetch_add(1, Ordering::Relaxed);
         match self.files.try_send(FileJob {
             key,
@@ -549,7 +561,7 @@ pub struct StreamJob {
 /// A job not yet opened on its hasher: what opening it takes, and its data
 /// so far.
 struct Head {
-    algo: Algorithm,
+    algo: Algorithms,
     /// In a mutex only to make the job `Sync` (a completion need not be);
     /// it is only ever taken out, by value.
     done: std::sync::Mutex<Finisher>,
@@ -605,12 +617,12 @@ impl StreamJob {
             for chunk in &head.chunks {
                 state.update(chunk);
             }
-            let bytes = state.finalize();
+            let hashes = state.finalize();
             self.counters
                 .bytes
                 .fetch_add(head.len as u64, Ordering::Relaxed);
             take(head.done).complete(Ok(Digest {
-                bytes,
+                hashes,
                 len: head.len as u64,
             }));
             return Ok(());

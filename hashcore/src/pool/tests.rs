@@ -35,7 +35,7 @@ fn streams_hash_like_one_shot_for_every_algorithm() {
         });
         job.finish().unwrap();
         let d = rx.recv().unwrap().unwrap();
-        assert_eq!(d.bytes, algo.digest(&data), "{algo}");
+        assert_eq!(d.first().to_vec(), algo.digest(&data), "{algo}");
         assert_eq!(d.len, data.len() as u64);
     }
 }
@@ -61,7 +61,7 @@ fn many_interleaved_streams_with_one_byte_chunks() {
     for (job, rx, data) in jobs {
         job.finish().unwrap();
         assert_eq!(
-            rx.recv().unwrap().unwrap().bytes,
+            rx.recv().unwrap().unwrap().first().to_vec(),
             Algorithm::Md5.digest(&data)
         );
     }
@@ -177,7 +177,11 @@ fn small_streams_are_hashed_inline_and_larger_ones_by_a_hasher() {
             job.finish().unwrap();
             let (outcome, thread) = rx.recv().unwrap();
             let d = outcome.unwrap();
-            assert_eq!(d.bytes, algo.digest(&data[..len]), "{algo} {len}");
+            assert_eq!(
+                d.first().to_vec(),
+                algo.digest(&data[..len]),
+                "{algo} {len}"
+            );
             assert_eq!(d.len, len as u64);
             let inline = len <= inline_max;
             assert_eq!(
@@ -298,7 +302,7 @@ fn descriptor_jobs_hash_like_one_shot_with_both_readers() {
         }
         for (rx, want) in waiting {
             let d = rx.recv().unwrap().unwrap();
-            assert_eq!(d.bytes, want);
+            assert_eq!(d.first().to_vec(), want);
         }
         let stats = pool.stats();
         assert_eq!(stats.iter().map(|s| s.jobs_done).sum::<u64>(), 30);
@@ -341,7 +345,7 @@ fn shutdown_finishes_queued_descriptor_jobs() {
     pool.shutdown();
     for rx in waiting {
         assert_eq!(
-            rx.recv().unwrap().unwrap().bytes,
+            rx.recv().unwrap().unwrap().first().to_vec(),
             Algorithm::Sha256.digest(&data)
         );
     }
@@ -385,7 +389,7 @@ fn md5_streams_share_lanes_on_every_available_backend() {
         for (job, rx, data) in jobs {
             job.finish().unwrap();
             assert_eq!(
-                rx.recv().unwrap().unwrap().bytes,
+                rx.recv().unwrap().unwrap().first().to_vec(),
                 Algorithm::Md5.digest(&data),
                 "{platform}"
             );
@@ -470,7 +474,7 @@ fn md5_files_and_streams_of_unequal_lengths_hash_right_together() {
                 .recv_timeout(std::time::Duration::from_secs(30))
                 .expect("job finished")
                 .unwrap();
-            assert_eq!(d.bytes, want);
+            assert_eq!(d.first().to_vec(), want);
         }
         let stats = pool.stats();
         assert_eq!(stats.iter().map(|s| s.jobs_done).sum::<u64>(), 46);
@@ -584,7 +588,7 @@ fn streams_past_the_bound_are_refused_busy_until_one_ends() {
         let job = pool.try_open_stream(Algorithm::Md5, done).unwrap();
         job.finish().unwrap();
         assert_eq!(
-            rx.recv().unwrap().unwrap().bytes,
+            rx.recv().unwrap().unwrap().first().to_vec(),
             Algorithm::Md5.digest(b"")
         );
     }
@@ -631,7 +635,7 @@ fn a_hasher_that_panics_fails_its_jobs_and_the_others_go_on() {
         let mut data = b"some data".to_vec();
         data.extend(vec![7u8; 10_000]);
         assert_eq!(
-            rx.recv().unwrap().unwrap().bytes,
+            rx.recv().unwrap().unwrap().first().to_vec(),
             Algorithm::Sha256.digest(&data)
         );
     }
@@ -641,7 +645,10 @@ fn a_hasher_that_panics_fails_its_jobs_and_the_others_go_on() {
         let mut job = pool.open_stream(algo, done);
         block_on(job.send(Bytes::from_static(b"after"))).unwrap();
         job.finish().unwrap();
-        assert_eq!(rx.recv().unwrap().unwrap().bytes, algo.digest(b"after"));
+        assert_eq!(
+            rx.recv().unwrap().unwrap().first().to_vec(),
+            algo.digest(b"after")
+        );
     }
     assert_eq!(pool.stats()[0].jobs_done, 0);
     pool.shutdown();
@@ -694,14 +701,17 @@ fn stats_report_pread_after_a_reader_switched_mid_run() {
         rx.recv_timeout(std::time::Duration::from_secs(30))
             .expect("job finished")
     };
-    assert_eq!(hash(&pool).unwrap().bytes, Algorithm::Md5.digest(&data));
+    assert_eq!(
+        hash(&pool).unwrap().first().to_vec(),
+        Algorithm::Md5.digest(&data)
+    );
     assert_eq!(pool.stats()[0].reader, "io_uring");
 
     FAIL.store(true, std::sync::atomic::Ordering::SeqCst);
     // The file being read when the ring fails fails with the reason (or
     // succeeds on pread, if the hasher reaped between files).
     match hash(&pool) {
-        Ok(d) => assert_eq!(d.bytes, Algorithm::Md5.digest(&data)),
+        Ok(d) => assert_eq!(d.first().to_vec(), Algorithm::Md5.digest(&data)),
         Err(e) => assert!(e.to_string().contains("io_uring failed"), "{e}"),
     }
     assert!(
@@ -709,6 +719,68 @@ fn stats_report_pread_after_a_reader_switched_mid_run() {
         "failure not injected"
     );
     assert_eq!(pool.stats()[0].reader, "pread");
-    assert_eq!(hash(&pool).unwrap().bytes, Algorithm::Md5.digest(&data));
+    assert_eq!(
+        hash(&pool).unwrap().first().to_vec(),
+        Algorithm::Md5.digest(&data)
+    );
     assert_eq!(pool.stats()[0].reader, "pread");
+}
+
+/// Several algorithms in one job: interleaved streams whose MD5 runs in the
+/// lanes while their other algorithms are hashed as chunks arrive, and
+/// descriptor jobs read once for all their algorithms; every digest equal to
+/// the algorithm's own one-shot digest, in the job's order.
+#[test]
+fn several_algorithms_in_one_pass_match_each_alone() {
+    let pool = small_pool(2);
+    let sets: Vec<Algorithms> = [
+        "md5,sha256,crc32c",
+        "sha256,md5",
+        "blake3,crc64nvme,sha3-512",
+        "crc32,md5,sha1,sha224,sha384,sha512,sha3-256",
+    ]
+    .iter()
+    .map(|s| s.parse().unwrap())
+    .collect();
+    let mut jobs = Vec::new();
+    for i in 0..12usize {
+        let data = crate::testutil::random_bytes(i * 7919 % 50_000, i as u64);
+        let algos = sets[i % sets.len()];
+        let (done, rx) = completion();
+        jobs.push((pool.open_stream(algos, done), rx, data, algos));
+    }
+    block_on(async {
+        for pos in (0..50_000).step_by(977) {
+            for (job, _, data, _) in jobs.iter_mut() {
+                if pos < data.len() {
+                    let end = (pos + 977).min(data.len());
+                    job.send(Bytes::copy_from_slice(&data[pos..end]))
+                        .await
+                        .unwrap();
+                }
+            }
+        }
+    });
+    let check = |d: Digest, data: &[u8], algos: Algorithms| {
+        assert_eq!(d.len, data.len() as u64);
+        let got: Vec<Algorithm> = d.hashes.iter().map(|(a, _)| *a).collect();
+        assert_eq!(got, algos.as_slice());
+        for (algo, digest) in &d.hashes {
+            assert_eq!(*digest, algo.digest(data), "{algo} of {algos}");
+        }
+    };
+    for (job, rx, data, algos) in jobs {
+        job.finish().unwrap();
+        check(rx.recv().unwrap().unwrap(), &data, algos);
+    }
+    let dir = TempDir::new("multi-files");
+    let pool = file_pool(true);
+    for (i, algos) in sets.iter().enumerate() {
+        let data = crate::testutil::random_bytes(300_000 + i * 4099, i as u64);
+        let path = dir.path().join(format!("f{i}"));
+        std::fs::write(&path, &data).unwrap();
+        let (done, rx) = completion();
+        pool.submit_file(*algos, std::fs::File::open(&path).unwrap(), done);
+        check(rx.recv().unwrap().unwrap(), &data, *algos);
+    }
 }

@@ -15,13 +15,13 @@ use super::finish::Finisher;
 use super::{Counters, Digest, JobError};
 use crate::md5::{self, Platform};
 use crate::read::{FileReader, ReadEvent};
-use crate::Algorithm;
+use crate::Algorithms;
 
 /// Messages a hasher receives on its own channel.
 pub(crate) enum Msg {
     Open {
         key: u64,
-        algo: Algorithm,
+        algo: Algorithms,
         credits: Arc<Credits>,
         done: Finisher,
     },
@@ -46,7 +46,7 @@ pub(crate) enum Msg {
 /// all hashers share, so whichever has room takes it.
 pub(crate) struct FileJob {
     pub(crate) key: u64,
-    pub(crate) algo: Algorithm,
+    pub(crate) algo: Algorithms,
     pub(crate) file: File,
     pub(crate) done: Finisher,
 }
@@ -65,11 +65,12 @@ enum Flush {
     Filled,
 }
 
-/// A job's running hash: the crate's one per-stream hasher type. On a
-/// hasher, MD5 streams are batched into SIMD lanes together (see
-/// `hash_round`); the other algorithms, and any stream hashed outside a
-/// hasher, go through [`HashState::update`].
-pub(super) use crate::algo::Hasher as HashState;
+/// A job's running hashes: the crate's one per-stream hasher type, for all
+/// the job's algorithms. On a hasher, the MD5 of the streams that have one
+/// is batched into SIMD lanes (see `hash_round`), the job's other
+/// algorithms hashed as each chunk arrives; streams hashed outside a
+/// hasher go through [`HashState::update`].
+pub(super) use crate::algo::MultiHasher as HashState;
 
 /// Bytes waiting to be hashed in the next lane pass, with what must be
 /// given back once they are.
@@ -306,12 +307,10 @@ impl Worker {
     /// other algorithms hash it at once.
     fn absorb(&mut self, key: u64, chunk: Chunk) {
         match self.jobs.get_mut(&key) {
-            Some(
-                job @ ActiveJob {
-                    state: HashState::Md5(_),
-                    ..
-                },
-            ) => {
+            Some(job) if job.state.has_md5() => {
+                // The other algorithms now, while the chunk is in cache;
+                // MD5 (and the chunk's byte count) at the lane pass.
+                job.state.update_except_md5(&chunk);
                 job.pending += 1;
                 self.pending.push((key, chunk));
             }
@@ -410,12 +409,13 @@ impl Worker {
         // Move the states out so one call can borrow them all mutably.
         let mut states: Vec<md5::Md5> = round
             .iter()
-            .map(
-                |(key, _)| match self.jobs.get_mut(key).map(|j| &mut j.state) {
-                    Some(HashState::Md5(m)) => std::mem::take(m),
-                    _ => md5::Md5::new(),
-                },
-            )
+            .map(|(key, _)| {
+                self.jobs
+                    .get_mut(key)
+                    .and_then(|j| j.state.md5_mut())
+                    .map(std::mem::take)
+                    .unwrap_or_default()
+            })
             .collect();
         let mut items: Vec<(&mut md5::Md5, &[u8])> = states
             .iter_mut()
@@ -436,7 +436,9 @@ impl Worker {
         for (state, (key, chunk)) in states.into_iter().zip(round) {
             let credits = match self.jobs.get_mut(&key) {
                 Some(job) => {
-                    job.state = HashState::Md5(state);
+                    if let Some(m) = job.state.md5_mut() {
+                        *m = state;
+                    }
                     job.len += chunk.len() as u64;
                     job.pending -= 1;
                     self.counters
@@ -452,9 +454,9 @@ impl Worker {
 
     fn end(&mut self, key: u64) {
         if let Some(job) = self.jobs.remove(&key) {
-            let bytes = job.state.finalize();
+            let hashes = job.state.finalize();
             job.done.complete(Ok(Digest {
-                bytes,
+                hashes,
                 len: job.len,
             }));
         }

@@ -665,6 +665,7 @@ mod tests {
         let b = open("node-b", "b.log").await;
         let success = |h: &str| Finish::Success {
             hash: h.into(),
+            hashes: None,
             size: 3,
         };
         // Queued together, so one batch: an insert with its end, a second

@@ -51,6 +51,9 @@ CREATE TABLE nodes (
     version        text NOT NULL
 );
 ",
+    // 2: every digest of a job with several algorithms (`md5:hex,sha256:hex`);
+    // NULL for one algorithm, whose digest is `hash`.
+    "ALTER TABLE jobs ADD COLUMN hashes text;",
 ];
 
 /// Brings the database to the newest schema this build knows.
@@ -107,7 +110,8 @@ async fn apply(client: &mut Client) -> anyhow::Result<()> {
 }
 
 /// The columns [`row_to_view`] reads, in its order.
-pub const COLUMNS: &str = "id, status, algorithm, hash, size, name, error, created_ms, finished_ms";
+pub const COLUMNS: &str =
+    "id, status, algorithm, hash, size, name, error, created_ms, finished_ms, hashes";
 
 /// `status = 'TEXT'`: a literal, so the partial indexes apply.
 pub fn status_is(status: JobStatus) -> String {
@@ -117,11 +121,15 @@ pub fn status_is(status: JobStatus) -> String {
 /// A row selected as [`COLUMNS`]. Errors: a column of the wrong type, or a
 /// status the schema does not know (never taken for another).
 pub fn row_to_view(r: &tokio_postgres::Row) -> anyhow::Result<JobView> {
+    let algorithm: String = r.try_get(2)?;
+    let hash: Option<String> = r.try_get(3)?;
+    let hashes: Option<String> = r.try_get(9)?;
     Ok(JobView {
         id: r.try_get(0)?,
         status: parse_status(r.try_get(1)?)?,
-        algorithm: r.try_get(2)?,
-        hash: r.try_get(3)?,
+        hashes: super::super::hash_list(&algorithm, hash.as_deref(), hashes.as_deref()),
+        algorithm,
+        hash,
         size: r.try_get::<_, Option<i64>>(4)?.map(|s| s as u64),
         name: r.try_get(5)?,
         error: r.try_get(6)?,

@@ -180,14 +180,21 @@ impl PgWriter {
                         Op::Finish { finish, .. } => Some((j, FinalColumns::of(finish))),
                         _ => None,
                     });
-                    let (status, hash, size, error) = match &outcome {
-                        Some((_, o)) => (o.status, o.hash, o.size.unwrap_or(job.size), o.error),
-                        None => (JobStatus::Pending, None, job.size, None),
+                    let (status, hash, hashes, size, error) = match &outcome {
+                        Some((_, o)) => (
+                            o.status,
+                            o.hash,
+                            o.hashes,
+                            o.size.unwrap_or(job.size),
+                            o.error,
+                        ),
+                        None => (JobStatus::Pending, None, None, job.size, None),
                     };
                     ins.id.push(&job.id);
                     ins.status.push(status_text(status));
                     ins.algorithm.push(&job.algorithm);
                     ins.hash.push(hash);
+                    ins.hashes.push(hashes);
                     ins.size.push(size as i64);
                     ins.name.push(job.name.as_deref());
                     ins.error.push(error);
@@ -215,6 +222,7 @@ impl PgWriter {
                     upd.id.push(id);
                     upd.status.push(status_text(o.status));
                     upd.hash.push(o.hash);
+                    upd.hashes.push(o.hashes);
                     upd.size.push(o.size.map(|s| s as i64));
                     upd.error.push(o.error);
                 }
@@ -240,6 +248,7 @@ impl PgWriter {
                     &ins.created_ms,
                     &ins.finished_ms,
                     &node,
+                    &ins.hashes,
                 ],
             )
             .await
@@ -261,6 +270,7 @@ impl PgWriter {
                         &upd.error,
                         &finished,
                         &node,
+                        &upd.hashes,
                     ],
                 )
                 .await
@@ -454,19 +464,20 @@ async fn announce<'a>(
 }
 
 /// New rows, all of a batch in one statement: each column an array.
-const INSERT_SQL: &str = "INSERT INTO jobs (id, status, algorithm, hash, size, name, error, stored_path, created_ms, finished_ms, node, finished_by)
+const INSERT_SQL: &str = "INSERT INTO jobs (id, status, algorithm, hash, size, name, error, stored_path, created_ms, finished_ms, node, finished_by, hashes)
     SELECT u.id, u.status, u.algorithm, u.hash, u.size, u.name, u.error, u.stored_path, u.created_ms, u.finished_ms,
-           $11, CASE WHEN u.finished_ms IS NULL THEN NULL ELSE $11 END
-    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::text[], $7::text[], $8::text[], $9::int8[], $10::int8[])
-         AS u(id, status, algorithm, hash, size, name, error, stored_path, created_ms, finished_ms)";
+           $11, CASE WHEN u.finished_ms IS NULL THEN NULL ELSE $11 END, u.hashes
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::text[], $7::text[], $8::text[], $9::int8[], $10::int8[], $12::text[])
+         AS u(id, status, algorithm, hash, size, name, error, stored_path, created_ms, finished_ms, hashes)";
 
 /// Ends PENDING jobs, all of a batch in one statement; a job already final,
 /// or without a row, is left alone (and not returned).
 fn update_sql() -> String {
     format!(
         "UPDATE jobs AS j SET status = u.status, hash = u.hash, size = COALESCE(u.size, j.size),
-             error = u.error, finished_ms = $6, finished_by = $7
-         FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::text[]) AS u(id, status, hash, size, error)
+             error = u.error, finished_ms = $6, finished_by = $7, hashes = u.hashes
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::text[], $8::text[])
+              AS u(id, status, hash, size, error, hashes)
          WHERE j.id = u.id AND j.{}
          RETURNING j.id, j.algorithm, j.size, j.name, j.created_ms",
         status_is(JobStatus::Pending)
@@ -479,6 +490,7 @@ struct InsertColumns<'a> {
     status: Vec<&'static str>,
     algorithm: Vec<&'a str>,
     hash: Vec<Option<&'a str>>,
+    hashes: Vec<Option<&'a str>>,
     size: Vec<i64>,
     name: Vec<Option<&'a str>>,
     error: Vec<Option<&'a str>>,
@@ -494,6 +506,7 @@ struct UpdateColumns<'a> {
     id: Vec<&'a str>,
     status: Vec<&'static str>,
     hash: Vec<Option<&'a str>>,
+    hashes: Vec<Option<&'a str>>,
     size: Vec<Option<i64>>,
     error: Vec<Option<&'a str>>,
 }
