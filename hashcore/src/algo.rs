@@ -569,7 +569,7 @@ static HELPERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize:
 /// A helper thread and its queue. Dropping it (a stream abandoned) closes
 /// the queue; the thread hashes what is queued, ends and frees its slot.
 struct Helper {
-    tx: std::sync::mpsc::SyncSender<Vec<u8>>,
+    tx: std::sync::mpsc::SyncSender<bytes::Bytes>,
     thread: std::thread::JoinHandle<Vec<Hasher>>,
 }
 
@@ -592,25 +592,45 @@ impl MultiHasher {
         }
     }
 
-    /// Absorbs `data` into every hasher.
+    /// Absorbs `data` into every hasher. Once the stream has spread to a
+    /// helper thread, `data` is copied to it; [`MultiHasher::update_from`]
+    /// shares a refcounted chunk instead.
     pub fn update(&mut self, data: &[u8]) {
-        self.maybe_spread(data.len());
-        for h in &mut self.parts {
-            h.update(data);
-        }
-        self.send_to_helper(data);
+        self.update_from(data, None);
+    }
+
+    /// As [`MultiHasher::update`]; `shared` is `data` as a refcounted
+    /// chunk, which a helper thread then shares rather than copies.
+    pub fn update_from(&mut self, data: &[u8], shared: Option<&bytes::Bytes>) {
+        self.absorb(data, shared, false);
     }
 
     /// Absorbs `data` into every hasher but MD5's: the pool hashes that
-    /// one in SIMD lanes, through [`MultiHasher::md5_mut`].
-    pub fn update_except_md5(&mut self, data: &[u8]) {
+    /// one in SIMD lanes, through [`MultiHasher::md5_mut`]. `shared` as in
+    /// [`MultiHasher::update_from`].
+    pub fn update_except_md5(&mut self, data: &[u8], shared: Option<&bytes::Bytes>) {
+        self.absorb(data, shared, true);
+    }
+
+    fn absorb(&mut self, data: &[u8], shared: Option<&bytes::Bytes>, skip_md5: bool) {
         self.maybe_spread(data.len());
         for h in &mut self.parts {
-            if !matches!(h, Hasher::Md5(_)) {
+            if !(skip_md5 && matches!(h, Hasher::Md5(_))) {
                 h.update(data);
             }
         }
-        self.send_to_helper(data);
+        if let Some(helper) = &self.helper {
+            if !data.is_empty() {
+                // Upload chunks are shared (a refcount); only a borrowed
+                // buffer (a file read the reader reuses) is copied.
+                let chunk = shared
+                    .cloned()
+                    .unwrap_or_else(|| bytes::Bytes::copy_from_slice(data));
+                // An error means the helper died (a panic): `finalize`
+                // re-raises its panic, so the job fails, never answers.
+                let _ = helper.tx.send(chunk);
+            }
+        }
     }
 
     /// Moves every hasher but the kept one to a helper thread, once the
@@ -637,7 +657,7 @@ impl MultiHasher {
             .unwrap_or(0);
         let kept = self.parts.swap_remove(keep);
         let mut moved = std::mem::replace(&mut self.parts, vec![kept]);
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(SPREAD_QUEUE_CHUNKS);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<bytes::Bytes>(SPREAD_QUEUE_CHUNKS);
         let spawned = std::thread::Builder::new()
             .name("hash-helper".into())
             .spawn(move || {
@@ -655,16 +675,6 @@ impl MultiHasher {
             // so this stream cannot go on; a panic fails its job (the
             // pool's finisher reports it) rather than answer without them.
             Err(e) => panic!("cannot start a hash helper thread: {e}"),
-        }
-    }
-
-    fn send_to_helper(&self, data: &[u8]) {
-        if let Some(helper) = &self.helper {
-            if !data.is_empty() {
-                // An error means the helper died (a panic): `finalize`
-                // re-raises its panic, so the job fails, never answers.
-                let _ = helper.tx.send(data.to_vec());
-            }
         }
     }
 
@@ -900,7 +910,7 @@ mod tests {
                     let mut h = set.hasher();
                     for piece in data.chunks(65_536 + i) {
                         if i % 2 == 0 && h.has_md5() {
-                            h.update_except_md5(piece);
+                            h.update_except_md5(piece, None);
                             h.md5_mut().unwrap().update(piece);
                         } else {
                             h.update(piece);

@@ -615,7 +615,7 @@ impl StreamJob {
         if let Some(head) = self.head.take() {
             let mut state = HashState::new(head.algo);
             for chunk in &head.chunks {
-                state.update(chunk);
+                state.update_from(chunk, Some(chunk));
             }
             let hashes = state.finalize();
             self.counters

@@ -81,6 +81,16 @@ enum Chunk {
     Read(Vec<u8>),
 }
 
+impl Chunk {
+    /// The chunk as a refcounted buffer, when it is one (an upload's).
+    fn shared(&self) -> Option<&Bytes> {
+        match self {
+            Chunk::Upload(b) => Some(b),
+            Chunk::Read(_) => None,
+        }
+    }
+}
+
 impl std::ops::Deref for Chunk {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
@@ -310,12 +320,12 @@ impl Worker {
             Some(job) if job.state.has_md5() => {
                 // The other algorithms now, while the chunk is in cache;
                 // MD5 (and the chunk's byte count) at the lane pass.
-                job.state.update_except_md5(&chunk);
+                job.state.update_except_md5(&chunk, chunk.shared());
                 job.pending += 1;
                 self.pending.push((key, chunk));
             }
             Some(job) => {
-                job.state.update(&chunk);
+                job.state.update_from(&chunk, chunk.shared());
                 job.len += chunk.len() as u64;
                 self.counters
                     .bytes
