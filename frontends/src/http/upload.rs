@@ -418,25 +418,20 @@ pub async fn multipart<B: Backend>(
     // added to it before it finishes.
     let mut given = 0;
     while let Some(mut field) = form.next_field().await.map_err(map_err)? {
+        // Small fields (bounded by MAX_OTHER_FIELD_BYTES) are read whole.
         if params.algo_field && field.name() == Some(ALGO_FIELD) {
-            let mut value = Vec::new();
-            while let Some(chunk) = field.chunk().await.map_err(map_err)? {
-                value.extend_from_slice(&chunk);
-            }
             // Parsed as `?algo=` is, so that both take the same values.
-            algo = String::from_utf8_lossy(&value)
+            algo = field
+                .text()
+                .await
+                .map_err(map_err)?
                 .parse()
                 .map_err(|e: hashcore::UnknownAlgorithm| ApiError::BadRequest(e.to_string()))?;
             continue;
         }
         if field.name() != Some(FILE_FIELD) {
             let name = field.name().unwrap_or("").to_string();
-            // Bounded by the per-field limit (MAX_OTHER_FIELD_BYTES).
-            let mut value = Vec::new();
-            while let Some(chunk) = field.chunk().await.map_err(map_err)? {
-                value.extend_from_slice(&chunk);
-            }
-            let text = String::from_utf8_lossy(&value);
+            let text = field.text().await.map_err(map_err)?;
             if let Some(claim) = claims::from_form_field(&name, &text)? {
                 expected.push(claim);
             }
