@@ -100,6 +100,18 @@ fn browser_tools() -> Result<String, String> {
     }
 }
 
+/// Chromium's path when the browser tools are there; `None` (the test
+/// returns) when one is missing, unless the tools are required.
+fn chromium_or_skip() -> Option<String> {
+    match browser_tools() {
+        Ok(c) => Some(c),
+        Err(missing) => {
+            have(Some(missing));
+            None
+        }
+    }
+}
+
 /// Runs `node tests/browser/SCRIPT ARGS` with `chromium`; panics with its
 /// output when it fails.
 fn run_browser_script(script: &str, args: &[&str], chromium: &str) {
@@ -120,12 +132,8 @@ fn run_browser_script(script: &str, args: &[&str], chromium: &str) {
 
 #[test]
 fn docs_load_offline_in_chromium_and_try_it_out_uploads_a_file() {
-    let chromium = match browser_tools() {
-        Ok(c) => c,
-        Err(missing) => {
-            have(Some(missing));
-            return;
-        }
+    let Some(chromium) = chromium_or_skip() else {
+        return;
     };
     let tmp = TempDir::new("docs");
     let d = Daemon::start(tmp.path());
@@ -431,12 +439,8 @@ impl Drop for StaticSite {
 
 #[test]
 fn a_page_of_an_allowed_origin_uploads_and_another_origin_cannot() {
-    let chromium = match browser_tools() {
-        Ok(c) => c,
-        Err(missing) => {
-            have(Some(missing));
-            return;
-        }
+    let Some(chromium) = chromium_or_skip() else {
+        return;
     };
     let tmp = TempDir::new("cors-browser");
     let site = tmp.path().join("site");
@@ -465,12 +469,8 @@ fn a_page_of_an_allowed_origin_uploads_and_another_origin_cannot() {
 /// artifacts), else to a temporary directory.
 #[test]
 fn the_page_uploads_many_files_with_progress_in_chromium() {
-    let chromium = match browser_tools() {
-        Ok(c) => c,
-        Err(missing) => {
-            have(Some(missing));
-            return;
-        }
+    let Some(chromium) = chromium_or_skip() else {
+        return;
     };
     let dir = browser_dir();
     let tmp = TempDir::new("page-browser");
