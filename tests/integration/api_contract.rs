@@ -356,20 +356,32 @@ fn upload_retries_a_503_after_retry_after() {
         .arg("--max-uploads")
         .arg("1")
         .start();
-    // Hold the only upload slot: a body that has begun and not ended.
-    let mut held = std::net::TcpStream::connect(d.addr).unwrap();
-    write!(
-        held,
-        "PUT /files/held HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 2\r\n\r\nA"
-    )
-    .unwrap();
-    crate::util::wait_until(
-        "the held upload is in progress",
-        // Generous: under a loaded CI machine the held request may take a
-        // while to reach its handler.
-        Duration::from_secs(30),
-        || crate::util::request(d.addr, "PUT", "/files/probe", &[], b"x").status == 503,
-    );
+    // Hold the only upload slot: a body that has begun and not ended. On a
+    // loaded machine the held request can itself be refused (a 503 while
+    // the job store is slow to answer, on PostgreSQL), leaving the slot
+    // free: then hold it again with a new connection.
+    let hold = || {
+        let mut held = std::net::TcpStream::connect(d.addr).unwrap();
+        write!(
+            held,
+            "PUT /files/held HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 2\r\n\r\nA"
+        )
+        .unwrap();
+        held
+    };
+    let busy = || crate::util::request(d.addr, "PUT", "/files/probe", &[], b"x").status == 503;
+    let mut held = hold();
+    let mut attempts = 1;
+    let mut deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !busy() {
+        if std::time::Instant::now() > deadline {
+            assert!(attempts < 5, "the held upload never held the slot");
+            held = hold();
+            attempts += 1;
+            deadline = std::time::Instant::now() + Duration::from_secs(10);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let file = tmp.path().join("f.txt");
     std::fs::write(&file, b"retried upload\n").unwrap();
     let client = Command::new(BIN)
