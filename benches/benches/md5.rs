@@ -32,7 +32,7 @@ use std::hint::black_box;
 use std::process::Command;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use hashcore::md5::{update_many, Md5, Platform};
+use hashcore::md5::{update_many, update_many_tuned, Md5, Platform, SingleKernel, Tuning};
 
 /// Stream counts for the many-stream benches.
 const STREAM_COUNTS: [usize; 10] = [1, 2, 3, 4, 8, 16, 24, 32, 48, 64];
@@ -106,10 +106,28 @@ fn single_stream(c: &mut Criterion) {
         Some(mbs) => println!("openssl speed -evp md5 -bytes 16384: {mbs:.0} MB/s"),
         None => println!("openssl speed -evp md5: openssl not available"),
     }
+    let calibration = Tuning::calibrate(Platform::detect());
+    println!(
+        "calibrated single-stream kernel: {} ({:.2} ms)",
+        calibration.tuning.single(),
+        calibration.elapsed.as_secs_f64() * 1e3
+    );
     let mut group = c.benchmark_group("md5/single");
     for len in [16 * 1024, 1024 * 1024] {
         let data = &Streams::new(1, len, false).slices()[0].to_vec();
         group.throughput(Throughput::Bytes(len as u64));
+        // Each kernel forced, then the calibrated choice ("ours").
+        for kernel in SingleKernel::all(Platform::detect()) {
+            let id = BenchmarkId::new(format!("ours/{kernel}"), len);
+            group.bench_with_input(id, data, |b, data| {
+                b.iter(|| {
+                    let mut h = Md5::new();
+                    h.update_with(kernel, data);
+                    h.finalize_with(kernel)
+                })
+            });
+        }
+        calibration.tuning.install();
         group.bench_with_input(BenchmarkId::new("ours", len), data, |b, data| {
             b.iter(|| {
                 let mut h = Md5::new();
@@ -130,6 +148,34 @@ fn single_stream(c: &mut Criterion) {
 
 fn many_streams(c: &mut Criterion) {
     let mut group = c.benchmark_group("md5/many");
+    // The best platform with the shapes and planner costs measured at
+    // start-up, as the daemon runs (staggered buffers, as its reads are).
+    let calibration = Tuning::calibrate(Platform::detect());
+    let tuning = calibration.tuning;
+    println!(
+        "calibrated md5 lanes on {}: {:?}",
+        tuning.platform(),
+        tuning
+            .shapes()
+            .iter()
+            .map(|(n, shape)| format!("{shape} up to {n}"))
+            .collect::<Vec<_>>()
+    );
+    for count in STREAM_COUNTS {
+        let streams = Streams::new(count, STREAM_LEN, true);
+        let slices = streams.slices();
+        group.throughput(Throughput::Bytes((count * STREAM_LEN) as u64));
+        let id = BenchmarkId::new(format!("{}/tuned", tuning.platform()), count);
+        group.bench_with_input(id, &slices, |b, slices| {
+            b.iter(|| {
+                let mut hashers: Vec<Md5> = slices.iter().map(|_| Md5::new()).collect();
+                let mut jobs: Vec<(&mut Md5, &[u8])> =
+                    hashers.iter_mut().zip(slices.iter().copied()).collect();
+                black_box(update_many_tuned(&tuning, &mut jobs));
+                hashers.into_iter().map(Md5::finalize).collect::<Vec<_>>()
+            })
+        });
+    }
     for platform in Platform::ALL {
         if !platform.is_available() {
             println!("skipping md5/many/{platform}: not available on this cpu or build");

@@ -43,6 +43,8 @@ pub struct JobsConfig {
     pub min_free_disk: u64,
     /// What the start-up known-answer test checked, for `/stats`.
     pub self_test: hashcore::selftest::SelfTestReport,
+    /// What the start-up calibration measured and chose, for `/stats`.
+    pub md5_calibration: hashcore::md5::Calibration,
 }
 
 /// Owns every job from admission to its recorded or answered end.
@@ -410,6 +412,7 @@ impl Backend for Jobs {
             "keep_uploads": self.config.uploads_dir.is_some(),
             "uring_fallback": self.pool.uring_fallback(),
             "md5_backend": self.pool.md5_platform().name(),
+            "md5": md5_stats(&self.config.md5_calibration),
             "self_test": {
                 "passed": true,
                 "checks": self.config.self_test.checks,
@@ -417,6 +420,45 @@ impl Backend for Jobs {
             },
         }))
     }
+}
+
+/// Each MD5 kernel the calibration timed, with its GB/s (10^9 bytes per
+/// second) with every lane busy: lane shapes first, then single streams.
+pub(crate) fn md5_measured(c: &hashcore::md5::Calibration) -> Vec<(String, f64)> {
+    use hashcore::md5::Calibration;
+    let shapes = c
+        .shapes
+        .iter()
+        .map(|(shape, ns)| (shape.to_string(), Calibration::gb_per_s(shape.lanes(), *ns)));
+    let singles = c
+        .singles
+        .iter()
+        .map(|(kernel, ns)| (kernel.to_string(), Calibration::gb_per_s(1, *ns)));
+    shapes.chain(singles).collect()
+}
+
+/// `/stats`' `md5`: the kernels chosen and the calibration's figures.
+fn md5_stats(c: &hashcore::md5::Calibration) -> serde_json::Value {
+    let t = &c.tuning;
+    let round = |x: f64| (x * 1000.0).round() / 1000.0;
+    serde_json::json!({
+        "backend": t.platform().name(),
+        "single": t.single().name(),
+        "shapes": t.shapes().iter().map(|(n, shape)| serde_json::json!({
+            "up_to_lanes": n,
+            "kernel": shape.to_string(),
+        })).collect::<Vec<_>>(),
+        // null: lanes never beat the single stream (the portable backend).
+        "min_lanes": (t.min_lanes() != usize::MAX).then_some(t.min_lanes()),
+        "calibration": {
+            "ms": round(c.elapsed.as_secs_f64() * 1e3),
+            "rounds": c.rounds,
+            "gb_per_s": md5_measured(c)
+                .into_iter()
+                .map(|(k, v)| (k, serde_json::Value::from(round(v))))
+                .collect::<serde_json::Map<_, _>>(),
+        },
+    })
 }
 
 /// How long `GET /ready` waits for the store's answer.

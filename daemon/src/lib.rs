@@ -124,7 +124,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
             config.md5.name()
         );
     }
-    let self_test = hashcore::selftest::run(config.md5)
+    // Kernel shapes by measurement on this CPU, before the self-test so
+    // that it checks the kernels chosen.
+    let calibration = hashcore::md5::Tuning::calibrate(config.md5);
+    log_md5_calibration(&calibration);
+    calibration.tuning.install();
+    let self_test = hashcore::selftest::run(&calibration.tuning)
         .context("refusing to start: a hash kernel gave a wrong answer")?;
     tracing::info!(
         checks = self_test.checks,
@@ -143,11 +148,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         pin: config.pin,
         max_streams: config.http.max_uploads + SOCKET_STREAMS,
         prefer_uring: config.uring && PoolConfig::default().prefer_uring,
-        md5: config.md5,
+        md5: calibration.tuning,
         ..PoolConfig::default()
     })
     .context("cannot start the hasher threads")?;
-    tracing::info!(md5_backend = config.md5.name(), "md5 lanes");
     match pool.uring_fallback() {
         Some(reason) => tracing::warn!(reason, "io_uring unavailable; files are read with pread"),
         None => tracing::info!(reader = pool.stats()[0].reader, "file reader"),
@@ -162,6 +166,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
                 data_dir: config.data_dir.clone(),
                 min_free_disk: config.min_free_disk,
                 self_test,
+                md5_calibration: calibration,
             },
             metrics.clone(),
         )
@@ -287,6 +292,31 @@ const SOCKET_STREAMS: usize = 1024;
 /// Tells systemd (`Type=notify`) where the daemon is: a no-op when
 /// `NOTIFY_SOCKET` is unset, and a failure only costs a log line, since
 /// systemd then times the start out itself.
+/// Logs the MD5 kernels the start-up calibration chose, its time, and what
+/// it measured (GB/s with every lane busy, on L1-resident data).
+fn log_md5_calibration(c: &hashcore::md5::Calibration) {
+    let t = &c.tuning;
+    let shapes: Vec<String> = t
+        .shapes()
+        .iter()
+        .map(|(n, shape)| format!("{shape} up to {n} lanes"))
+        .collect();
+    let measured: Vec<String> = jobs::md5_measured(c)
+        .into_iter()
+        .map(|(kernel, gbps)| format!("{kernel} {gbps:.2}"))
+        .collect();
+    tracing::info!(
+        md5_backend = %t.platform(),
+        single = %t.single(),
+        shapes = shapes.join(", "),
+        min_lanes = t.min_lanes(),
+        calibration_ms = c.elapsed.as_secs_f64() * 1e3,
+        rounds = c.rounds,
+        gb_per_s = measured.join(", "),
+        "md5 kernels chosen by measurement"
+    );
+}
+
 fn notify_systemd(state: sd_notify::NotifyState) {
     // Empty counts as unset, as for every other variable hashd reads
     // (sd-notify would try to connect to "" and fail).

@@ -2,8 +2,10 @@
 //! every algorithm through the implementation this CPU selected (the crates
 //! dispatch on CPU features at run time, so a fault in one kernel shows only
 //! on the machines that select it), several at once through one
-//! [`MultiHasher`](crate::MultiHasher), and MD5's lanes on the chosen [`Platform`] at its full
-//! width. A failure means hashd would serve wrong digests: the caller stops.
+//! [`MultiHasher`](crate::MultiHasher), MD5's chosen single-stream kernel,
+//! and MD5's lanes in every kernel shape the chosen [`Tuning`] uses, each at
+//! its full width. A failure means hashd would serve wrong digests: the
+//! caller stops.
 //!
 //! The long input is 65,549 bytes (`(i * 7 + i / 251) mod 256`): long enough
 //! to take every crate's SIMD path (BLAKE3 parallelises whole 1 KiB chunks,
@@ -13,7 +15,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::md5::{self, Platform};
+use crate::md5::{self, Tuning};
 use crate::{to_hex, Algorithm, Algorithms};
 
 /// Length of the generated input.
@@ -101,10 +103,11 @@ fn expect(what: impl Fn() -> String, expected: &str, got: &[u8]) -> Result<(), S
     })
 }
 
-/// Runs the self-test with MD5's lanes on `md5` (the platform the pool will
-/// use). Errors: the first wrong digest. Panics if `md5` is not available
-/// on this CPU (the pool refuses it before this runs).
-pub fn run(md5: Platform) -> Result<SelfTestReport, SelfTestError> {
+/// Runs the self-test with MD5's kernels as `md5` (the tuning the pool will
+/// use) chooses them. Errors: the first wrong digest. Panics if `md5`'s
+/// platform is not available on this CPU (the pool refuses it before this
+/// runs).
+pub fn run(md5: &Tuning) -> Result<SelfTestReport, SelfTestError> {
     let start = Instant::now();
     let mut checks = 0;
     let long = long_input();
@@ -143,24 +146,39 @@ pub fn run(md5: Platform) -> Result<SelfTestReport, SelfTestError> {
         expect(|| format!("{algo} with the others in one pass"), want, &got)?;
         checks += 1;
     }
-    // MD5 in every lane of the platform at once, each lane a different
-    // suffix of the input (so lanes end at different blocks), against the
-    // single-stream path that was just checked.
-    let lanes = md5.max_lanes();
-    let mut states: Vec<md5::Md5> = (0..lanes).map(|_| md5::Md5::new()).collect();
-    let inputs: Vec<&[u8]> = (0..lanes).map(|k| &long[k * 67..]).collect();
-    let mut items: Vec<(&mut md5::Md5, &[u8])> = states
-        .iter_mut()
-        .zip(&inputs)
-        .map(|(m, d)| (m, *d))
-        .collect();
-    md5::update_many_forced(md5, &mut items);
-    drop(items);
-    for (k, (state, input)) in states.into_iter().zip(&inputs).enumerate() {
-        let want = to_hex(&Algorithm::Md5.digest(input));
-        let what = || format!("md5 lane {k} of {lanes} ({})", md5.name());
-        expect(what, &want, &state.finalize())?;
-        checks += 1;
+    // MD5's single-stream kernel, whichever was installed process-wide.
+    let single = md5.single();
+    let mut h = md5::Md5::new();
+    for piece in long.chunks(4093) {
+        h.update_with(single, piece);
+    }
+    expect(
+        || format!("md5 single stream ({single})"),
+        LONG_DIGESTS[0],
+        &h.finalize_with(single),
+    )?;
+    checks += 1;
+    // MD5 in every lane of every shape the tuning uses, each lane a
+    // different suffix of the input (so lanes end at different blocks),
+    // against `Algorithm::digest`, checked above.
+    for (_, shape) in md5.shapes() {
+        let forced = Tuning::forced(md5.platform(), shape, single);
+        let lanes = shape.lanes();
+        let mut states: Vec<md5::Md5> = (0..lanes).map(|_| md5::Md5::new()).collect();
+        let inputs: Vec<&[u8]> = (0..lanes).map(|k| &long[k * 67..]).collect();
+        let mut items: Vec<(&mut md5::Md5, &[u8])> = states
+            .iter_mut()
+            .zip(&inputs)
+            .map(|(m, d)| (m, *d))
+            .collect();
+        md5::update_many_tuned(&forced, &mut items);
+        drop(items);
+        for (k, (state, input)) in states.into_iter().zip(&inputs).enumerate() {
+            let want = to_hex(&Algorithm::Md5.digest(input));
+            let what = || format!("md5 lane {k} of {lanes} ({shape})");
+            expect(what, &want, &state.finalize_with(single))?;
+            checks += 1;
+        }
     }
     Ok(SelfTestReport {
         checks,
@@ -174,8 +192,8 @@ mod tests {
 
     #[test]
     fn passes_on_every_available_platform() {
-        for platform in Platform::ALL.into_iter().filter(|p| p.is_available()) {
-            let report = run(platform).unwrap();
+        for platform in md5::Platform::ALL.into_iter().filter(|p| p.is_available()) {
+            let report = run(&Tuning::fixed(platform)).unwrap();
             assert!(report.checks > 3 * Algorithm::COUNT, "{report:?}");
         }
     }

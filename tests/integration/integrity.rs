@@ -649,3 +649,64 @@ fn ten_thousand_random_inputs_equal_their_references_everywhere() {
         assert_eq!(text.lines().count(), inputs.len());
     }
 }
+
+/// The MD5 kernels are chosen by timing them at start-up: the log says
+/// which and how long it took, `/stats` gives the choice and the figures,
+/// and `--md5-backend` limits the choice to that backend's kernels. (Each
+/// kernel's digests are hashcore's tests' business: they force every shape.)
+#[test]
+fn md5_kernels_are_chosen_by_measurement_and_reported() {
+    let dir = TempDir::new("md5-calibration");
+    let cpu = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let mut backends = vec!["auto", "portable"];
+    if cpu.split_whitespace().any(|flag| flag == "avx2") {
+        backends.push("avx2");
+    }
+    for backend in backends {
+        let d = Daemon::builder(dir.path())
+            .arg("--md5-backend")
+            .arg(backend)
+            .start();
+        let (_, stats) = d.get_json("/stats");
+        let md5 = &stats["md5"];
+        let log = d.stderr();
+        let line = log
+            .lines()
+            .find(|l| l.contains("md5 kernels chosen by measurement"))
+            .unwrap_or_else(|| panic!("no calibration line in {log}"));
+        assert!(line.contains("calibration_ms="), "{line}");
+        assert_eq!(md5["backend"], stats["md5_backend"], "{stats}");
+        let shapes = md5["shapes"].as_array().unwrap();
+        assert!(!shapes.is_empty(), "{md5}");
+        for shape in shapes {
+            let kernel = shape["kernel"].as_str().unwrap();
+            assert!(line.contains(kernel), "{kernel} not in {line}");
+            assert!(
+                md5["calibration"]["gb_per_s"][kernel].as_f64().unwrap() > 0.0,
+                "{md5}"
+            );
+        }
+        assert!(md5["calibration"]["rounds"].as_u64().unwrap() >= 5, "{md5}");
+        match backend {
+            "portable" => {
+                assert_eq!(md5["backend"], "portable");
+                assert_eq!(md5["single"], "scalar");
+                assert_eq!(shapes.len(), 1);
+                assert_eq!(shapes[0]["kernel"], "portable/8x1");
+                assert!(md5["min_lanes"].is_null(), "{md5}");
+            }
+            "avx2" => {
+                assert_eq!(md5["backend"], "avx2");
+                assert!(shapes
+                    .iter()
+                    .all(|s| s["kernel"].as_str().unwrap().starts_with("avx2/")));
+                assert_eq!(md5["single"], "scalar");
+            }
+            _ => {}
+        }
+        // Whatever was chosen hashes right.
+        let body = data(300_000, 17);
+        let v = d.upload("?wait=true", "f", &body).json();
+        assert_eq!(v["hash"], reference("md5", &body), "{v}");
+    }
+}

@@ -10,8 +10,12 @@
 //! - this file: the public API ([`Md5`], [`update_many`], [`Platform`]), CPU
 //!   dispatch, and the round planner (`plan_rounds`) that decides which
 //!   streams share which kernel call;
-//! - `single.rs`: the single-stream compression function (the fast path for
-//!   one stream, and for rounds where too few lanes would be busy);
+//! - `tune.rs`: which kernel shape runs a call with a given number of busy
+//!   lanes, which single-stream kernel runs, and what each costs: fixed
+//!   choices measured on one CPU, or measured at start-up ([`Tuning`]);
+//! - `single.rs`: the scalar single-stream compression function (the fast
+//!   path for one stream, and for rounds where too few lanes would be busy);
+//!   `x86/single512.rs` the AVX-512VL one;
 //! - `portable.rs`: portable multi-lane MD5, the reference for the kernels;
 //! - `x86/avx2.rs`, `x86/avx512.rs`: the SIMD lane kernels.
 //!
@@ -26,8 +30,12 @@
 mod consts;
 mod portable;
 mod single;
+mod tune;
 #[cfg(target_arch = "x86_64")]
 mod x86;
+
+use tune::Costs;
+pub use tune::{Calibration, Isa, Shape, SingleKernel, Tuning, MARGIN};
 
 #[cfg(test)]
 mod tests;
@@ -133,85 +141,28 @@ impl Platform {
         }
     }
 
-    /// Lanes per kernel call when throughput-bound: the register width times
-    /// the number of interleaved groups.
+    /// Lanes per kernel call at most, with the [`Tuning::fixed`] shapes.
     pub fn max_lanes(self) -> usize {
-        match self {
-            Platform::Portable => portable::GROUP_LANES,
-            #[cfg(target_arch = "x86_64")]
-            Platform::Avx2 => x86::avx2::MAX_LANES,
-            #[cfg(target_arch = "x86_64")]
-            Platform::Avx512 => x86::avx512::MAX_LANES,
-            #[cfg(not(target_arch = "x86_64"))]
-            Platform::Avx2 | Platform::Avx512 => portable::GROUP_LANES,
-        }
-    }
-
-    /// Lanes a kernel call computes (busy or not) when `lanes` are busy.
-    fn lane_slots(self, lanes: usize) -> usize {
-        match self {
-            Platform::Portable => lanes.next_multiple_of(portable::GROUP_LANES),
-            #[cfg(target_arch = "x86_64")]
-            Platform::Avx2 => x86::avx2::lane_slots(lanes),
-            #[cfg(target_arch = "x86_64")]
-            Platform::Avx512 => x86::avx512::lane_slots(lanes),
-            #[cfg(not(target_arch = "x86_64"))]
-            Platform::Avx2 | Platform::Avx512 => lanes,
-        }
+        Tuning::fixed(self).max_lanes()
     }
 
     /// The fewest busy lanes for which a kernel call beats hashing each of
-    /// those streams on the single-stream path.
-    ///
-    /// Measured on Zen 4 with `update_many` over N equal 16 KiB streams (the
-    /// `md5/many` benches; best of repeated runs) against one stream on the
-    /// single-stream path (0.81 GB/s): with 2 streams AVX2 lanes run at
-    /// 1.28 GB/s and AVX-512 lanes at 1.22 GB/s, with 1 stream at about
-    /// 0.6 GB/s, so both switch to lanes from 2 streams. The portable kernel
-    /// peaks at 0.59 GB/s (8 lanes, compiled to SSE2), below one single
-    /// stream, so the portable platform never uses lanes.
+    /// those streams on the single-stream path, per [`Tuning::fixed`]
+    /// (`usize::MAX` for the portable platform, whose lanes never do).
     pub fn min_lanes(self) -> usize {
-        match self {
-            Platform::Portable => MIN_LANES_PORTABLE,
-            Platform::Avx2 => MIN_LANES_AVX2,
-            Platform::Avx512 => MIN_LANES_AVX512,
-        }
+        Tuning::fixed(self).min_lanes()
     }
 
-    /// Hashes `blocks` blocks of every lane's data into its state.
+    /// Hashes `blocks` blocks of every lane's data into its state, with the
+    /// [`Tuning::fixed`] shape for that many lanes.
     ///
     /// # Panics
     /// If the CPU lacks the platform, if there are more than
     /// [`Platform::max_lanes`] lanes, or if a lane holds fewer than `blocks`
     /// blocks.
+    #[cfg(test)]
     fn compress_lanes(self, lanes: &mut [Lane<'_>], blocks: usize) {
-        assert!(
-            lanes.len() <= self.max_lanes(),
-            "{} md5 lanes exceed the {} backend's {}",
-            lanes.len(),
-            self.name(),
-            self.max_lanes()
-        );
-        match self {
-            Platform::Portable => portable::compress(lanes, blocks),
-            #[cfg(target_arch = "x86_64")]
-            Platform::Avx2 => {
-                assert!(self.is_available(), "md5 backend avx2 is not available");
-                // SAFETY: `is_available` checked that the CPU has AVX2.
-                unsafe { x86::avx2::compress(lanes, blocks) }
-            }
-            #[cfg(target_arch = "x86_64")]
-            Platform::Avx512 => {
-                assert!(self.is_available(), "md5 backend avx512 is not available");
-                // SAFETY: `is_available` checked that the CPU has AVX2, AVX-512F and
-                // AVX-512VL.
-                unsafe { x86::avx512::compress(lanes, blocks) }
-            }
-            #[cfg(not(target_arch = "x86_64"))]
-            Platform::Avx2 | Platform::Avx512 => {
-                panic!("md5 backend {} is not available", self.name())
-            }
-        }
+        Tuning::fixed(self).compress_lanes(lanes, blocks);
     }
 }
 
@@ -220,13 +171,6 @@ impl fmt::Display for Platform {
         f.write_str(self.name())
     }
 }
-
-/// See [`Platform::min_lanes`].
-const MIN_LANES_PORTABLE: usize = usize::MAX;
-/// See [`Platform::min_lanes`].
-const MIN_LANES_AVX2: usize = 2;
-/// See [`Platform::min_lanes`].
-const MIN_LANES_AVX512: usize = 2;
 
 /// A backend name that is unknown, or names a backend this CPU lacks.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -292,17 +236,34 @@ impl Md5 {
         }
     }
 
-    /// Absorbs `data` on the single-stream path.
+    /// Absorbs `data` on the single-stream path, with the kernel the last
+    /// [`Tuning::install`] chose (scalar until then).
     pub fn update(&mut self, data: &[u8]) {
+        self.update_with(tune::single_kernel(), data);
+    }
+
+    /// Absorbs `data` with the given single-stream kernel.
+    ///
+    /// # Panics
+    /// If the kernel needs a backend this CPU or build lacks.
+    pub fn update_with(&mut self, kernel: SingleKernel, data: &[u8]) {
         let (head, bulk) = self.absorb(data);
         if let Some(head) = head {
-            single::compress(&mut self.state, &head);
+            kernel.compress(&mut self.state, &head);
         }
-        single::compress(&mut self.state, bulk);
+        kernel.compress(&mut self.state, bulk);
     }
 
     /// Pads, hashes the last block(s) and returns the digest.
-    pub fn finalize(mut self) -> [u8; DIGEST_LEN] {
+    pub fn finalize(self) -> [u8; DIGEST_LEN] {
+        self.finalize_with(tune::single_kernel())
+    }
+
+    /// [`Md5::finalize`] with the given single-stream kernel.
+    ///
+    /// # Panics
+    /// If the kernel needs a backend this CPU or build lacks.
+    pub fn finalize_with(mut self, kernel: SingleKernel) -> [u8; DIGEST_LEN] {
         let bit_len = self.len.wrapping_mul(8);
         let mut tail = [0u8; 2 * BLOCK_LEN];
         tail[..self.buffered].copy_from_slice(&self.buf[..self.buffered]);
@@ -313,7 +274,7 @@ impl Md5 {
             2 * BLOCK_LEN
         };
         tail[tail_len - 8..tail_len].copy_from_slice(&bit_len.to_le_bytes());
-        single::compress(&mut self.state, &tail[..tail_len]);
+        kernel.compress(&mut self.state, &tail[..tail_len]);
         let mut digest = [0u8; DIGEST_LEN];
         for (out, word) in digest.chunks_exact_mut(4).zip(self.state) {
             out.copy_from_slice(&word.to_le_bytes());
@@ -401,13 +362,23 @@ pub(crate) struct Lane<'d> {
     pub(crate) data: &'d [u8],
 }
 
+/// Absorbs each stream's data into that stream, with the [`Tuning::fixed`]
+/// kernels of `platform`; see [`update_many_tuned`].
+///
+/// # Panics
+/// If `platform` is not available on this CPU (see [`Platform::is_available`]).
+pub fn update_many(platform: Platform, streams: &mut [(&mut Md5, &[u8])]) -> LaneStats {
+    update_many_tuned(&Tuning::fixed(platform), streams)
+}
+
 /// Absorbs each stream's data into that stream.
 ///
 /// The block-aligned bulk of all streams is hashed together in SIMD lanes;
 /// partial blocks are buffered in the [`Md5`]. Streams may have very unequal
 /// lengths: a planner decides which streams share each kernel call, and
-/// rounds where fewer than [`Platform::min_lanes`] lanes would be busy run on
-/// the single-stream path instead. Returns occupancy figures for `/stats`.
+/// rounds where lanes would not beat the single-stream path (per the
+/// tuning's costs) run on the tuning's single-stream kernel instead. Returns
+/// occupancy figures for `/stats`.
 ///
 /// Each call has a fixed cost (planning, and each kernel call's start and
 /// drain), so feed several KiB per stream per call: on Zen 4, 32 streams over
@@ -415,27 +386,9 @@ pub(crate) struct Lane<'d> {
 /// 256 B at 4.8.
 ///
 /// # Panics
-/// If `platform` is not available on this CPU (see [`Platform::is_available`]).
-pub fn update_many(platform: Platform, streams: &mut [(&mut Md5, &[u8])]) -> LaneStats {
-    update_many_with(platform, platform.min_lanes(), streams)
-}
-
-/// [`update_many`] with every round in lanes, however few streams share it:
-/// how the start-up self-test exercises the lane kernels themselves.
-///
-/// # Panics
-/// If `platform` is not available on this CPU.
-pub fn update_many_forced(platform: Platform, streams: &mut [(&mut Md5, &[u8])]) -> LaneStats {
-    update_many_with(platform, 1, streams)
-}
-
-/// [`update_many`] with a chosen single-stream threshold (tests force lanes
-/// for every round with 1).
-fn update_many_with(
-    platform: Platform,
-    min_lanes: usize,
-    streams: &mut [(&mut Md5, &[u8])],
-) -> LaneStats {
+/// If the tuning's platform is not available on this CPU.
+pub fn update_many_tuned(tuning: &Tuning, streams: &mut [(&mut Md5, &[u8])]) -> LaneStats {
+    let platform = tuning.platform();
     // Before any stream is touched, so that a panic leaves them consistent.
     assert!(
         platform.is_available(),
@@ -458,8 +411,8 @@ fn update_many_with(
     let mut stats = LaneStats::default();
     // The completed partial blocks come first: each precedes its stream's bulk.
     let head_jobs: Vec<(usize, &[u8])> = heads.iter().map(|(i, head)| (*i, &head[..])).collect();
-    run_jobs(platform, min_lanes, &mut states, &head_jobs, &mut stats);
-    run_jobs(platform, min_lanes, &mut states, &bulks, &mut stats);
+    run_jobs(tuning, &mut states, &head_jobs, &mut stats);
+    run_jobs(tuning, &mut states, &bulks, &mut stats);
 
     for ((md5, _), state) in streams.iter_mut().zip(states) {
         md5.state = state;
@@ -470,8 +423,7 @@ fn update_many_with(
 /// Hashes each job's block-aligned data into `states[job's stream]`, following
 /// the plan of [`plan_rounds`]. No two jobs may name the same stream.
 fn run_jobs(
-    platform: Platform,
-    min_lanes: usize,
+    tuning: &Tuning,
     states: &mut [[u32; 4]],
     jobs: &[(usize, &[u8])],
     stats: &mut LaneStats,
@@ -480,10 +432,10 @@ fn run_jobs(
         .iter()
         .map(|(_, data)| data.len() / BLOCK_LEN)
         .collect();
-    let rounds = plan_rounds(&blocks, platform.max_lanes(), min_lanes, MIN_SLICE_BLOCKS);
+    let rounds = plan_rounds(&blocks, tuning.costs(), MIN_SLICE_BLOCKS);
     // Blocks of each job hashed so far: rounds run each job's blocks in order.
     let mut done = vec![0usize; jobs.len()];
-    let mut lanes: Vec<Lane<'_>> = Vec::with_capacity(platform.max_lanes());
+    let mut lanes: Vec<Lane<'_>> = Vec::with_capacity(tuning.max_lanes());
     for round in &rounds {
         match round.path {
             Path::Lanes => {
@@ -492,21 +444,22 @@ fn run_jobs(
                     state: states[jobs[j].0],
                     data: &jobs[j].1[done[j] * BLOCK_LEN..],
                 }));
-                platform.compress_lanes(&mut lanes, round.blocks);
+                tuning.compress_lanes(&mut lanes, round.blocks);
                 for (lane, &j) in lanes.iter().zip(&round.jobs) {
                     states[jobs[j].0] = lane.state;
                     done[j] += round.blocks;
                 }
                 let blocks = round.blocks as u64;
+                let slots = tuning.shape(lanes.len()).map_or(0, Shape::lanes);
                 stats.kernel_calls += 1;
                 stats.lane_blocks += lanes.len() as u64 * blocks;
-                stats.lane_slots += platform.lane_slots(lanes.len()) as u64 * blocks;
+                stats.lane_slots += slots as u64 * blocks;
             }
             Path::Single => {
                 for &j in &round.jobs {
                     let (stream, data) = jobs[j];
                     let run = &data[done[j] * BLOCK_LEN..(done[j] + round.blocks) * BLOCK_LEN];
-                    single::compress(&mut states[stream], run);
+                    tuning.single().compress(&mut states[stream], run);
                     done[j] += round.blocks;
                 }
             }
@@ -544,17 +497,19 @@ pub(crate) struct Round {
 /// with 64-block slices (48 streams: 7.0 and 8.4).
 const MIN_SLICE_BLOCKS: usize = 64;
 
-/// Plans the kernel calls that hash `blocks[j]` blocks of each job `j`, with
-/// at most `max_lanes` lanes per call; rounds with fewer than `min_lanes`
-/// busy lanes go to the single-stream path.
+/// Plans the kernel calls that hash `blocks[j]` blocks of each job `j` on a
+/// machine with the given costs.
 ///
 /// A kernel call costs about the same whether all its lanes are busy or not,
 /// and a job can change lanes between calls for free (its chaining value is
-/// reloaded every call), so the planner keeps as many lanes busy for as long as
-/// it can, and makes the long jobs finish together rather than one by one:
-/// - each round takes the `max_lanes` jobs with the most blocks left (ties: the
-///   earlier job), so a long job is never left to run alone at the end while
-///   short ones had lanes earlier;
+/// reloaded every call), so the planner keeps lanes busy for as long as it
+/// can, and makes the long jobs finish together rather than one by one:
+/// - each round takes as many jobs as give the most blocks per nanosecond
+///   ([`Costs::best_lanes`]: with flat costs, every lane it can fill), the
+///   ones with the most blocks left (ties: the earlier job), so a long job is
+///   never left to run alone at the end while short ones had lanes earlier;
+/// - the round runs in lanes if that beats the single-stream path for those
+///   jobs, on the single-stream path otherwise;
 /// - with no job waiting, a round runs until its shortest job ends: lanes drop
 ///   out one length at a time;
 /// - with jobs waiting, it runs until its shortest job is down to the longest
@@ -563,12 +518,8 @@ const MIN_SLICE_BLOCKS: usize = 64;
 ///   a block or two.
 ///
 /// A job of zero blocks appears in no round.
-pub(crate) fn plan_rounds(
-    blocks: &[usize],
-    max_lanes: usize,
-    min_lanes: usize,
-    min_slice: usize,
-) -> Vec<Round> {
+pub(crate) fn plan_rounds(blocks: &[usize], costs: &Costs, min_slice: usize) -> Vec<Round> {
+    let max_lanes = costs.max_lanes();
     assert!(max_lanes > 0, "md5 planner needs at least one lane");
     let mut left: Vec<(usize, usize)> = blocks
         .iter()
@@ -580,7 +531,14 @@ pub(crate) fn plan_rounds(
     while !left.is_empty() {
         // Most blocks left first; ties in job order.
         left.sort_unstable_by(|x, y| y.1.cmp(&x.1).then(x.0.cmp(&y.0)));
-        let busy = left.len().min(max_lanes);
+        let (best, in_lanes) = costs.best_lanes(left.len());
+        // On the single-stream path, lanes do not matter: take every job a
+        // call could.
+        let busy = if in_lanes {
+            best
+        } else {
+            left.len().min(max_lanes)
+        };
         let shortest = left[busy - 1].1;
         let run = match left.get(busy) {
             None => shortest,
@@ -588,11 +546,7 @@ pub(crate) fn plan_rounds(
         };
         let mut jobs: Vec<usize> = left[..busy].iter().map(|&(job, _)| job).collect();
         jobs.sort_unstable();
-        let path = if busy >= min_lanes {
-            Path::Lanes
-        } else {
-            Path::Single
-        };
+        let path = if in_lanes { Path::Lanes } else { Path::Single };
         rounds.push(Round {
             path,
             jobs,

@@ -36,7 +36,7 @@ use std::thread::JoinHandle;
 use bytes::Bytes;
 use crossbeam_channel::{Sender, TrySendError};
 
-use crate::md5::Platform;
+use crate::md5::{Platform, Tuning};
 use crate::read::{FileReader, ReaderConfig, SharedReaderKind};
 use crate::{Algorithm, Algorithms, Hashes};
 use credits::Credits;
@@ -122,8 +122,10 @@ pub struct PoolConfig {
     pub prefer_uring: bool,
     /// Read sizes and depth for descriptor jobs.
     pub reader: ReaderConfig,
-    /// The MD5 lane backend; must be available on this CPU.
-    pub md5: Platform,
+    /// The MD5 kernels: the lane backend (which must be available on this
+    /// CPU), its shapes and costs, and the single-stream kernel, which
+    /// [`HasherPool::start`] installs process-wide ([`Tuning::install`]).
+    pub md5: Tuning,
 }
 
 impl Default for PoolConfig {
@@ -138,7 +140,7 @@ impl Default for PoolConfig {
             file_queue_len: 4096,
             prefer_uring: !cfg!(feature = "no_uring"),
             reader: ReaderConfig::default(),
-            md5: Platform::detect(),
+            md5: Tuning::fixed(Platform::detect()),
         }
     }
 }
@@ -220,15 +222,14 @@ pub struct HasherPool {
 
 impl HasherPool {
     pub fn start(config: PoolConfig) -> io::Result<HasherPool> {
-        if !config.md5.is_available() {
+        let platform = config.md5.platform();
+        if !platform.is_available() {
             return Err(io::Error::new(
                 io::ErrorKind::Unsupported,
-                format!(
-                    "md5 backend {} is not available on this CPU",
-                    config.md5.name()
-                ),
+                format!("md5 backend {platform} is not available on this CPU"),
             ));
         }
+        config.md5.install();
         let n = config.hashers.max(1);
         let cpus = if config.pin {
             pin::allowed_cpus().unwrap_or_default()
@@ -282,13 +283,18 @@ impl HasherPool {
 
     /// The MD5 lane backend in use.
     pub fn md5_platform(&self) -> Platform {
-        self.config.md5
+        self.config.md5.platform()
+    }
+
+    /// The MD5 kernels in use.
+    pub fn md5_tuning(&self) -> &Tuning {
+        &self.config.md5
     }
 
     /// MD5 streams one hasher hashes side by side: 1 where the backend never
     /// uses lanes (the portable one is slower in lanes than one by one).
     pub fn md5_lanes(&self) -> usize {
-        let md5 = self.config.md5;
+        let md5 = &self.config.md5;
         if md5.min_lanes() <= md5.max_lanes() {
             md5.max_lanes()
         } else {

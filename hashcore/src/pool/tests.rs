@@ -361,7 +361,7 @@ fn md5_streams_share_lanes_on_every_available_backend() {
         let pool = HasherPool::start(PoolConfig {
             hashers: 1,
             pin: false,
-            md5: platform,
+            md5: crate::md5::Tuning::fixed(platform),
             ..PoolConfig::default()
         })
         .unwrap();
@@ -409,7 +409,7 @@ fn an_unavailable_md5_backend_is_refused() {
     for platform in crate::md5::Platform::ALL {
         if !platform.is_available() {
             let err = HasherPool::start(PoolConfig {
-                md5: platform,
+                md5: crate::md5::Tuning::fixed(platform),
                 ..PoolConfig::default()
             })
             .err()

@@ -13,7 +13,7 @@ use crossbeam_channel::{Receiver, TryRecvError};
 use super::credits::Credits;
 use super::finish::Finisher;
 use super::{Counters, Digest, JobError};
-use crate::md5::{self, Platform};
+use crate::md5::{self, Tuning};
 use crate::read::{FileReader, ReadEvent};
 use crate::Algorithms;
 
@@ -119,8 +119,8 @@ pub(crate) struct Worker {
     jobs: HashMap<u64, ActiveJob>,
     /// Reused between polls so reaping allocates nothing.
     events: Vec<ReadEvent>,
-    /// The MD5 backend the lanes run on.
-    platform: Platform,
+    /// The MD5 kernels the lanes and single streams run on.
+    md5: Tuning,
     /// MD5 data gathered from all jobs, hashed together in one lane pass.
     pending: Vec<(u64, Chunk)>,
     /// Jobs whose data is complete (end of file, or `End`), finished once
@@ -135,7 +135,7 @@ impl Worker {
         files: Receiver<FileJob>,
         reader: FileReader,
         counters: Arc<Counters>,
-        platform: Platform,
+        md5: Tuning,
     ) -> Worker {
         Worker {
             rx,
@@ -144,7 +144,7 @@ impl Worker {
             counters,
             jobs: HashMap::new(),
             events: Vec::new(),
-            platform,
+            md5,
             pending: Vec::new(),
             ending: Vec::new(),
         }
@@ -400,7 +400,7 @@ impl Worker {
             Flush::All => rounds.len(),
             Flush::Filled => {
                 // Round 0 holds every job with data here, so it always runs.
-                let enough = (rounds[0].len().min(self.platform.max_lanes()) / 2).max(1);
+                let enough = (rounds[0].len().min(self.md5.max_lanes()) / 2).max(1);
                 rounds
                     .iter()
                     .position(|r| r.len() < enough)
@@ -432,7 +432,7 @@ impl Worker {
             .zip(round.iter())
             .map(|(m, (_, c))| (m, &c[..]))
             .collect();
-        let stats = md5::update_many(self.platform, &mut items);
+        let stats = md5::update_many_tuned(&self.md5, &mut items);
         drop(items);
         self.counters
             .kernel_calls

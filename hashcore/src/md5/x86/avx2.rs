@@ -1,5 +1,6 @@
-//! AVX2 lane kernel: 8 lanes per YMM register, up to [`MAX_GROUPS`] register
-//! groups interleaved.
+//! AVX2 lane kernel: 8 lanes per YMM register, up to three register groups
+//! interleaved (a fourth would not fit the 16 YMM registers); which group
+//! count runs when is [`crate::md5::Tuning`]'s choice.
 //!
 //! AVX2 has neither a three-input logic instruction nor a rotate, so a step
 //! costs more instructions than on AVX-512 (rotate = two shifts and an OR);
@@ -15,53 +16,10 @@ use crate::md5::{Lane, BLOCK_LEN};
 /// Lanes in one YMM register.
 const GROUP_LANES: usize = 8;
 
-/// Register groups interleaved at most.
-///
-/// Measured on Zen 4 with `update_many` over equal 16 KiB streams (best of
-/// repeated runs, 2 shared cores): one group (8 lanes) 5.1 GB/s, two (16)
-/// 7.6 GB/s, three (24) 8.8 GB/s. The single group is bound by its
-/// dependency chain; a fourth would not fit the 16 YMM registers.
-const MAX_GROUPS: usize = 3;
-
-/// Lanes per kernel call at most.
-pub(crate) const MAX_LANES: usize = GROUP_LANES * MAX_GROUPS;
-
-/// Lanes computed (busy or idle) when `lanes` are busy.
-pub(crate) fn lane_slots(lanes: usize) -> usize {
-    lanes.div_ceil(GROUP_LANES).max(1) * GROUP_LANES
-}
-
-/// Hashes `blocks` blocks of each lane's data into that lane's state.
-///
-/// # Safety
-/// The CPU must support AVX2.
-///
-/// # Panics
-/// If there are more than [`MAX_LANES`] lanes or a lane holds fewer than
-/// `blocks` blocks.
-#[target_feature(enable = "avx2")]
-pub(crate) unsafe fn compress(lanes: &mut [Lane<'_>], blocks: usize) {
-    assert!(lanes.len() <= MAX_LANES, "too many md5 lanes for avx2");
-    for lane in lanes.iter() {
-        assert!(
-            lane.data.len() >= blocks * BLOCK_LEN,
-            "md5 lane shorter than the round"
-        );
-    }
-    if lanes.is_empty() || blocks == 0 {
-        return;
-    }
-    match lanes.len().div_ceil(GROUP_LANES) {
-        1 => compress_groups::<1>(lanes, blocks),
-        2 => compress_groups::<2>(lanes, blocks),
-        _ => compress_groups::<3>(lanes, blocks),
-    }
-}
-
 /// The kernel for `G` interleaved groups; lanes past `lanes.len()` compute on
 /// a copy of lane 0's data and are discarded.
 #[target_feature(enable = "avx2")]
-fn compress_groups<const G: usize>(lanes: &mut [Lane<'_>], blocks: usize) {
+pub(crate) fn compress_groups<const G: usize>(lanes: &mut [Lane<'_>], blocks: usize) {
     let mut data: [[&[u8]; GROUP_LANES]; G] = [[lanes[0].data; GROUP_LANES]; G];
     let mut words = [[[0u32; GROUP_LANES]; 4]; G];
     for (i, lane) in lanes.iter().enumerate() {

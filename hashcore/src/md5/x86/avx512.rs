@@ -7,7 +7,8 @@
 //! bound by that chain; two groups fill Zen 4's vector pipes. Zen 4 splits a
 //! ZMM instruction into two 256-bit halves, so with 16 or fewer busy lanes two
 //! or three YMM groups do the same work as one ZMM group with the chain
-//! latency hidden.
+//! latency hidden. Which kernel and group count run when is
+//! [`crate::md5::Tuning`]'s choice.
 
 use core::arch::x86_64::*;
 
@@ -20,67 +21,6 @@ const ZMM_LANES: usize = 16;
 
 /// Lanes in one YMM register.
 const YMM_LANES: usize = 8;
-
-/// ZMM groups interleaved at most.
-///
-/// Measured on Zen 4 with `update_many` over equal 16 KiB streams (best of
-/// repeated runs, 2 shared cores): one group (16 lanes) 7.9 GB/s, two (32)
-/// 11.8 GB/s, three (48) 12.0 GB/s. The third group adds little per call,
-/// but with 48 streams it saves taking turns in 32 lanes (`md5/many` with
-/// 64 KiB streams: 48 streams in 32 lanes 10.6 GB/s).
-const MAX_ZMM_GROUPS: usize = 3;
-
-/// Lanes per kernel call at most.
-pub(crate) const MAX_LANES: usize = ZMM_LANES * MAX_ZMM_GROUPS;
-
-/// The most busy lanes that run on YMM groups rather than ZMM groups.
-///
-/// Measured as for [`MAX_ZMM_GROUPS`]: 16 lanes on two YMM groups 9.6 GB/s
-/// (one ZMM group 7.9), 24 lanes on three YMM groups 11.1 GB/s (two ZMM
-/// groups, a quarter idle, 8.9). Up to 8 lanes go to the AVX2 kernel.
-const MAX_YMM_LANES: usize = 3 * YMM_LANES;
-
-/// Lanes computed (busy or idle) when `lanes` are busy.
-pub(crate) fn lane_slots(lanes: usize) -> usize {
-    if lanes <= MAX_YMM_LANES {
-        lanes.div_ceil(YMM_LANES).max(1) * YMM_LANES
-    } else {
-        lanes.div_ceil(ZMM_LANES) * ZMM_LANES
-    }
-}
-
-/// Hashes `blocks` blocks of each lane's data into that lane's state.
-///
-/// # Safety
-/// The CPU must support AVX2, AVX-512F and AVX-512VL.
-///
-/// # Panics
-/// If there are more than [`MAX_LANES`] lanes or a lane holds fewer than
-/// `blocks` blocks.
-#[target_feature(enable = "avx2,avx512f,avx512vl")]
-pub(crate) unsafe fn compress(lanes: &mut [Lane<'_>], blocks: usize) {
-    assert!(lanes.len() <= MAX_LANES, "too many md5 lanes for avx512");
-    for lane in lanes.iter() {
-        assert!(
-            lane.data.len() >= blocks * BLOCK_LEN,
-            "md5 lane shorter than the round"
-        );
-    }
-    if lanes.is_empty() || blocks == 0 {
-        return;
-    }
-    match lanes.len() {
-        // One group is bound by its dependency chain, and the AVX2 kernel's
-        // chain runs about 5% faster than one YMM group here (8 lanes: 5.1
-        // against 4.8 GB/s; 2 lanes: 1.28 against 1.22).
-        // SAFETY: this function's callers guarantee AVX2 (see `# Safety`).
-        n if n <= YMM_LANES => unsafe { super::avx2::compress(lanes, blocks) },
-        n if n <= 2 * YMM_LANES => compress_ymm::<2>(lanes, blocks),
-        n if n <= MAX_YMM_LANES => compress_ymm::<3>(lanes, blocks),
-        n if n <= 2 * ZMM_LANES => compress_zmm::<2>(lanes, blocks),
-        _ => compress_zmm::<3>(lanes, blocks),
-    }
-}
 
 /// One MD5 step on every group: `a = b + ((a + w + k + fun(b, c, d)) <<< s)`,
 /// with `fun` given as a `VPTERNLOGD` truth table.
@@ -121,7 +61,7 @@ macro_rules! kernel {
         $ternlog:ident, $rol:ident, $loadu:ident, $storeu:ident, $transpose:ident
     ) => {
         #[target_feature(enable = "avx2,avx512f,avx512vl")]
-        fn $name<const G: usize>(lanes: &mut [Lane<'_>], blocks: usize) {
+        pub(crate) fn $name<const G: usize>(lanes: &mut [Lane<'_>], blocks: usize) {
             let mut data: [[&[u8]; $width]; G] = [[lanes[0].data; $width]; G];
             let mut words = [[[0u32; $width]; 4]; G];
             for (i, lane) in lanes.iter().enumerate() {

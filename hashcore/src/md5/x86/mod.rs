@@ -10,6 +10,7 @@
 
 pub(crate) mod avx2;
 pub(crate) mod avx512;
+pub(crate) mod single512;
 
 /// Blocks ahead of the current one that the kernels prefetch in every lane.
 ///
