@@ -710,3 +710,85 @@ fn md5_kernels_are_chosen_by_measurement_and_reported() {
         assert_eq!(v["hash"], reference("md5", &body), "{v}");
     }
 }
+
+/// RFC 9530 section 4: `Want-Repr-Digest` is answered with `Repr-Digest`,
+/// the file's digests that the job computed and the client wants (most
+/// preferred first, nothing computed afresh); `Want-Content-Digest` with
+/// `Content-Digest`, the digest of the JSON answer itself. On uploads and
+/// on lookups of finished jobs; never without the request field.
+#[test]
+fn want_digest_fields_get_repr_digest_and_content_digest() {
+    use sha2::Digest as _;
+    let dir = TempDir::new("integrity-want");
+    let input = data(70_000, 9);
+    let Some(want) = references(dir.path(), "md5,sha256", std::slice::from_ref(&input)) else {
+        return;
+    };
+    let (md5, sha256) = (b64(&want[0][0]), b64(&want[0][1]));
+    let d = Daemon::start(dir.path());
+    let r = request(
+        d.addr,
+        "PUT",
+        "/files/f?wait=1&algo=md5,sha256",
+        &[(
+            "Want-Repr-Digest",
+            "sha-512=10, md5=3, sha-256=5, unixsum=9",
+        )],
+        &input,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    // sha-512 is wanted most but was not computed: left out.
+    assert_eq!(
+        r.header("repr-digest"),
+        Some(format!("sha-256=:{sha256}:, md5=:{md5}:").as_str())
+    );
+    assert_eq!(r.header("content-digest"), None);
+    let id = r.json()["id"].as_str().unwrap().to_string();
+
+    // The answer's own content, as sent.
+    let r = request(
+        d.addr,
+        "POST",
+        "/files?wait=1&algo=sha256",
+        &[
+            ("Want-Content-Digest", "sha-256=1, sha-512=2"),
+            ("Want-Repr-Digest", "sha-256=1"),
+        ],
+        &input,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let b = |d: &[u8]| base64::engine::general_purpose::STANDARD.encode(d);
+    assert_eq!(
+        r.header("content-digest"),
+        Some(
+            format!(
+                "sha-512=:{}:, sha-256=:{}:",
+                b(&sha2::Sha512::digest(&r.body)),
+                b(&sha2::Sha256::digest(&r.body))
+            )
+            .as_str()
+        )
+    );
+    assert_eq!(
+        r.header("repr-digest"),
+        Some(format!("sha-256=:{sha256}:").as_str())
+    );
+
+    // A lookup of the finished job; and one without the field.
+    let path = format!("/gethash/{id}");
+    let r = request(d.addr, "GET", &path, &[("Want-Repr-Digest", "md5=1")], b"");
+    assert_eq!(r.json()["status"], "SUCCESS");
+    assert_eq!(
+        r.header("repr-digest"),
+        Some(format!("md5=:{md5}:").as_str())
+    );
+    let r = request(d.addr, "GET", &path, &[], b"");
+    assert_eq!(r.header("repr-digest"), None);
+    assert_eq!(r.header("content-digest"), None);
+    // 0 is "not acceptable"; a malformed field is ignored.
+    for field in ["md5=0", "md5", "md5=:YQ==:"] {
+        let r = request(d.addr, "GET", &path, &[("Want-Repr-Digest", field)], b"");
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("repr-digest"), None, "{field}");
+    }
+}

@@ -3,8 +3,10 @@
 mod api;
 mod api_contract;
 mod cli_faults;
+mod cli_formats;
 mod cluster;
 mod conformance;
+mod coreutils_tests;
 mod durability;
 mod errors;
 mod events;

@@ -22,10 +22,12 @@ use super::{describe, warn, CheckOptions, Digests, Input, Output};
 /// false if anything failed. With `tagged_algorithms` (`hashd check`, as
 /// `cksum -c`) a BSD line (`SHA256 (f) = …`) is checked with the algorithm
 /// it names; without (`hashd sum -c`, as `md5sum -c`) only lines tagged
-/// with `algo` count. Untagged lines always use `algo`.
+/// with `algo` count. Untagged lines use `algo`; with `None` (`hashd check`
+/// without `-a`), the one algorithm whose digest has the line's length.
+/// Digests are hex or, as `cksum --base64` writes them, base64.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn run(
-    algo: Algorithm,
+    algo: Option<Algorithm>,
     tagged_algorithms: bool,
     options: &CheckOptions,
     files: &[PathBuf],
@@ -59,8 +61,8 @@ pub(super) fn run(
 /// Everything one run needs; the parser's state carries over between files,
 /// as coreutils' does.
 struct Checker<'r, 'o> {
-    /// The algorithm every line is checked against.
-    algo: Algorithm,
+    /// The algorithm of untagged lines (`None`: told by their length).
+    algo: Option<Algorithm>,
     /// What to print and what fails.
     options: &'r CheckOptions,
     /// Line parser, with its memory of the line format seen so far.
@@ -81,8 +83,8 @@ struct Entry {
     algo: Algorithm,
     /// The file name, unescaped.
     name: Vec<u8>,
-    /// The expected digest in hexadecimal, either case.
-    hex: Vec<u8>,
+    /// The expected digest (decoded from hex or base64).
+    expected: Vec<u8>,
 }
 
 /// What the results of one checksum file add up to.
@@ -156,8 +158,7 @@ impl Checker<'_, '_> {
                     // The digests of exactly the line's algorithm (asked
                     // for alone); anything else is no match.
                     let matches = matches!(&hashes[..], [(a, d)]
-                        if *a == entry.algo
-                            && entry.hex.eq_ignore_ascii_case(hashcore::to_hex(d).as_bytes()));
+                        if *a == entry.algo && *d == entry.expected);
                     if matches {
                         tally.matched = true;
                     } else {
@@ -204,14 +205,16 @@ impl Checker<'_, '_> {
             warn_misformatted(stderr, *n);
         }
         let ok = self.summarize(&display, entries.len(), misformatted.len() as u64, &tally);
-        if entries.is_empty() && !looks_like.is_empty() {
+        if entries.is_empty() && !looks_like.is_empty() && self.parser.any_tag {
             self.hint(&display, &looks_like);
         }
         ok
     }
 
-    /// Says which algorithms the lines of a list without a usable line seem
-    /// to be for, so that `-a` can be fixed.
+    /// Says which algorithms the untagged lines of a list without a usable
+    /// line seem to be for, so that `-a` can be fixed. `hashd check` only:
+    /// `hashd sum -c`'s stderr stays md5sum's, line for line (coreutils'
+    /// own tests compare it).
     fn hint(&mut self, display: &str, looks_like: &[Algorithm]) {
         let names: Vec<String> = looks_like
             .iter()
@@ -219,14 +222,17 @@ impl Checker<'_, '_> {
             .collect();
         let advice = match looks_like {
             [only] => format!(" (try -a {})", only.name()),
-            _ => String::new(),
+            _ => " (use -a to say which)".to_string(),
+        };
+        let not = match self.algo {
+            Some(algo) => format!(", not {}", bsd_tag(algo)),
+            None => String::new(),
         };
         warn(
             self.stderr,
             format_args!(
-                "{display}: the lines look like {} checksums, not {}{advice}",
+                "{display}: the lines look like {} checksums{not}{advice}",
                 names.join(", "),
-                self.algo.name().to_ascii_uppercase()
             ),
         );
     }
@@ -282,7 +288,9 @@ impl Checker<'_, '_> {
                 _ => {
                     misformatted.push((entries.len(), line_number));
                     for algo in looks_like_algorithms(line) {
-                        if !looks_like.contains(&algo) {
+                        // A line of the right length that failed otherwise
+                        // (no name, a bad escape) is just misformatted.
+                        if !looks_like.contains(&algo) && Some(algo) != self.algo {
                             looks_like.push(algo);
                         }
                     }
@@ -351,13 +359,14 @@ fn plural(n: u64, singular: &'static str, plural: &'static str) -> &'static str 
     }
 }
 
-/// Splits checksum lines as coreutils 9.1's `split_3` does.
+/// Splits checksum lines as coreutils' `split_3` does (9.1's, with the
+/// base64 digests and length detection of later versions' cksum).
 struct LineParser {
-    /// The algorithm of untagged lines (and, unless `any_tag`, of all).
-    algo: Algorithm,
-    /// Digest length in hex digits.
-    hex_len: usize,
-    /// The BSD tag this algorithm's lines carry (`MD5`, `SHA256`, ...).
+    /// The algorithm of untagged lines (and, unless `any_tag`, of all);
+    /// `None`: the one whose digest has the line's length.
+    algo: Option<Algorithm>,
+    /// The BSD tag `algo`'s lines carry (`MD5`, `SHA256`, ...); MD5's
+    /// without `algo`, for warnings, which then read as md5sum's.
     tag: String,
     /// Whether a BSD line may name another algorithm than `algo`, and is
     /// then checked with it (`cksum -c`), rather than be misformatted
@@ -402,9 +411,54 @@ fn line_result(algo: Algorithm, result: &io::Result<Hashes>) -> io::Result<Hashe
     }
 }
 
-/// The BSD tag of `algo`'s lines: its name in capitals.
+/// The BSD tag of `algo`'s lines (its name in capitals).
 fn bsd_tag(algo: Algorithm) -> String {
-    algo.name().to_ascii_uppercase()
+    algo.spec().bsd_tag.to_string()
+}
+
+/// The digest a line gives for `algo`: `2n` hex digits (either case) or,
+/// as `cksum --base64` writes it, the `4⌈n/3⌉` characters of standard
+/// padded base64 (RFC 4648), for an `n`-byte digest. `None` for anything
+/// else, as coreutils' `valid_digits`.
+fn decode_digest(algo: Algorithm, text: &[u8]) -> Option<Vec<u8>> {
+    use base64::Engine as _;
+    let n = algo.digest_len();
+    if text.len() == 2 * n && text.iter().all(u8::is_ascii_hexdigit) {
+        let digit = |b: u8| (b as char).to_digit(16).expect("checked hex") as u8;
+        return Some(
+            text.chunks(2)
+                .map(|p| (digit(p[0]) << 4) | digit(p[1]))
+                .collect(),
+        );
+    }
+    if text.len() == n.div_ceil(3) * 4 {
+        return base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .ok()
+            .filter(|d| d.len() == n);
+    }
+    None
+}
+
+/// The one algorithm whose digest `text` can be (hex first: a string of
+/// hex digits is read as hex, as cksum does); `None` if none or several
+/// (64 hex digits are sha256, sha3-256 or blake3).
+fn algorithm_by_length(text: &[u8]) -> Option<Algorithm> {
+    let is_hex = text.iter().all(u8::is_ascii_hexdigit);
+    let candidates: Vec<Algorithm> = Algorithm::ALL
+        .into_iter()
+        .filter(|&a| {
+            if is_hex && text.len().is_multiple_of(2) {
+                text.len() == 2 * a.digest_len()
+            } else {
+                decode_digest(a, text).is_some()
+            }
+        })
+        .collect();
+    match candidates[..] {
+        [only] => Some(only),
+        _ => None,
+    }
 }
 
 /// The algorithm whose BSD tag, followed by `(` or ` (`, starts `rest`.
@@ -416,13 +470,14 @@ fn tagged_algorithm(rest: &[u8]) -> Option<(Algorithm, &[u8])> {
     })
 }
 
-/// What a line that did not parse seems to be: a BSD line naming an
-/// algorithm, or a GNU line whose digest has another algorithm's length.
+/// What an untagged line that did not parse seems to be: the algorithms
+/// of its digest's length (BSD lines name theirs, and `hashd check` takes
+/// every tag: one that failed is just misformatted).
 fn looks_like_algorithms(line: &[u8]) -> Vec<Algorithm> {
     let line = trim_blanks(line);
     let line = line.strip_prefix(b"\\").unwrap_or(line);
-    if let Some((algo, _)) = tagged_algorithm(line) {
-        return vec![algo];
+    if tagged_algorithm(line).is_some() {
+        return Vec::new();
     }
     let hex = line.iter().take_while(|b| b.is_ascii_hexdigit()).count();
     if !line.get(hex).is_some_and(|&b| is_blank(b)) {
@@ -437,11 +492,10 @@ fn looks_like_algorithms(line: &[u8]) -> Vec<Algorithm> {
 }
 
 impl LineParser {
-    fn new(algo: Algorithm, any_tag: bool) -> Self {
+    fn new(algo: Option<Algorithm>, any_tag: bool) -> Self {
         LineParser {
             algo,
-            hex_len: algo.digest_len() * 2,
-            tag: bsd_tag(algo),
+            tag: bsd_tag(algo.unwrap_or(Algorithm::Md5)),
             any_tag,
             bsd_reversed: None,
         }
@@ -455,22 +509,28 @@ impl LineParser {
         if escaped {
             rest = &rest[1..];
         }
-        if let Some(after_tag) = rest.strip_prefix(self.tag.as_bytes()) {
-            let after_tag = after_tag.strip_prefix(b" ").unwrap_or(after_tag);
-            return self.parse_bsd(self.algo, after_tag.strip_prefix(b"(")?, escaped);
+        if let Some(algo) = self.algo {
+            if let Some(after_tag) = rest.strip_prefix(self.tag.as_bytes()) {
+                let after_tag = after_tag.strip_prefix(b" ").unwrap_or(after_tag);
+                return self.parse_bsd(algo, after_tag.strip_prefix(b"(")?, escaped);
+            }
         }
         if self.any_tag {
             if let Some((algo, after_paren)) = tagged_algorithm(rest) {
                 return self.parse_bsd(algo, after_paren, escaped);
             }
         }
-        if rest.len() < self.hex_len + 2 + usize::from(rest.first() == Some(&b'\\')) {
+        // The digest runs to the first blank.
+        let digest_len = rest.iter().take_while(|&&b| !is_blank(b)).count();
+        if rest.len() < digest_len + 2 + usize::from(rest.first() == Some(&b'\\')) {
             return None;
         }
-        let (hex, after) = rest.split_at(self.hex_len);
-        if !hex.iter().all(u8::is_ascii_hexdigit) || !is_blank(after[0]) {
-            return None;
-        }
+        let (digest, after) = rest.split_at(digest_len);
+        let algo = match self.algo {
+            Some(algo) => algo,
+            None => algorithm_by_length(digest)?,
+        };
+        let expected = decode_digest(algo, digest)?;
         let mut name = &after[1..];
         if name.len() == 1 || !matches!(name[0], b' ' | b'*') {
             if self.bsd_reversed == Some(false) {
@@ -481,7 +541,7 @@ impl LineParser {
             self.bsd_reversed = Some(false);
             name = &name[1..];
         }
-        entry(self.algo, hex, name, escaped)
+        entry(algo, expected, name, escaped)
     }
 
     /// `TAG (NAME) = HASH`, from just after the `(`: the name runs to the
@@ -490,15 +550,12 @@ impl LineParser {
         let close = s.iter().rposition(|&b| b == b')')?;
         let (name, after) = (&s[..close], &s[close + 1..]);
         let after = trim_blanks(after).strip_prefix(b"=")?;
-        let hex = trim_blanks(after);
-        if hex.len() != algo.digest_len() * 2 || !hex.iter().all(u8::is_ascii_hexdigit) {
-            return None;
-        }
-        entry(algo, hex, name, escaped)
+        let expected = decode_digest(algo, trim_blanks(after))?;
+        entry(algo, expected, name, escaped)
     }
 }
 
-fn entry(algo: Algorithm, hex: &[u8], name: &[u8], escaped: bool) -> Option<Entry> {
+fn entry(algo: Algorithm, expected: Vec<u8>, name: &[u8], escaped: bool) -> Option<Entry> {
     let name = if escaped {
         unescape_name(name)?
     } else {
@@ -508,7 +565,7 @@ fn entry(algo: Algorithm, hex: &[u8], name: &[u8], escaped: bool) -> Option<Entr
     Some(Entry {
         algo,
         name,
-        hex: hex.to_vec(),
+        expected,
     })
 }
 
@@ -528,13 +585,13 @@ mod tests {
 
     fn parse(parser: &mut LineParser, line: &str) -> Option<String> {
         let entry = parser.parse(line.as_bytes())?;
-        assert_eq!(entry.hex.len(), 32);
+        assert_eq!(entry.expected.len(), 16);
         Some(String::from_utf8(entry.name).unwrap())
     }
 
     #[test]
     fn parses_gnu_bsd_and_escaped_lines() {
-        let mut p = LineParser::new(Algorithm::Md5, false);
+        let mut p = LineParser::new(Some(Algorithm::Md5), false);
         let ok = |p: &mut LineParser, line: String| parse(p, &line);
         assert_eq!(ok(&mut p, format!("{H}  a b")).as_deref(), Some("a b"));
         assert_eq!(ok(&mut p, format!("{H} *a b")).as_deref(), Some("a b"));
@@ -576,12 +633,75 @@ mod tests {
     }
 
     #[test]
+    fn base64_digests_and_algorithms_told_by_length() {
+        let empty_md5 = Algorithm::Md5.digest(b"");
+        let mut p = LineParser::new(None, true);
+        let algo = |p: &mut LineParser, line: &str| p.parse(line.as_bytes()).map(|e| e.algo);
+        let e = p.parse(b"1B2M2Y8AsgTpgAmY7PhCfg==  f").unwrap();
+        assert_eq!(
+            (e.algo, &e.expected[..], &e.name[..]),
+            (Algorithm::Md5, &empty_md5[..], &b"f"[..])
+        );
+        let e = p.parse(b"d41d8cd98f00b204e9800998ecf8427e  f").unwrap();
+        assert_eq!(e.expected, empty_md5);
+        assert_eq!(
+            algo(&mut p, &format!("{}  f", "a".repeat(40))),
+            Some(Algorithm::Sha1)
+        );
+        assert_eq!(
+            algo(&mut p, &format!("{}  f", "a".repeat(56))),
+            Some(Algorithm::Sha224)
+        );
+        assert_eq!(
+            algo(&mut p, &format!("{}  f", "a".repeat(96))),
+            Some(Algorithm::Sha384)
+        );
+        assert_eq!(
+            algo(&mut p, &format!("{}  f", "a".repeat(16))),
+            Some(Algorithm::Crc64Nvme)
+        );
+        // Shared lengths: sha256/sha3-256/blake3, sha512/sha3-512, the CRC-32s.
+        for len in [64, 128, 8] {
+            assert_eq!(
+                algo(&mut p, &format!("{}  f", "a".repeat(len))),
+                None,
+                "{len}"
+            );
+        }
+        assert_eq!(
+            algo(
+                &mut p,
+                "SHA256 (f) = 47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="
+            ),
+            Some(Algorithm::Sha256)
+        );
+        assert_eq!(
+            algo(&mut p, "CRC32C (f) = AAAAAA=="),
+            Some(Algorithm::Crc32c)
+        );
+        // Padding removed, or wrong: no line.
+        for bad in [
+            "MD5 (f) = 1B2M2Y8AsgTpgAmY7PhCfg=",
+            "MD5 (f) = 1B2M2Y8AsgTpgAmY7PhCf===",
+            "1B2M2Y8AsgTpgAmY7PhCfg=  f",
+        ] {
+            assert_eq!(algo(&mut p, bad), None, "{bad}");
+        }
+        // With -a, a base64 line of that algorithm.
+        let mut p = LineParser::new(Some(Algorithm::Sha256), false);
+        let e = p
+            .parse(b"47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=  f")
+            .unwrap();
+        assert_eq!(e.expected, Algorithm::Sha256.digest(b""));
+    }
+
+    #[test]
     fn first_gnu_line_decides_reversed_format() {
-        let mut p = LineParser::new(Algorithm::Md5, false);
+        let mut p = LineParser::new(Some(Algorithm::Md5), false);
         assert_eq!(parse(&mut p, &format!("{H} a b")).as_deref(), Some("a b"));
         assert_eq!(parse(&mut p, &format!("{H}  a b")).as_deref(), Some(" a b"));
         // An invalid digest does not decide anything.
-        let mut p = LineParser::new(Algorithm::Md5, false);
+        let mut p = LineParser::new(Some(Algorithm::Md5), false);
         assert_eq!(parse(&mut p, &format!("z{} a", &H[1..])), None);
         assert_eq!(parse(&mut p, &format!("{H}  a b")).as_deref(), Some("a b"));
     }
@@ -629,12 +749,12 @@ mod tests {
             ("gone", Err(io::Error::from_raw_os_error(2))),
             ("dir", Err(io::Error::from_raw_os_error(21))),
         ]);
-        run_list(Algorithm::Md5, true, &options, &mut digests, list)
+        run_list(Some(Algorithm::Md5), true, &options, &mut digests, list)
     }
 
     /// `run` over `list` as standard input: (all ok, stdout, stderr).
     fn run_list(
-        algo: Algorithm,
+        algo: Option<Algorithm>,
         tagged: bool,
         options: &CheckOptions,
         digests: &mut dyn Digests,
@@ -767,7 +887,13 @@ mod tests {
         list: &str,
     ) -> (bool, String, String, Vec<(String, usize)>) {
         let mut digests = Contents(vec![("f", b"a"), ("g", b"b")], Vec::new());
-        let (ok, out, err) = run_list(algo, tagged, &CheckOptions::default(), &mut digests, list);
+        let (ok, out, err) = run_list(
+            Some(algo),
+            tagged,
+            &CheckOptions::default(),
+            &mut digests,
+            list,
+        );
         (ok, out, err, digests.1)
     }
 
@@ -824,10 +950,10 @@ mod tests {
         let list = format!("SHA256 (f) = {}\n", hex(Algorithm::Sha256, b"a"));
         let (ok, out, err, _) = check_with(false, Algorithm::Md5, &list);
         assert!(!ok && out.is_empty());
+        // md5sum's message alone (coreutils' md5sum.pl compares stderr).
         assert_eq!(
             err,
-            "hashd: 'standard input': no properly formatted checksum lines found\n\
-             hashd: 'standard input': the lines look like SHA256 checksums, not MD5 (try -a sha256)\n"
+            "hashd: 'standard input': no properly formatted checksum lines found\n"
         );
     }
 
@@ -845,7 +971,7 @@ mod tests {
         assert_eq!(
             err,
             "hashd: 'standard input': no properly formatted checksum lines found\n\
-             hashd: 'standard input': the lines look like SHA256, SHA3-256, BLAKE3, SHA1 checksums, not MD5\n"
+             hashd: 'standard input': the lines look like SHA256, SHA3-256, BLAKE3, SHA1 checksums, not MD5 (use -a to say which)\n"
         );
         // Nothing recognisable: coreutils' message alone.
         let (_, _, err, _) = check_with(true, Md5, "not a line\nabc  f\n");

@@ -101,16 +101,27 @@ pub struct SumArgs {
     /// Hash algorithm: md5, sha1, sha224, sha256, sha384, sha512, sha3-256,
     /// sha3-512, blake3, crc32, crc32c, crc64nvme [default: md5]; several,
     /// separated by commas (md5,sha256), read each file once and print one
-    /// BSD-style line per algorithm
+    /// BSD-style line per algorithm. crc32b: CRC-32 printed as
+    /// `cksum -a crc32b` does (decimal CRC, byte count, name)
     #[arg(short = 'a', long = "algo", value_name = "ALGO[,ALGO...]")]
-    pub algo: Option<Algorithms>,
+    pub algo: Option<SumAlgorithms>,
     /// Hash the files under directory arguments, depth first, names sorted
     /// byte-wise (symbolic links to directories are not followed)
     #[arg(short = 'r', long, overrides_with = "recursive")]
     pub recursive: bool,
     /// Create a BSD-style checksum
-    #[arg(long, overrides_with = "tag")]
+    #[arg(long, overrides_with_all = ["tag", "untagged"])]
     pub tag: bool,
+    /// Create a reversed style checksum, without digest type (the default
+    /// for one algorithm; as cksum's --untagged)
+    #[arg(long, overrides_with_all = ["tag", "untagged"])]
+    pub untagged: bool,
+    /// Emit base64-encoded digests, not hexadecimal
+    #[arg(long, overrides_with = "base64")]
+    pub base64: bool,
+    /// Emit a raw binary digest, not hexadecimal (one file, one algorithm)
+    #[arg(long, overrides_with = "raw")]
+    pub raw: bool,
     /// Mark the lines as binary mode (`*` before the name)
     #[arg(short = 'b', long, overrides_with_all = ["binary", "text"])]
     pub binary: bool,
@@ -138,7 +149,12 @@ impl SumArgs {
     /// default (say, when invoked as `sha256sum`) sets `algo` when parsing
     /// left it `None`.
     pub fn algorithms(&self) -> Algorithms {
-        self.algo.unwrap_or_default()
+        self.algo.map(|a| a.algorithms).unwrap_or_default()
+    }
+
+    /// Whether `-a crc32b` asked for `cksum -a crc32b`'s output.
+    pub fn cksum_crc32b(&self) -> bool {
+        self.algo.is_some_and(|a| a.crc32b)
     }
 
     /// The first of [`SumArgs::algorithms`] (the only one `-c` takes).
@@ -147,12 +163,44 @@ impl SumArgs {
     }
 }
 
+/// What `hashd sum -a` names: a list of algorithms, or `crc32b`, coreutils
+/// cksum's name for CRC-32 (hashd's `crc32`) in cksum's own output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SumAlgorithms {
+    /// The algorithms, in the order given; `crc32` alone for `crc32b`.
+    pub algorithms: Algorithms,
+    /// `crc32b`: lines as `cksum -a crc32b` prints them (`CRC LENGTH NAME`,
+    /// the CRC in decimal), which carry the byte count and no tag.
+    pub crc32b: bool,
+}
+
+impl std::str::FromStr for SumAlgorithms {
+    type Err = hashcore::UnknownAlgorithm;
+
+    /// `crc32b` alone (any case), else [`Algorithms`]' comma-separated
+    /// names. `crc32b` in a list is an error: its lines have no tag.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.trim().eq_ignore_ascii_case("crc32b") {
+            return Ok(SumAlgorithms {
+                algorithms: Algorithm::Crc32.into(),
+                crc32b: true,
+            });
+        }
+        Ok(SumAlgorithms {
+            algorithms: s.parse()?,
+            crc32b: false,
+        })
+    }
+}
+
 /// Verify checksum files, like md5sum -c
 #[derive(clap::Args, Clone, Debug, Default, PartialEq, Eq)]
 pub struct CheckArgs {
     /// Hash algorithm of the untagged lines (BSD lines name their own):
     /// md5, sha1, sha224, sha256, sha384, sha512, sha3-256, sha3-512,
-    /// blake3, crc32, crc32c, crc64nvme [default: md5]
+    /// blake3, crc32, crc32c, crc64nvme [default: from the digest's length
+    /// where only one algorithm has it: md5, sha1, sha224, sha384,
+    /// crc64nvme]
     #[arg(short = 'a', long = "algo", value_name = "ALGO")]
     pub algo: Option<Algorithm>,
     /// What to print and what counts as failure
@@ -161,13 +209,6 @@ pub struct CheckArgs {
     /// Checksum files; none or `-` means standard input
     #[arg(value_name = "FILE", value_parser = file_operand())]
     pub files: Vec<PathBuf>,
-}
-
-impl CheckArgs {
-    /// The algorithm to use: `-a`, else MD5.
-    pub fn algorithm(&self) -> Algorithm {
-        self.algo.unwrap_or(Algorithm::Md5)
-    }
 }
 
 /// Parses a FILE operand. Unlike clap's `PathBuf` parser this accepts the
@@ -193,7 +234,7 @@ pub fn run_sum(
     let mut out = Output::new(stdout);
     let ok = if args.check {
         check::run(
-            args.algorithm(),
+            Some(args.algorithm()),
             false,
             &args.verify,
             &args.files,
@@ -218,7 +259,7 @@ pub fn run_check(
 ) -> i32 {
     let mut out = Output::new(stdout);
     let ok = check::run(
-        args.algorithm(),
+        args.algo,
         true,
         &args.options,
         &args.files,
@@ -336,6 +377,17 @@ mod tests {
         assert_eq!(a.files, [PathBuf::from("x"), PathBuf::from("-")]);
         assert_eq!(sum_args(&[]).algorithm(), Algorithm::Md5);
         assert_eq!(sum_args(&["--", ""]).files, [PathBuf::new()]);
+        let a = sum_args(&["-a", "CRC32B", "--base64", "--raw"]);
+        assert!(a.cksum_crc32b() && a.base64 && a.raw);
+        assert_eq!(a.algorithm(), Algorithm::Crc32);
+        assert!(!sum_args(&["-a", "crc32"]).cksum_crc32b());
+        // --tag and --untagged: the last one wins.
+        let a = sum_args(&["--tag", "--untagged"]);
+        assert!(a.untagged && !a.tag);
+        let a = sum_args(&["--untagged", "--tag"]);
+        assert!(a.tag && !a.untagged);
+        let argv = ["hashd", "sum", "-a", "md5,crc32b"];
+        assert!(Cli::try_parse_from(argv).is_err());
     }
 
     #[test]
@@ -407,6 +459,19 @@ mod tests {
                 "the --zero option is not supported when verifying checksums",
             ),
             (&["--tag", "-t"], "--tag does not support --text mode"),
+            (
+                &["--base64", "--raw"],
+                "--base64 and --raw are mutually exclusive",
+            ),
+            (&["-a", "md5,sha1", "--raw"], "--raw takes one algorithm"),
+            (
+                &["-a", "md5,sha1", "--untagged"],
+                "--untagged takes one algorithm (only a tag tells the lines of several apart)",
+            ),
+            (
+                &["-a", "crc32b", "-c"],
+                "--check is not supported with --algorithm=crc32b",
+            ),
             (
                 &["--strict", "--quiet"],
                 "the --quiet option is meaningful only when verifying checksums",

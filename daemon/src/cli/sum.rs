@@ -8,16 +8,32 @@ use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
+use base64::Engine as _;
 use hashcore::{Algorithms, Hashes};
 
 use super::escape::{needs_line_escape, push_line_name, quote};
 use super::{describe, warn, Digests, Input, Output, SumArgs};
 
-/// Checks option combinations in the order coreutils 9.1 does; the error is
-/// the message to print before the `Try ... --help` hint.
+/// Checks option combinations in the order coreutils 9.1 does (the
+/// options coreutils 9.1's md5sum lacks, from its later cksum, first); the
+/// error is the message to print before the `Try ... --help` hint.
 pub(super) fn validate(args: &SumArgs) -> Result<(), &'static str> {
     let v = &args.verify;
+    let several = args.algorithms().len() > 1;
     let problems = [
+        (
+            args.check && args.cksum_crc32b(),
+            "--check is not supported with --algorithm=crc32b",
+        ),
+        (
+            args.base64 && args.raw,
+            "--base64 and --raw are mutually exclusive",
+        ),
+        (
+            args.untagged && several,
+            "--untagged takes one algorithm (only a tag tells the lines of several apart)",
+        ),
+        (args.raw && several, "--raw takes one algorithm"),
         (args.tag && args.text, "--tag does not support --text mode"),
         (
             args.zero && args.check,
@@ -74,6 +90,17 @@ pub(super) fn run(
     stderr: &mut dyn Write,
 ) -> bool {
     let plan = Plan::build(&args.files, args.recursive);
+    if args.raw && plan.inputs.len() > 1 {
+        // As cksum: an error without the usage hint, before any output.
+        warn(
+            stderr,
+            format_args!("the --raw option is not supported with multiple files"),
+        );
+        return false;
+    }
+    if args.cksum_crc32b() {
+        return run_crc32b(args, &plan, out, stderr);
+    }
     let style = LineStyle::new(args);
     let mut ok = plan.failures.is_empty();
     let mut failures = plan.failures.iter().peekable();
@@ -105,8 +132,90 @@ pub(super) fn run(
     ok
 }
 
+/// `hashd sum -a crc32b`: `cksum -a crc32b`'s lines, `CRC BYTES[ NAME]`
+/// (the CRC-32 in decimal, the name only when files were named, never
+/// escaped), or with `--raw` the CRC's four bytes, big-endian. The byte
+/// count must be that of the bytes hashed, so these inputs are read here,
+/// in this process, counting as they are hashed, rather than handed to a
+/// [`Digests`] (which reports digests only).
+fn run_crc32b(args: &SumArgs, plan: &Plan, out: &mut Output<'_>, stderr: &mut dyn Write) -> bool {
+    let mut ok = plan.failures.is_empty();
+    let mut failures = plan.failures.iter().peekable();
+    let mut buf = vec![0; 128 * 1024];
+    let algo = hashcore::Algorithm::Crc32;
+    for (index, input) in plan.inputs.iter().enumerate() {
+        while let Some((_, message)) = failures.next_if(|(before, _)| *before <= index) {
+            warn(stderr, format_args!("{message}"));
+        }
+        let name = &plan.names[index];
+        let result = match input {
+            Input::Stdin => count_and_hash(algo, &mut io::stdin(), &mut buf),
+            Input::Path(path) => {
+                fs::File::open(path).and_then(|mut file| count_and_hash(algo, &mut file, &mut buf))
+            }
+        };
+        match result {
+            Ok((digest, len)) => {
+                let mut line = Vec::new();
+                if args.raw {
+                    line.extend_from_slice(&digest);
+                } else {
+                    let crc = u32::from_be_bytes(digest[..4].try_into().expect("crc32 is 4 bytes"));
+                    line.extend_from_slice(format!("{crc} {len}").as_bytes());
+                    if !args.files.is_empty() {
+                        line.push(b' ');
+                        line.extend_from_slice(name);
+                    }
+                    line.push(if args.zero { b'\0' } else { b'\n' });
+                }
+                out.line(&line);
+            }
+            Err(e) => {
+                warn(stderr, format_args!("{}: {}", quote(name), describe(&e)));
+                ok = false;
+            }
+        }
+    }
+    for (_, message) in failures {
+        warn(stderr, format_args!("{message}"));
+    }
+    ok
+}
+
+/// Hashes everything `reader` yields with `algo`; the digest and the
+/// number of bytes hashed.
+fn count_and_hash(
+    algo: hashcore::Algorithm,
+    reader: &mut dyn io::Read,
+    buf: &mut [u8],
+) -> io::Result<(Vec<u8>, u64)> {
+    struct Counting<'a> {
+        inner: &'a mut dyn io::Read,
+        bytes: u64,
+    }
+    impl io::Read for Counting<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.inner.read(buf)?;
+            self.bytes += n as u64;
+            Ok(n)
+        }
+    }
+    let mut counting = Counting {
+        inner: reader,
+        bytes: 0,
+    };
+    let hashes = super::hash_reader(algo.into(), &mut counting, buf)?;
+    let digest = hashes
+        .into_iter()
+        .next()
+        .map(|(_, d)| d)
+        .unwrap_or_default();
+    Ok((digest, counting.bytes))
+}
+
 /// How checksum lines look: `HASH  NAME`, `HASH *NAME` or
-/// `TAG (NAME) = HASH`, ended by newline or NUL.
+/// `TAG (NAME) = HASH`, ended by newline or NUL; or, with `--raw`, the
+/// digest's bytes alone.
 struct LineStyle {
     /// The algorithms; each one's BSD tag is in its table row.
     algo: Algorithms,
@@ -117,15 +226,21 @@ struct LineStyle {
     binary: bool,
     /// NUL-terminated lines without name escaping (`-z`).
     zero: bool,
+    /// Digests in standard base64 (RFC 4648, padded), not hex (`--base64`).
+    base64: bool,
+    /// The digest's bytes alone, no name, no line end (`--raw`).
+    raw: bool,
 }
 
 impl LineStyle {
     fn new(args: &SumArgs) -> Self {
         LineStyle {
             algo: args.algorithms(),
-            tag: args.tag || args.algorithms().len() > 1,
+            tag: args.tag || (args.algorithms().len() > 1 && !args.untagged),
             binary: args.binary,
             zero: args.zero,
+            base64: args.base64,
+            raw: args.raw,
         }
     }
 
@@ -137,11 +252,19 @@ impl LineStyle {
     }
 
     fn push_line(&self, line: &mut Vec<u8>, tag: &str, digest: &[u8], name: &[u8]) {
+        if self.raw {
+            line.extend_from_slice(digest);
+            return;
+        }
         let escape = !self.zero && needs_line_escape(name);
         if escape {
             line.push(b'\\');
         }
-        let hex = hashcore::to_hex(digest);
+        let hex = if self.base64 {
+            base64::engine::general_purpose::STANDARD.encode(digest)
+        } else {
+            hashcore::to_hex(digest)
+        };
         if self.tag {
             line.extend_from_slice(tag.as_bytes());
             line.extend_from_slice(b" (");
@@ -246,6 +369,8 @@ mod tests {
             tag,
             binary,
             zero,
+            base64: false,
+            raw: false,
         }
     }
 

@@ -291,9 +291,8 @@ pub fn from_form_field(name: &str, value: &str) -> Result<Option<Claim>, ApiErro
 
 /// Headers naming a finished job's digests, each in its home header's
 /// form: `x-amz-checksum-<alg>` (base64) for the algorithms S3 names, and
-/// one `x-goog-hash` (`md5=…,crc32c=…`) for those GCS names. (RFC 9530's
-/// `Repr-Digest` is not used here: in a response it would describe the
-/// response's own JSON body, not the upload.)
+/// one `x-goog-hash` (`md5=…,crc32c=…`) for those GCS names. RFC 9530's
+/// fields are sent only when asked for (see [`Wanted`]).
 pub fn answer_headers(hashes: &Hashes) -> Vec<(String, String)> {
     let b64 = |d: &[u8]| base64::engine::general_purpose::STANDARD.encode(d);
     let mut out = Vec::new();
@@ -310,6 +309,81 @@ pub fn answer_headers(hashes: &Hashes) -> Vec<(String, String)> {
         out.push(("x-goog-hash".to_string(), goog.join(",")));
     }
     out
+}
+
+/// The digest fields a client asked for with RFC 9530 section 4's
+/// `Want-Repr-Digest` and `Want-Content-Digest` (`sha-256=10, md5=3`:
+/// algorithm keys with preferences 0 to 10, 0 meaning "not acceptable").
+/// Each list holds the algorithms hashd has with a preference above 0,
+/// most preferred first; keys hashd lacks and malformed fields are ignored,
+/// as section 4 lets a recipient do.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Wanted {
+    /// From `Want-Repr-Digest`.
+    pub repr: Vec<Algorithm>,
+    /// From `Want-Content-Digest`.
+    pub content: Vec<Algorithm>,
+}
+
+impl Wanted {
+    /// Reads both fields from a request head (each may come in several
+    /// lines, joined as one dictionary).
+    pub fn from_headers(headers: &HeaderMap) -> Wanted {
+        Wanted {
+            repr: wanted(headers, "want-repr-digest"),
+            content: wanted(headers, "want-content-digest"),
+        }
+    }
+
+    /// True if neither field asked for anything hashd has.
+    pub fn is_empty(&self) -> bool {
+        self.repr.is_empty() && self.content.is_empty()
+    }
+}
+
+fn wanted(headers: &HeaderMap, name: &str) -> Vec<Algorithm> {
+    let lines: Vec<&str> = headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    if lines.is_empty() {
+        return Vec::new();
+    }
+    let Ok(dict) = sfv::Parser::new(&lines.join(", ")).parse::<sfv::Dictionary>() else {
+        return Vec::new();
+    };
+    let mut prefs: Vec<(Algorithm, i64)> = Vec::new();
+    for (key, entry) in &dict {
+        let (Some(algo), sfv::ListEntry::Item(item)) =
+            (Algorithm::from_rfc9530(key.as_str()), entry)
+        else {
+            continue;
+        };
+        match item.bare_item.as_integer().map(i64::from) {
+            Some(p @ 1..=10) if !prefs.iter().any(|(a, _)| *a == algo) => prefs.push((algo, p)),
+            _ => {}
+        }
+    }
+    // Stable: equal preferences keep the client's order.
+    prefs.sort_by_key(|&(_, p)| std::cmp::Reverse(p));
+    prefs.into_iter().map(|(a, _)| a).collect()
+}
+
+/// An RFC 9530 digest field's value (`sha-256=:base64:, md5=:base64:`):
+/// the digests in `hashes` of the algorithms in `wanted`, in that order;
+/// `None` if there are none.
+pub fn digest_field(wanted: &[Algorithm], hashes: &Hashes) -> Option<String> {
+    let b64 = |d: &[u8]| base64::engine::general_purpose::STANDARD.encode(d);
+    let members: Vec<String> = wanted
+        .iter()
+        .filter_map(|want| {
+            let key = want.spec().rfc9530?;
+            let (_, digest) = hashes.iter().find(|(a, _)| a == want)?;
+            Some(format!("{key}=:{}:", b64(digest)))
+        })
+        .collect();
+    (!members.is_empty()).then(|| members.join(", "))
 }
 
 /// `(name, hex)` pairs as parsed digests; pairs whose name or hex is not
@@ -355,6 +429,39 @@ mod tests {
             );
         }
         h
+    }
+
+    #[test]
+    fn want_fields_list_known_algorithms_by_preference() {
+        use Algorithm::*;
+        let w = Wanted::from_headers(&head(&[
+            ("want-repr-digest", "md5=3, sha-256=10"),
+            ("want-repr-digest", "sha-512=3, unixsum=9, sha=0, crc32c=1"),
+            ("want-content-digest", "sha-512=1"),
+        ]));
+        assert_eq!(w.repr, [Sha256, Md5, Sha512, Crc32c]);
+        assert_eq!(w.content, [Sha512]);
+        // Malformed, out of range, not integers: nothing wanted.
+        for bad in [
+            "sha-256",
+            "sha-256=11",
+            "sha-256=:YQ==:",
+            "sha-256=(1 2)",
+            "=;",
+        ] {
+            let w = Wanted::from_headers(&head(&[("want-repr-digest", bad)]));
+            assert!(w.is_empty(), "{bad}");
+        }
+        let hashes = vec![
+            (Md5, Md5.digest(b"abc")),
+            (Sha256, Sha256.digest(b"abc")),
+            (Blake3, Blake3.digest(b"abc")),
+        ];
+        assert_eq!(
+            digest_field(&[Sha512, Sha256, Md5], &hashes).as_deref(),
+            Some("sha-256=:ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0=:, md5=:kAFQmDzST7DWlj99KOF/cg==:")
+        );
+        assert_eq!(digest_field(&[Sha512], &hashes), None);
     }
 
     #[test]

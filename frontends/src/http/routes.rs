@@ -46,9 +46,14 @@ fn as_map<S: serde::Serializer>(v: &[(String, String)], s: S) -> Result<S::Ok, S
 }
 
 /// Adds the digest headers of a finished job (see
-/// [`claims::answer_headers`]) to an answer.
+/// [`claims::answer_headers`]) to an answer, and marks it with the job's
+/// digests for the RFC 9530 fields [`answer_wanted`] adds.
 fn with_digest_headers(mut resp: Response<Body>, job: &JobView) -> Response<Body> {
-    for (name, value) in claims::answer_headers(&claims::parse_hashes(&job.hashes)) {
+    let hashes = claims::parse_hashes(&job.hashes);
+    if !hashes.is_empty() {
+        resp.extensions_mut().insert(JobHashes(hashes.clone()));
+    }
+    for (name, value) in claims::answer_headers(&hashes) {
         if let (Ok(n), Ok(v)) = (
             hyper::header::HeaderName::from_bytes(name.as_bytes()),
             hyper::header::HeaderValue::from_str(&value),
@@ -57,6 +62,59 @@ fn with_digest_headers(mut resp: Response<Body>, job: &JobView) -> Response<Body
         }
     }
     resp
+}
+
+/// A finished job's digests, on the answers about it.
+#[derive(Clone)]
+struct JobHashes(hashcore::Hashes);
+
+/// Adds the RFC 9530 digest fields the request asked for
+/// ([`claims::Wanted`]) to an answer about a finished job; other answers
+/// pass unchanged.
+///
+/// How hashd maps RFC 9530's terms: an answer about a job (the upload's
+/// answer, a lookup) is JSON about one uploaded file, and the resource it
+/// is about is that file. So `Repr-Digest` gives the file's digests, those
+/// the job computed (never computed afresh, never an algorithm the job did
+/// not run), as RFC 9530 appendix B.6 has the answer to a PUT give the
+/// digest of the stored representation while its own content is something
+/// else. `Content-Digest` is, by definition, the digest of this message's
+/// content: it is computed over the JSON sent (at most a few KiB), since a
+/// file digest there would make a client that checks the field reject the
+/// answer.
+async fn answer_wanted(headers: &hyper::HeaderMap, resp: Response<Body>) -> Response<Body> {
+    let wanted = claims::Wanted::from_headers(headers);
+    if wanted.is_empty() {
+        return resp;
+    }
+    let Some(JobHashes(hashes)) = resp.extensions().get::<JobHashes>().cloned() else {
+        return resp;
+    };
+    let (mut parts, body) = resp.into_parts();
+    let mut add = |name: &'static str, value: Option<String>| {
+        if let Some(v) = value.and_then(|v| hyper::header::HeaderValue::from_str(&v).ok()) {
+            parts.headers.insert(name, v);
+        }
+    };
+    add("repr-digest", claims::digest_field(&wanted.repr, &hashes));
+    if wanted.content.is_empty() {
+        return Response::from_parts(parts, body);
+    }
+    use http_body_util::BodyExt as _;
+    let bytes = match body.collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(never) => match never {},
+    };
+    let of_body: hashcore::Hashes = wanted
+        .content
+        .iter()
+        .map(|&a| (a, a.digest(&bytes)))
+        .collect();
+    add(
+        "content-digest",
+        claims::digest_field(&wanted.content, &of_body),
+    );
+    Response::from_parts(parts, respond::full(bytes))
 }
 
 /// GET bodies carry at most an id.
@@ -158,7 +216,8 @@ pub(crate) async fn handle<B: Backend>(
         }
     }
     let headers = req.headers().clone();
-    let mut resp = dispatch(shared, req, &method, path, &raw_path, &params, allow).await;
+    let resp = dispatch(shared, req, &method, path, &raw_path, &params, allow).await;
+    let mut resp = answer_wanted(&headers, resp).await;
     guard::decorate(cors, &headers, &mut resp);
     resp
 }
