@@ -590,3 +590,87 @@ fn sum_progress_through_the_daemon_moves_within_one_large_file() {
     assert!(piped.stderr.is_empty());
     assert!(d.terminate().success());
 }
+
+/// PROGRESS frames on the wire: only to a client that asked in HELLO, with
+/// the file request's tag, counts that grow up to the file's length and
+/// none after the reply (whose size is the whole file); a stream gets none.
+#[test]
+fn the_daemon_reports_progress_of_descriptor_jobs_only_to_clients_that_ask() {
+    use std::os::fd::AsFd;
+    let dir = TempDir::new("progress-frames");
+    let sock = dir.path().join("p.sock");
+    let _d = Daemon::builder(dir.path())
+        .arg("--socket")
+        .arg(&sock.to_string_lossy())
+        .start();
+    let big = dir.path().join("big.bin");
+    let mut f = std::fs::File::create(&big).unwrap();
+    let block = data(1 << 20, 3);
+    for _ in 0..256 {
+        f.write_all(&block).unwrap();
+    }
+    drop(f);
+    let size = 256u64 << 20;
+    let send_fd = |s: &UnixStream, tag: u64| {
+        let f = std::fs::File::open(&big).unwrap();
+        let fr = frame(0x02, tag, b"md5");
+        let n = hashcore::fdpass::send_with_fd(s.as_fd(), &fr, f.as_fd()).unwrap();
+        (&*s).write_all(&fr[n..]).unwrap();
+    };
+    for asks in [true, false] {
+        let mut s = UnixStream::connect(&sock).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(60)))
+            .unwrap();
+        let hello: &[u8] = match asks {
+            true => br#"{"version":1,"progress_ms":20}"#,
+            false => br#"{"version":1}"#,
+        };
+        s.write_all(&frame(0x01, 9, hello)).unwrap();
+        let (tag, v) = read_reply(&mut s);
+        assert_eq!(tag, 9);
+        assert_eq!(
+            v.get("progress_ms").and_then(|v| v.as_u64()),
+            asks.then_some(20),
+            "{v}"
+        );
+        // A stream, open across the file's job and ended after it: no
+        // PROGRESS for it.
+        s.write_all(&frame(0x03, 2, b"md5")).unwrap();
+        s.write_all(&frame(0x04, 2, b"abc")).unwrap();
+        send_fd(&s, 1);
+        let mut counts = Vec::new();
+        let reply = loop {
+            let (kind, tag, body) = read_frame(&mut s).unwrap();
+            let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            match kind {
+                0x82 => {
+                    assert_eq!(tag, 1, "{v}");
+                    counts.push(v["bytes"].as_u64().unwrap());
+                }
+                0x80 => {
+                    assert_eq!(tag, 1, "{v}");
+                    break v;
+                }
+                other => panic!("frame kind {other:#x}: {v}"),
+            }
+        };
+        assert_eq!(reply["size"], size);
+        assert_eq!(
+            reply["hash"],
+            reference("md5", &std::fs::read(&big).unwrap())
+        );
+        s.write_all(&frame(0x05, 2, b"")).unwrap();
+        let (tag, v) = read_reply(&mut s);
+        assert_eq!(
+            (tag, &v["hash"]),
+            (2, &serde_json::json!(reference("md5", b"abc")))
+        );
+        if asks {
+            assert!(counts.len() > 1, "{counts:?}");
+            assert!(counts.windows(2).all(|w| w[0] < w[1]), "{counts:?}");
+            assert!(counts.iter().all(|&c| c > 0 && c <= size), "{counts:?}");
+        } else {
+            assert!(counts.is_empty(), "{counts:?}");
+        }
+    }
+}
