@@ -241,9 +241,10 @@ impl ConnState {
 }
 
 /// The heartbeat (and PROGRESS) interval a client may ask for in HELLO is
-/// clamped to this range. The floor keeps a client from making us write a frame every few
-/// microseconds, yet lets tests use silence bounds of a few hundred
-/// milliseconds; the ceiling is past any silence bound a client would use.
+/// clamped to this range. The floor keeps a client from making us write a
+/// frame every few microseconds, yet lets tests use silence bounds of a few
+/// hundred milliseconds; the ceiling is past any silence bound a client
+/// would use.
 const HEARTBEAT_MIN: Duration = Duration::from_millis(20);
 /// See [`HEARTBEAT_MIN`].
 const HEARTBEAT_MAX: Duration = Duration::from_secs(60);
