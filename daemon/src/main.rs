@@ -179,10 +179,20 @@ fn run_client(
     client: &ClientArgs,
     run: impl FnOnce(&mut dyn hashd::cli::Digests, &mut dyn Write, &mut dyn Write) -> i32,
 ) -> ExitCode {
-    let mut stderr = DieOnBrokenPipe(std::io::stderr());
-    let progress = client.progress && std::io::IsTerminal::is_terminal(&std::io::stderr());
+    use hashd::cli::{ProgressDigests, Screen, Suspending};
+    use std::io::IsTerminal;
+    let progress = client.progress && std::io::stderr().is_terminal();
+    let screen = Screen::default();
+    // With the bar drawn, what goes to the terminal is written around it.
+    let mut stderr: Box<dyn Write> = match progress {
+        true => Box::new(Suspending::new(
+            DieOnBrokenPipe(std::io::stderr()),
+            screen.clone(),
+        )),
+        false => Box::new(DieOnBrokenPipe(std::io::stderr())),
+    };
     let mut digests = match client.digests(&mut stderr, progress) {
-        Ok((b, live)) if progress => Box::new(hashd::cli::ProgressDigests::new(b, Some(live))),
+        Ok((b, live)) if progress => Box::new(ProgressDigests::new(b, Some(live), screen.clone())),
         Ok((b, _)) => b,
         Err(e) => {
             let _ = writeln!(stderr, "hashd: cannot start the hashing engine: {e}");
@@ -190,8 +200,15 @@ fn run_client(
         }
     };
     let stdout = std::io::stdout();
-    let mut out = std::io::LineWriter::new(DieOnBrokenPipe(stdout.lock()));
+    let mut out: Box<dyn Write> = match progress && stdout.is_terminal() {
+        true => Box::new(std::io::LineWriter::new(Suspending::new(
+            DieOnBrokenPipe(stdout.lock()),
+            screen,
+        ))),
+        false => Box::new(std::io::LineWriter::new(DieOnBrokenPipe(stdout.lock()))),
+    };
     let code = run(digests.as_mut(), &mut out, &mut stderr);
+    drop(out);
     ExitCode::from(code.clamp(0, 255) as u8)
 }
 

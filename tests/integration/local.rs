@@ -518,6 +518,22 @@ fn sum_progress_draws_on_a_terminal_only_and_leaves_stdout_alone() {
     assert_eq!(std::fs::read(dir.path().join("out.txt")).unwrap(), want);
     assert!(drawn.contains("0/2 files"), "{drawn}");
     assert_drawn_and_cleared(&drawn);
+    // Stdout on the terminal too: each result line is written on a cleared
+    // line (the terminal turns its \n into \r\n), never over the bar.
+    let drawn = under_script(
+        dir.path(),
+        &format!("{BIN} sum --progress --no-daemon big.bin small.txt"),
+    );
+    let big_line = String::from_utf8_lossy(&want)
+        .lines()
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(
+        drawn.contains(&format!("\r\x1b[2K{big_line}\r\n")),
+        "{drawn}"
+    );
+    assert_drawn_and_cleared(&drawn);
     // `check` draws the same line, over the same stdout as md5sum -c.
     std::fs::write(dir.path().join("list.md5"), &want).unwrap();
     let drawn = under_script(

@@ -1,20 +1,27 @@
 //! `hashd sum --progress` and `hashd check --progress`: one line on
 //! standard error, drawn by indicatif, with percent, a bar, bytes, files,
 //! rate and ETA, as `pv` and `rhash --percents` draw theirs. Standard
-//! output is untouched: every result is printed with the line cleared
-//! (indicatif's `suspend`), and the line is cleared at the end. Callers
-//! turn it on only when standard error is a terminal, and indicatif also
-//! draws nothing on a terminal whose `TERM` is unset or `dumb` (it could
-//! not erase the line).
+//! output is untouched: every line written to the terminal (through a
+//! [`Suspending`] writer) is written with the bar cleared (indicatif's
+//! `suspend`), and the bar is cleared at the end. Callers turn it on only
+//! when standard error is a terminal, and indicatif also draws nothing on a
+//! terminal whose `TERM` is unset or `dumb` (it could not erase the line).
+//!
+//! The bar is cleared for what reaches the terminal, not around every
+//! result: with stdout in a file, a clear and redraw per result wrote about
+//! 0.9 MB to the terminal for 20,000 small files through the daemon, and
+//! the run took 1.6-1.7 s against 0.4-1.1 s without the bar (a shared
+//! 2-core VM, `script` as the terminal); clearing only around lines that
+//! reach the terminal, the same run writes 2-4 KB.
 //!
 //! Bytes count whole inputs as their results arrive, plus the bytes the
 //! hashing engine says it has hashed of inputs still running: the
 //! in-process pool's counters, or, through the daemon, its PROGRESS frames
 //! (see docs/protocol.md), so one large file moves either way.
 
-use std::io;
+use std::io::{self, Write};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hashcore::{Algorithm, Algorithms};
@@ -34,18 +41,99 @@ const QUIET_START: Duration = Duration::from_millis(500);
 const TEMPLATE: &str =
     "{percent:>3}% [{wide_bar}] {bytes}/{total_bytes}  {msg}  {binary_bytes_per_sec}  ETA {eta}";
 
+/// The bar on the terminal while a batch is hashed, shared by
+/// [`ProgressDigests`] (which puts it there) and the [`Suspending`]
+/// writers (which clear it around their lines).
+#[derive(Clone, Default)]
+pub struct Screen(Arc<Mutex<Option<ProgressBar>>>);
+
+impl Screen {
+    fn slot(&self) -> std::sync::MutexGuard<'_, Option<ProgressBar>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs `write` with the bar, if one is drawn, cleared; it is redrawn
+    /// after.
+    fn write<R>(&self, write: impl FnOnce() -> R) -> R {
+        match &*self.slot() {
+            Some(bar) => bar.suspend(write),
+            None => write(),
+        }
+    }
+}
+
+/// A writer to the terminal the bar is on: it writes whole lines, each with
+/// the bar cleared, so no line is drawn over the bar or cut by a redraw.
+/// The bytes of an unfinished line wait for its end (or a flush, or the
+/// drop); a failed write surfaces on the next write or flush.
+pub struct Suspending<W: Write> {
+    inner: W,
+    screen: Screen,
+    /// The line begun and not yet ended.
+    line: Vec<u8>,
+}
+
+impl<W: Write> Suspending<W> {
+    /// Writes to `inner` around the bar on `screen`.
+    pub fn new(inner: W, screen: Screen) -> Self {
+        Suspending {
+            inner,
+            screen,
+            line: Vec::new(),
+        }
+    }
+
+    fn write_out(&mut self, upto: usize) -> io::Result<()> {
+        let (inner, line) = (&mut self.inner, &self.line[..upto]);
+        let result = self.screen.write(|| inner.write_all(line));
+        self.line.drain(..upto);
+        result
+    }
+}
+
+impl<W: Write> Write for Suspending<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.line.extend_from_slice(buf);
+        if let Some(end) = self.line.iter().rposition(|&b| b == b'\n') {
+            self.write_out(end + 1)?;
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if !self.line.is_empty() {
+            self.write_out(self.line.len())?;
+        }
+        self.inner.flush()
+    }
+}
+
+impl<W: Write> Drop for Suspending<W> {
+    fn drop(&mut self) {
+        let _ = self.flush();
+    }
+}
+
 /// Wraps another [`Digests`] and draws its progress on standard error.
 pub struct ProgressDigests {
     inner: Box<dyn Digests>,
     /// Bytes hashed by `inner`'s engine, finished inputs included, if it
     /// can tell.
     live: Option<HashedSoFar>,
+    /// Where the bar is put for the writers to clear.
+    screen: Screen,
 }
 
 impl ProgressDigests {
-    /// `live` reads the bytes `inner`'s engine has hashed, if it can tell.
-    pub fn new(inner: Box<dyn Digests>, live: Option<HashedSoFar>) -> Self {
-        ProgressDigests { inner, live }
+    /// `live` reads the bytes `inner`'s engine has hashed, if it can tell;
+    /// whatever the command writes to the terminal must go through
+    /// [`Suspending`] writers on `screen`.
+    pub fn new(inner: Box<dyn Digests>, live: Option<HashedSoFar>, screen: Screen) -> Self {
+        ProgressDigests {
+            inner,
+            live,
+            screen,
+        }
     }
 }
 
@@ -119,15 +207,16 @@ impl Digests for ProgressDigests {
                 }
             })
         };
+        *self.screen.slot() = Some(bar.clone());
         let mut done_files = 0;
         let result = self.inner.hash_inputs(algo, inputs, &mut |index, r| {
             done_files += 1;
             let size = sizes.get(index).copied().unwrap_or(0);
             done_bytes.fetch_add(size, Ordering::Relaxed);
-            // The result's line (and any warning) goes out with the bar
-            // cleared, and the bar comes back after it. Bytes reach the bar
-            // through the poller, which weighs them against the engine's.
-            bar.suspend(|| done(index, r));
+            // What the result prints on the terminal clears the bar itself
+            // (the writers are Suspending). Bytes reach the bar through the
+            // poller, which weighs them against the engine's.
+            done(index, r);
             bar.set_message(files(done_files, inputs.len()));
             if by_files {
                 bar.set_position(done_files as u64);
@@ -135,6 +224,7 @@ impl Digests for ProgressDigests {
         });
         finished.store(true, Ordering::Release);
         let _ = poller.join();
+        *self.screen.slot() = None;
         bar.finish_and_clear();
         result
     }
@@ -152,6 +242,27 @@ mod tests {
         assert_eq!(position(1 << 20, 0, 4 << 20), 1 << 20);
         // Never past the total, whatever the engine counts.
         assert_eq!(position(1 << 20, u64::MAX / 2, 4 << 20), 4 << 20);
+    }
+
+    /// Lines go out whole, however they are written, and a line begun is
+    /// written by the flush.
+    #[test]
+    fn a_suspending_writer_writes_whole_lines() {
+        let screen = Screen::default();
+        *screen.slot() = Some(ProgressBar::hidden());
+        let mut out = Vec::new();
+        {
+            let mut w = Suspending::new(&mut out, screen.clone());
+            write!(w, "hashd: ").unwrap();
+            write!(w, "a: gone").unwrap();
+            assert!(w.line.len() == 14 && w.inner.is_empty());
+            writeln!(w, "\nb: ok").unwrap();
+            assert_eq!(&w.inner[..], b"hashd: a: gone\nb: ok\n");
+            write!(w, "no end").unwrap();
+            w.flush().unwrap();
+            assert!(w.line.is_empty());
+        }
+        assert_eq!(out, b"hashd: a: gone\nb: ok\nno end");
     }
 
     #[test]
