@@ -3,24 +3,29 @@
 //!   passes each file's descriptor, so the daemon's hashers read it with
 //!   io_uring while the client only opens files. It bounds the daemon's
 //!   silence (the daemon sends heartbeats while it works) and, when the
-//!   daemon misbehaves in any way, finishes in-process with the same output;
+//!   daemon misbehaves in any way, finishes in-process with the same output.
+//!   For `--progress` it asks for PROGRESS frames, which say how far each
+//!   running file has got;
 //! - [`PoolDigests`] runs the same hasher pool in-process, for when no
 //!   daemon is running (or `--no-daemon`).
 //!
 //! Both pipeline up to [`WINDOW`] files and report results in input order.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::BytesMut;
 use frontends::unix::frame::{self, Kind};
-use frontends::unix::message::{DigestReply, ErrorReply, HashReply, HelloReply, HelloRequest};
+use frontends::unix::message::{
+    DigestReply, ErrorReply, HashReply, HelloReply, HelloRequest, Progress,
+};
 use hashcore::{Algorithms, HasherPool, Hashes, JobError, PoolConfig};
 
 use crate::cli::{Digests, Input};
@@ -166,8 +171,9 @@ impl PoolDigests {
     }
 
     /// Reads the bytes this process's pool has hashed, for `--progress`.
-    pub fn bytes_hashed(&self) -> hashcore::BytesHashed {
-        self.pool.bytes_hashed()
+    pub fn bytes_hashed(&self) -> HashedSoFar {
+        let live = self.pool.bytes_hashed();
+        Arc::new(move || live.get())
     }
 }
 
@@ -231,6 +237,27 @@ pub const SILENCE_ENV: &str = "HASHD_CLIENT_SILENCE_MS";
 /// The tag of the HELLO a client sends on connecting; file requests use
 /// their input's index + 1, far below it.
 const HELLO_TAG: u64 = u64::MAX;
+/// The PROGRESS interval asked for with `--progress`: a few updates per
+/// redraw of the progress line, a handful of small frames a second.
+const PROGRESS_EVERY: Duration = Duration::from_millis(100);
+
+/// Reads, from any thread, the bytes hashed so far (finished inputs
+/// included) by whatever hashes for a [`Digests`]; `--progress` draws it.
+pub type HashedSoFar = Arc<dyn Fn() -> u64 + Send + Sync>;
+
+/// What [`DaemonDigests`] has seen hashed: the daemon's count, from its
+/// PROGRESS frames and replies, plus the fallback pool's, once there is one.
+#[derive(Default)]
+struct Hashed {
+    daemon: AtomicU64,
+    fallback: OnceLock<hashcore::BytesHashed>,
+}
+
+impl Hashed {
+    fn get(&self) -> u64 {
+        self.daemon.load(Ordering::Relaxed) + self.fallback.get().map_or(0, |b| b.get())
+    }
+}
 
 /// A daemon that broke the protocol or stopped answering: any of these
 /// makes [`DaemonDigests`] finish the job in-process.
@@ -252,6 +279,8 @@ pub struct DaemonDigests {
     uring: bool,
     /// Say on stderr (once) that the daemon was given up on.
     verbose: bool,
+    /// Bytes hashed so far, for `--progress`.
+    hashed: Arc<Hashed>,
 }
 
 /// The bounds a client applies to the daemon.
@@ -281,20 +310,33 @@ impl Limits {
 
 impl DaemonDigests {
     /// Connects to the daemon at `path` and checks that it answers and sends
-    /// heartbeats. An error means there is no usable daemon: the caller
-    /// hashes in-process instead.
+    /// heartbeats; with `progress`, asks it for PROGRESS frames too (a
+    /// daemon that predates them is still used: its files then count when
+    /// done). An error means there is no usable daemon: the caller hashes
+    /// in-process instead.
     pub fn connect(
         path: &Path,
         limits: Limits,
         uring: bool,
         verbose: bool,
+        progress: bool,
     ) -> io::Result<DaemonDigests> {
+        let hashed = Arc::new(Hashed::default());
+        let progress = progress.then(|| hashed.clone());
         Ok(DaemonDigests {
-            conn: Some(Connection::open(path, limits)?),
+            conn: Some(Connection::open(path, limits, progress)?),
             fallback: None,
             uring,
             verbose,
+            hashed,
         })
+    }
+
+    /// Reads the bytes hashed so far, by the daemon (as far as its PROGRESS
+    /// frames and replies tell) and by the fallback pool, for `--progress`.
+    pub fn bytes_hashed(&self) -> HashedSoFar {
+        let hashed = self.hashed.clone();
+        Arc::new(move || hashed.get())
     }
 
     /// Stops using the daemon, saying why if asked to.
@@ -330,7 +372,11 @@ impl Digests for DaemonDigests {
         }
         let engine = match &mut self.fallback {
             Some(engine) => engine,
-            None => self.fallback.insert(PoolDigests::new(self.uring)?),
+            None => {
+                let engine = PoolDigests::new(self.uring)?;
+                let _ = self.hashed.fallback.set(engine.pool.bytes_hashed());
+                self.fallback.insert(engine)
+            }
         };
         let rest = &inputs[reported..];
         engine.hash_inputs(algo, rest, &mut |index, result| {
@@ -346,6 +392,13 @@ struct Connection {
     /// The socket's read and write timeouts: [`Limits::handshake`] until
     /// HELLO is answered, then [`Limits::silence`].
     silence: Duration,
+    /// Where PROGRESS frames and replies are counted, when the daemon
+    /// agreed to send PROGRESS frames.
+    hashed: Option<Arc<Hashed>>,
+    /// Files sent and not yet answered, by tag, with the bytes the daemon
+    /// last said it had hashed of each (only while `hashed` is set; at most
+    /// [`WINDOW`] entries).
+    running: HashMap<u64, u64>,
 }
 
 /// Connects within `limit`. A plain blocking connect could wait for ever:
@@ -369,7 +422,7 @@ impl Connection {
     /// Connects and exchanges HELLO, asking for heartbeats; a daemon that
     /// does not answer within the handshake bound, or does not agree to
     /// heartbeats often enough to tell it from a wedged one, is refused.
-    fn open(path: &Path, limits: Limits) -> io::Result<Connection> {
+    fn open(path: &Path, limits: Limits, progress: Option<Arc<Hashed>>) -> io::Result<Connection> {
         let sock = connect_within(path, limits.handshake)?;
         sock.set_read_timeout(Some(limits.handshake))?;
         sock.set_write_timeout(Some(limits.handshake))?;
@@ -377,11 +430,16 @@ impl Connection {
             sock,
             inbox: BytesMut::with_capacity(64 << 10),
             silence: limits.handshake,
+            hashed: None,
+            running: HashMap::new(),
         };
         let every = limits.silence / HEARTBEATS_PER_SILENCE;
         let hello = HelloRequest {
             version: Some(frame::VERSION),
             heartbeat_ms: Some(every.as_millis() as u64),
+            progress_ms: progress
+                .is_some()
+                .then_some(PROGRESS_EVERY.as_millis() as u64),
         };
         conn.send_frame(Kind::Hello, HELLO_TAG, &serde_json::to_vec(&hello)?)?;
         let (tag, payload) = conn.recv_reply()?;
@@ -397,6 +455,9 @@ impl Connection {
                 ))
             }
         }
+        // Asked for and granted; without the grant no PROGRESS frame is
+        // expected, and one that came anyway would be a fault.
+        conn.hashed = progress.filter(|_| answer.progress_ms.is_some());
         conn.sock.set_read_timeout(Some(limits.silence))?;
         conn.sock.set_write_timeout(Some(limits.silence))?;
         conn.silence = limits.silence;
@@ -424,8 +485,34 @@ impl Connection {
         self.sock.write_all(&out).map_err(|e| self.timed_out(e))
     }
 
+    /// Counts what a PROGRESS frame says of a file in flight: `bytes` of
+    /// it hashed so far. One for a request not in flight is a fault, as a
+    /// reply would be.
+    fn progressed(&mut self, tag: u64, bytes: u64) -> io::Result<()> {
+        let (Some(hashed), Some(last)) = (&self.hashed, self.running.get_mut(&tag)) else {
+            return Err(misbehaved(format!("PROGRESS for tag {tag}, not in flight")));
+        };
+        if bytes > *last {
+            hashed.daemon.fetch_add(bytes - *last, Ordering::Relaxed);
+            *last = bytes;
+        }
+        Ok(())
+    }
+
+    /// Ends a file's count: it is answered, and if it was hashed, its size
+    /// counts whole.
+    fn answered(&mut self, tag: u64, size: Option<u64>) {
+        if let (Some(hashed), Some(last)) = (&self.hashed, self.running.remove(&tag)) {
+            let rest = size.map_or(0, |s| s.saturating_sub(last));
+            hashed.daemon.fetch_add(rest, Ordering::Relaxed);
+        }
+    }
+
     /// Sends HASH_FD with the descriptor attached to the frame's first byte.
     fn send_fd(&mut self, tag: u64, algo: Algorithms, file: &File) -> io::Result<()> {
+        if self.hashed.is_some() {
+            self.running.insert(tag, 0);
+        }
         let mut out = BytesMut::new();
         frame::encode(Kind::HashFd, tag, algo.to_string().as_bytes(), &mut out);
         let sent = loop {
@@ -440,13 +527,18 @@ impl Connection {
             .map_err(|e| self.timed_out(e))
     }
 
-    /// Reads the next reply, skipping heartbeats: (tag, payload). A tag-0
-    /// reply (the daemon closing the connection on a protocol error) is
-    /// an error.
+    /// Reads the next reply, skipping heartbeats and counting PROGRESS
+    /// frames: (tag, payload). A tag-0 reply (the daemon closing the
+    /// connection on a protocol error) is an error.
     fn recv_reply(&mut self) -> io::Result<(u64, bytes::Bytes)> {
         loop {
             match frame::decode(&mut self.inbox) {
                 Ok(Some(f)) if f.kind == Kind::Heartbeat => continue,
+                Ok(Some(f)) if f.kind == Kind::Progress && self.hashed.is_some() => {
+                    let Progress { bytes } = decode(&f.payload)?;
+                    self.progressed(f.tag, bytes)?;
+                    continue;
+                }
                 Ok(Some(f)) if f.kind != Kind::Reply => {
                     return Err(misbehaved(format!("unexpected frame {:?}", f.kind)))
                 }
@@ -489,8 +581,9 @@ fn decode<T: serde::de::DeserializeOwned>(payload: &[u8]) -> io::Result<T> {
 /// What the daemon said about one file.
 #[derive(Debug, PartialEq, Eq)]
 enum Answer {
-    /// Its digests, one per algorithm asked for, checked.
-    Digest(Hashes),
+    /// Its digests, one per algorithm asked for, checked, and the bytes
+    /// hashed.
+    Digest(Hashes, u64),
     /// The daemon's file queue was full: ask again.
     Busy,
     /// The daemon could not hash it.
@@ -502,7 +595,7 @@ enum Answer {
 /// daemon fault, not a fact about the file.
 fn file_answer(algo: Algorithms, payload: &[u8]) -> io::Result<Answer> {
     match decode::<HashReply>(payload)? {
-        HashReply::Digest(d) => reply_digest(algo, &d).map(Answer::Digest),
+        HashReply::Digest(d) => reply_digest(algo, &d).map(|h| Answer::Digest(h, d.size)),
         HashReply::Error(e) if e.is_busy() => Ok(Answer::Busy),
         HashReply::Error(_) => Ok(Answer::Refused),
     }
@@ -580,8 +673,14 @@ impl Pipelined for Connection {
             .ok()
             .filter(|&i| i < inputs.len())
             .ok_or_else(|| misbehaved(format!("reply for unknown tag {tag}")))?;
-        match file_answer(algo, &payload)? {
-            Answer::Digest(digest) => Ok(Some((index, Ok(digest)))),
+        let answer = file_answer(algo, &payload)?;
+        let size = match answer {
+            Answer::Digest(_, size) => Some(size),
+            _ => None,
+        };
+        self.answered(tag, size);
+        match answer {
+            Answer::Digest(digest, _) => Ok(Some((index, Ok(digest)))),
             Answer::Busy => {
                 // The daemon's file queue was full: send the file again; it
                 // stays in flight.
@@ -676,7 +775,7 @@ mod tests {
         let ok = serde_json::json!({"ok": true, "algorithm": "md5", "hash": hex, "size": 1});
         assert_eq!(
             answer(&ok).unwrap(),
-            Answer::Digest(vec![(Algorithm::Md5, Algorithm::Md5.digest(b"a"))])
+            Answer::Digest(vec![(Algorithm::Md5, Algorithm::Md5.digest(b"a"))], 1)
         );
         for bad in [
             serde_json::json!({"ok": true, "algorithm": "sha1", "hash": hex}),
@@ -702,10 +801,13 @@ mod tests {
             "hashes": {"md5": md5, "sha256": sha}, "size": 1});
         assert_eq!(
             read(ok).unwrap(),
-            Answer::Digest(vec![
-                (Algorithm::Md5, Algorithm::Md5.digest(b"a")),
-                (Algorithm::Sha256, Algorithm::Sha256.digest(b"a"))
-            ])
+            Answer::Digest(
+                vec![
+                    (Algorithm::Md5, Algorithm::Md5.digest(b"a")),
+                    (Algorithm::Sha256, Algorithm::Sha256.digest(b"a"))
+                ],
+                1
+            )
         );
         for bad in [
             serde_json::json!({"ok": true, "algorithm": "md5,sha256", "hash": md5}),

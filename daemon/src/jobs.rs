@@ -354,8 +354,15 @@ impl Backend for Jobs {
         }
     }
 
-    fn answer_file(&self, algo: Algorithms, file: File, reply: Reply) {
-        self.pool.submit_file(algo, file, answered(reply));
+    fn answer_file(
+        &self,
+        algo: Algorithms,
+        file: File,
+        hashed: Option<Arc<AtomicU64>>,
+        reply: Reply,
+    ) {
+        self.pool
+            .submit_file_counted(algo, file, hashed, answered(reply));
     }
 
     fn answer_stream(&self, algo: Algorithms, reply: Reply) -> SocketStream {

@@ -87,19 +87,22 @@ struct ClientArgs {
     verbose: bool,
 
     /// Draw a progress line (percent, bytes, files, rate, ETA) on stderr
-    /// while hashing, when stderr is a terminal; standard output is the same
-    /// with or without it.
+    /// while hashing, when stderr is a terminal (from 0.5 s on, cleared at
+    /// the end); through the daemon too, which then reports how far each
+    /// file has got. Standard output is the same with or without it.
     #[arg(long)]
     progress: bool,
 }
 
 impl ClientArgs {
-    /// The daemon if one answers on the socket, else the in-process engine
-    /// (then with its bytes-hashed counter, for `--progress`).
+    /// The daemon if one answers on the socket, else the in-process engine,
+    /// with a reader of the bytes either has hashed (for `--progress`;
+    /// `progress` asks the daemon for its PROGRESS frames).
     fn digests(
         &self,
         stderr: &mut dyn Write,
-    ) -> std::io::Result<(Box<dyn hashd::cli::Digests>, Option<hashcore::BytesHashed>)> {
+        progress: bool,
+    ) -> std::io::Result<(Box<dyn hashd::cli::Digests>, hashd::client::HashedSoFar)> {
         use hashd::client::{DaemonDigests, Limits, PoolDigests};
         if !self.no_daemon {
             let path = self
@@ -113,8 +116,11 @@ impl ClientArgs {
                 })
                 .unwrap_or_else(|| "hashd-data/hashd.sock".into());
             let uring = !self.no_uring;
-            match DaemonDigests::connect(&path, Limits::from_env(), uring, self.verbose) {
-                Ok(d) => return Ok((Box::new(d), None)),
+            match DaemonDigests::connect(&path, Limits::from_env(), uring, self.verbose, progress) {
+                Ok(d) => {
+                    let live = d.bytes_hashed();
+                    return Ok((Box::new(d), live));
+                }
                 Err(e) if self.verbose => {
                     let _ = writeln!(
                         stderr,
@@ -127,7 +133,7 @@ impl ClientArgs {
         }
         let pool = PoolDigests::new(!self.no_uring)?;
         let live = pool.bytes_hashed();
-        Ok((Box::new(pool), Some(live)))
+        Ok((Box::new(pool), live))
     }
 }
 
@@ -173,13 +179,20 @@ fn run_client(
     client: &ClientArgs,
     run: impl FnOnce(&mut dyn hashd::cli::Digests, &mut dyn Write, &mut dyn Write) -> i32,
 ) -> ExitCode {
-    let mut stderr = DieOnBrokenPipe(std::io::stderr());
-    let mut digests = match client.digests(&mut stderr) {
-        Ok((b, live))
-            if client.progress && std::io::IsTerminal::is_terminal(&std::io::stderr()) =>
-        {
-            Box::new(hashd::cli::ProgressDigests::new(b, live))
-        }
+    use hashd::cli::{ProgressDigests, Screen, Suspending};
+    use std::io::IsTerminal;
+    let progress = client.progress && std::io::stderr().is_terminal();
+    let screen = Screen::default();
+    // With the bar drawn, what goes to the terminal is written around it.
+    let mut stderr: Box<dyn Write> = match progress {
+        true => Box::new(Suspending::new(
+            DieOnBrokenPipe(std::io::stderr()),
+            screen.clone(),
+        )),
+        false => Box::new(DieOnBrokenPipe(std::io::stderr())),
+    };
+    let mut digests = match client.digests(&mut stderr, progress) {
+        Ok((b, live)) if progress => Box::new(ProgressDigests::new(b, Some(live), screen.clone())),
         Ok((b, _)) => b,
         Err(e) => {
             let _ = writeln!(stderr, "hashd: cannot start the hashing engine: {e}");
@@ -187,8 +200,15 @@ fn run_client(
         }
     };
     let stdout = std::io::stdout();
-    let mut out = std::io::LineWriter::new(DieOnBrokenPipe(stdout.lock()));
+    let mut out: Box<dyn Write> = match progress && stdout.is_terminal() {
+        true => Box::new(std::io::LineWriter::new(Suspending::new(
+            DieOnBrokenPipe(stdout.lock()),
+            screen,
+        ))),
+        false => Box::new(std::io::LineWriter::new(DieOnBrokenPipe(stdout.lock()))),
+    };
     let code = run(digests.as_mut(), &mut out, &mut stderr);
+    drop(out);
     ExitCode::from(code.clamp(0, 255) as u8)
 }
 

@@ -253,8 +253,17 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Hashes a file a local client passed by descriptor. The answer goes
     /// to the client on its connection, not to the job store: these are
-    /// request-and-reply jobs. `reply` is called exactly once.
-    fn answer_file(&self, algo: Algorithms, file: std::fs::File, reply: Reply);
+    /// request-and-reply jobs. `reply` is called exactly once. While the
+    /// job runs, `hashed` (when given) should hold the bytes of the file
+    /// hashed so far, for the socket's PROGRESS frames; a backend that
+    /// cannot tell leaves it at 0 and the client sees no progress.
+    fn answer_file(
+        &self,
+        algo: Algorithms,
+        file: std::fs::File,
+        hashed: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
+        reply: Reply,
+    );
 
     /// Opens a request-and-reply job whose bytes the client sends (the
     /// socket's streams). `reply` is called exactly once: at once if the

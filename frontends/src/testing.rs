@@ -83,7 +83,13 @@ impl Backend for MemBackend {
         Ok(serde_json::json!({"jobs": {"total": self.jobs.lock().unwrap().len()}}))
     }
 
-    fn answer_file(&self, algo: Algorithms, file: std::fs::File, reply: Reply) {
+    fn answer_file(
+        &self,
+        algo: Algorithms,
+        file: std::fs::File,
+        hashed: Option<Arc<AtomicU64>>,
+        reply: Reply,
+    ) {
         // As the daemon's pool: only regular files (a pipe could stall it).
         if !file.metadata().is_ok_and(|m| m.is_file()) {
             return reply(Answer::Failed {
@@ -93,10 +99,15 @@ impl Backend for MemBackend {
         }
         let mut hasher = algo.hasher();
         let answer = match std::io::copy(&mut &file, &mut DigestWriter(&mut hasher)) {
-            Ok(size) => Answer::Digest {
-                hashes: hasher.finalize(),
-                size,
-            },
+            Ok(size) => {
+                if let Some(h) = hashed {
+                    h.store(size, Ordering::Relaxed);
+                }
+                Answer::Digest {
+                    hashes: hasher.finalize(),
+                    size,
+                }
+            }
             Err(e) => Answer::Failed {
                 reason: e.to_string(),
                 busy: false,

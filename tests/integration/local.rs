@@ -424,24 +424,75 @@ fn streams_past_the_pool_bound_get_busy_and_uploads_503() {
     assert_eq!(stats["jobs"]["FAILURE"], 0, "{stats}");
 }
 
+/// Whether `script` (util-linux) is there to give a command a terminal.
+fn have_script() -> bool {
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("skipped: `script` (util-linux) is not installed");
+        return false;
+    }
+    true
+}
+
+/// A 1 GiB file, `big.bin`, in `dir`: long enough to hash that the line,
+/// drawn from 0.5 s on, is seen moving.
+fn write_gib(dir: &Path) {
+    let mut f = std::fs::File::create(dir.join("big.bin")).unwrap();
+    let block = data(1 << 20, 7);
+    for _ in 0..1024 {
+        f.write_all(&block).unwrap();
+    }
+}
+
+/// Runs `command` under `script`, so that it has a pseudo-terminal, with a
+/// `TERM` that can erase a line (indicatif draws nothing without one);
+/// returns what was drawn on the terminal.
+fn under_script(dir: &Path, command: &str) -> String {
+    let typescript = dir.join("typescript");
+    let status = Command::new("script")
+        .arg("-qec")
+        .arg(command)
+        .arg(&typescript)
+        .current_dir(dir)
+        .env("TERM", "xterm")
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    String::from_utf8_lossy(&std::fs::read(&typescript).unwrap()).into_owned()
+}
+
+/// Each drawing of the line starts by erasing the last: the percentages
+/// drawn, in order.
+fn percents_drawn(drawn: &str) -> Vec<u32> {
+    drawn
+        .split("\r\x1b[2K")
+        .filter_map(|line| {
+            let (pct, _) = line.trim_start().split_once("% [")?;
+            pct.parse().ok()
+        })
+        .collect()
+}
+
+/// The line is drawn with percent, bytes, files, rate and ETA, and erased
+/// at the end: the last thing drawn is the erase.
+fn assert_drawn_and_cleared(drawn: &str) {
+    assert!(drawn.contains("1.00 GiB  0/"), "{drawn}");
+    assert!(drawn.contains("/s  ETA "), "{drawn}");
+    assert!(!percents_drawn(drawn).is_empty(), "{drawn}");
+    let last = drawn.rfind("\r\x1b[2K").unwrap();
+    assert!(!drawn[last..].contains('%'), "{drawn}");
+}
+
 /// `--progress` draws on a terminal only: on a pipe stderr stays empty; under
 /// `script` (a pseudo-terminal) the line is drawn with a percent and cleared
 /// at the end; stdout is md5sum's, byte for byte, either way.
 #[test]
 fn sum_progress_draws_on_a_terminal_only_and_leaves_stdout_alone() {
-    if Command::new("script").arg("--version").output().is_err() {
-        eprintln!("skipped: `script` (util-linux) is not installed");
+    if !have_script() {
         return;
     }
     let dir = TempDir::new("sum-progress");
-    // Large enough to take well over the line's first 0.5 s.
-    let big = dir.path().join("big.bin");
-    let mut f = std::fs::File::create(&big).unwrap();
-    let block = data(1 << 20, 7);
-    for _ in 0..1024 {
-        f.write_all(&block).unwrap();
-    }
-    drop(f);
+    write_gib(dir.path());
     std::fs::write(dir.path().join("small.txt"), b"x\n").unwrap();
     let want = Command::new("md5sum")
         .args(["big.bin", "small.txt"])
@@ -460,26 +511,182 @@ fn sum_progress_draws_on_a_terminal_only_and_leaves_stdout_alone() {
         "{:?}",
         String::from_utf8_lossy(&piped.stderr)
     );
-    let typescript = dir.path().join("typescript");
-    let status = Command::new("script")
-        .arg("-qec")
-        .arg(format!(
-            "{BIN} sum --progress --no-daemon big.bin small.txt > out.txt"
-        ))
-        .arg(&typescript)
-        .current_dir(dir.path())
-        .stdout(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success());
+    let drawn = under_script(
+        dir.path(),
+        &format!("{BIN} sum --progress --no-daemon big.bin small.txt > out.txt"),
+    );
     assert_eq!(std::fs::read(dir.path().join("out.txt")).unwrap(), want);
-    let drawn = String::from_utf8_lossy(&std::fs::read(&typescript).unwrap()).into_owned();
+    assert!(drawn.contains("0/2 files"), "{drawn}");
+    assert_drawn_and_cleared(&drawn);
+    // Stdout on the terminal too: each result line is written on a cleared
+    // line (the terminal turns its \n into \r\n), never over the bar.
+    let drawn = under_script(
+        dir.path(),
+        &format!("{BIN} sum --progress --no-daemon big.bin small.txt"),
+    );
+    let big_line = String::from_utf8_lossy(&want)
+        .lines()
+        .next()
+        .unwrap()
+        .to_string();
     assert!(
-        drawn.contains("% ") && drawn.contains("1.0 GiB  0/2 files"),
+        drawn.contains(&format!("\r\x1b[2K{big_line}\r\n")),
         "{drawn}"
     );
-    assert!(drawn.contains("ETA"), "{drawn}");
-    // Cleared at the end: the last thing drawn is the erase.
-    let last = drawn.rfind("\r\x1b[2K").unwrap();
-    assert!(!drawn[last + 5..].contains('%'), "{drawn}");
+    assert_drawn_and_cleared(&drawn);
+    // `check` draws the same line, over the same stdout as md5sum -c.
+    std::fs::write(dir.path().join("list.md5"), &want).unwrap();
+    let drawn = under_script(
+        dir.path(),
+        &format!("{BIN} check --progress --no-daemon list.md5 > checked.txt"),
+    );
+    assert_eq!(
+        std::fs::read(dir.path().join("checked.txt")).unwrap(),
+        b"big.bin: OK\nsmall.txt: OK\n"
+    );
+    assert_drawn_and_cleared(&drawn);
+}
+
+/// Through the daemon one large file moves too: the daemon's PROGRESS
+/// frames say how far its hashers have got, so the line shows several
+/// percentages below 100 before the result, and stdout is md5sum's.
+#[test]
+fn sum_progress_through_the_daemon_moves_within_one_large_file() {
+    if !have_script() {
+        return;
+    }
+    let dir = TempDir::new("sum-progress-daemon");
+    let sock = dir.path().join("d.sock");
+    let d = Daemon::builder(dir.path())
+        .arg("--socket")
+        .arg(&sock.to_string_lossy())
+        .start();
+    write_gib(dir.path());
+    let want = Command::new("md5sum")
+        .arg("big.bin")
+        .current_dir(dir.path())
+        .output()
+        .unwrap()
+        .stdout;
+    let drawn = under_script(
+        dir.path(),
+        &format!(
+            "{BIN} sum --progress -v --socket {} big.bin > out.txt",
+            sock.display()
+        ),
+    );
+    assert_eq!(std::fs::read(dir.path().join("out.txt")).unwrap(), want);
+    // -v would have said so had the daemon not been used.
+    assert!(!drawn.contains("hashd:"), "{drawn}");
+    assert!(drawn.contains("0/1 files"), "{drawn}");
+    assert_drawn_and_cleared(&drawn);
+    let mut below_100: Vec<u32> = percents_drawn(&drawn)
+        .into_iter()
+        .filter(|&p| p < 100)
+        .collect();
+    below_100.dedup();
+    assert!(below_100.len() > 1, "{below_100:?}\n{drawn}");
+    // The daemon did the hashing.
+    let hashed: u64 = d.get_json("/stats").1["hashers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["bytes"].as_u64().unwrap())
+        .sum();
+    assert!(hashed >= 1 << 30, "the daemon hashed {hashed} bytes");
+    // A pipe still gets nothing extra through the daemon.
+    let piped = Command::new(BIN)
+        .args(["sum", "--progress", "--socket"])
+        .arg(&sock)
+        .arg("big.bin")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(piped.stdout, want);
+    assert!(piped.stderr.is_empty());
+    assert!(d.terminate().success());
+}
+
+/// PROGRESS frames on the wire: only to a client that asked in HELLO, with
+/// the file request's tag, counts that grow up to the file's length and
+/// none after the reply (whose size is the whole file); a stream gets none.
+#[test]
+fn the_daemon_reports_progress_of_descriptor_jobs_only_to_clients_that_ask() {
+    use std::os::fd::AsFd;
+    let dir = TempDir::new("progress-frames");
+    let sock = dir.path().join("p.sock");
+    let _d = Daemon::builder(dir.path())
+        .arg("--socket")
+        .arg(&sock.to_string_lossy())
+        .start();
+    let big = dir.path().join("big.bin");
+    let mut f = std::fs::File::create(&big).unwrap();
+    let block = data(1 << 20, 3);
+    for _ in 0..256 {
+        f.write_all(&block).unwrap();
+    }
+    drop(f);
+    let size = 256u64 << 20;
+    let send_fd = |s: &UnixStream, tag: u64| {
+        let f = std::fs::File::open(&big).unwrap();
+        let fr = frame(0x02, tag, b"md5");
+        let n = hashcore::fdpass::send_with_fd(s.as_fd(), &fr, f.as_fd()).unwrap();
+        (&*s).write_all(&fr[n..]).unwrap();
+    };
+    for asks in [true, false] {
+        let mut s = UnixStream::connect(&sock).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(60)))
+            .unwrap();
+        let hello: &[u8] = match asks {
+            true => br#"{"version":1,"progress_ms":20}"#,
+            false => br#"{"version":1}"#,
+        };
+        s.write_all(&frame(0x01, 9, hello)).unwrap();
+        let (tag, v) = read_reply(&mut s);
+        assert_eq!(tag, 9);
+        assert_eq!(
+            v.get("progress_ms").and_then(|v| v.as_u64()),
+            asks.then_some(20),
+            "{v}"
+        );
+        // A stream, open across the file's job and ended after it: no
+        // PROGRESS for it.
+        s.write_all(&frame(0x03, 2, b"md5")).unwrap();
+        s.write_all(&frame(0x04, 2, b"abc")).unwrap();
+        send_fd(&s, 1);
+        let mut counts = Vec::new();
+        let reply = loop {
+            let (kind, tag, body) = read_frame(&mut s).unwrap();
+            let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            match kind {
+                0x82 => {
+                    assert_eq!(tag, 1, "{v}");
+                    counts.push(v["bytes"].as_u64().unwrap());
+                }
+                0x80 => {
+                    assert_eq!(tag, 1, "{v}");
+                    break v;
+                }
+                other => panic!("frame kind {other:#x}: {v}"),
+            }
+        };
+        assert_eq!(reply["size"], size);
+        assert_eq!(
+            reply["hash"],
+            reference("md5", &std::fs::read(&big).unwrap())
+        );
+        s.write_all(&frame(0x05, 2, b"")).unwrap();
+        let (tag, v) = read_reply(&mut s);
+        assert_eq!(
+            (tag, &v["hash"]),
+            (2, &serde_json::json!(reference("md5", b"abc")))
+        );
+        if asks {
+            assert!(counts.len() > 1, "{counts:?}");
+            assert!(counts.windows(2).all(|w| w[0] < w[1]), "{counts:?}");
+            assert!(counts.iter().all(|&c| c > 0 && c <= size), "{counts:?}");
+        } else {
+            assert!(counts.is_empty(), "{counts:?}");
+        }
+    }
 }

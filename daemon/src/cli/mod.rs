@@ -37,7 +37,7 @@ use hashcore::{Algorithm, Algorithms, Hashes};
 
 pub(crate) use digests::hash_reader;
 pub use digests::ReadDigests;
-pub use progress::ProgressDigests;
+pub use progress::{ProgressDigests, Screen, Suspending};
 pub use remote::{run_get, run_upload, GetArgs, UploadArgs};
 
 /// The name diagnostics start with.

@@ -29,6 +29,11 @@ pub enum Kind {
     /// Sent only to clients whose HELLO asked for it (`heartbeat_ms`), so
     /// clients that predate it never see a kind they cannot decode.
     Heartbeat = 0x81,
+    /// Server to client, with a request's tag: how many bytes of that
+    /// request's file are hashed so far, as JSON ([`super::message::Progress`]).
+    /// Sent only to clients whose HELLO asked for it (`progress_ms`), for
+    /// the same reason as [`Kind::Heartbeat`].
+    Progress = 0x82,
 }
 
 impl Kind {
@@ -44,6 +49,7 @@ impl Kind {
             0x08 => Kind::HashPath,
             0x80 => Kind::Reply,
             0x81 => Kind::Heartbeat,
+            0x82 => Kind::Progress,
             _ => return None,
         })
     }

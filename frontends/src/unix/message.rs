@@ -52,6 +52,14 @@ pub struct HelloRequest {
         skip_serializing_if = "Option::is_none"
     )]
     pub heartbeat_ms: Option<u64>,
+    /// Asks for PROGRESS frames about running HASH_FD and HASH_PATH
+    /// requests at about this interval.
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub progress_ms: Option<u64>,
 }
 
 impl HelloRequest {
@@ -87,6 +95,20 @@ pub struct HelloReply {
     /// one: a client that did not ask sees the reply it always saw.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub heartbeat_ms: Option<u64>,
+    /// The PROGRESS interval granted, present only when HELLO asked for
+    /// one; a daemon that predates PROGRESS frames leaves it out, and its
+    /// clients then learn of a file only from its reply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress_ms: Option<u64>,
+}
+
+/// The payload of a PROGRESS frame: how far the request with the frame's
+/// tag has got. Sent only while the request is unanswered and only when
+/// the count has grown since the last one; never after its REPLY.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Progress {
+    /// Bytes of the file hashed so far (at most its length).
+    pub bytes: u64,
 }
 
 /// A finished hash job (HASH_FD, HASH_PATH, STREAM_END).
@@ -199,6 +221,7 @@ mod tests {
             version: 1,
             server: "hashd 0.1.0".into(),
             heartbeat_ms: None,
+            progress_ms: None,
         };
         assert_eq!(
             wire(&hello),
@@ -281,7 +304,13 @@ mod tests {
         let sent = HelloRequest {
             version: Some(1),
             heartbeat_ms: Some(1000),
+            progress_ms: None,
         };
         assert_eq!(wire(&sent), json!({"version": 1, "heartbeat_ms": 1000}));
+        let progress = |p: &[u8]| HelloRequest::parse(p).progress_ms;
+        assert_eq!(progress(br#"{"version":1,"progress_ms":200}"#), Some(200));
+        assert_eq!(progress(br#"{"version":1,"progress_ms":"fast"}"#), None);
+        assert_eq!(progress(br#"{"version":1,"heartbeat_ms":20}"#), None);
+        assert_eq!(wire(&Progress { bytes: 7 }), json!({"bytes": 7}));
     }
 }

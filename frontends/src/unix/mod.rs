@@ -193,9 +193,9 @@ fn hash_reply(algo: Algorithms, answer: Answer) -> HashReply {
     }
 }
 
-/// Requests of one connection not yet answered, and the heartbeat interval
-/// its HELLO asked for, shared by the reader (which sets them) and the
-/// writer (which sends heartbeats).
+/// Requests of one connection not yet answered, and the heartbeat and
+/// progress intervals its HELLO asked for, shared by the reader (which sets
+/// them) and the writer (which sends heartbeats and PROGRESS frames).
 struct ConnState {
     /// Unanswered requests: each holds one permit until its reply is written.
     in_flight: Arc<Semaphore>,
@@ -203,6 +203,16 @@ struct ConnState {
     max_in_flight: usize,
     /// Heartbeat interval in milliseconds; 0 until a HELLO asks for one.
     heartbeat_ms: AtomicU64,
+    /// PROGRESS interval in milliseconds; 0 until a HELLO asks for one.
+    progress_ms: AtomicU64,
+    /// Bytes hashed so far of each unanswered file request (HASH_FD,
+    /// HASH_PATH), by tag, while PROGRESS is on. The reader adds an entry
+    /// when it starts the job, the writer removes it when it writes the
+    /// reply, so no PROGRESS frame follows its request's REPLY. Each entry
+    /// belongs to a request holding an in-flight slot, so there are at most
+    /// `max_in_flight` (a client reusing a tag still in flight replaces its
+    /// entry).
+    meters: std::sync::Mutex<HashMap<u64, Arc<AtomicU64>>>,
 }
 
 impl ConnState {
@@ -217,12 +227,24 @@ impl ConnState {
             ms => Some(Duration::from_millis(ms)),
         }
     }
+
+    fn progress(&self) -> Option<Duration> {
+        match self.progress_ms.load(Ordering::Relaxed) {
+            0 => None,
+            ms => Some(Duration::from_millis(ms)),
+        }
+    }
+
+    fn meters(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<AtomicU64>>> {
+        self.meters.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
-/// The heartbeat interval a client may ask for in HELLO is clamped to this
-/// range. The floor keeps a client from making us write a frame every few
-/// microseconds, yet lets tests use silence bounds of a few hundred
-/// milliseconds; the ceiling is past any silence bound a client would use.
+/// The heartbeat (and PROGRESS) interval a client may ask for in HELLO is
+/// clamped to this range. The floor keeps a client from making us write a
+/// frame every few microseconds, yet lets tests use silence bounds of a few
+/// hundred milliseconds; the ceiling is past any silence bound a client
+/// would use.
 const HEARTBEAT_MIN: Duration = Duration::from_millis(20);
 /// See [`HEARTBEAT_MIN`].
 const HEARTBEAT_MAX: Duration = Duration::from_secs(60);
@@ -273,6 +295,15 @@ impl<B: Backend> Session<B> {
         ms
     }
 
+    /// Clamps and records the PROGRESS interval a HELLO asked for (the
+    /// heartbeat's bounds); returns it in milliseconds, as granted.
+    fn set_progress(&self, asked_ms: u64) -> u64 {
+        let every = Duration::from_millis(asked_ms).clamp(HEARTBEAT_MIN, HEARTBEAT_MAX);
+        let ms = every.as_millis() as u64;
+        self.state.progress_ms.store(ms, Ordering::Relaxed);
+        ms
+    }
+
     /// Answers request `tag` now, freeing its slot once written.
     fn reply(&self, tag: u64, reply: &impl Serialize, slot: OwnedSemaphorePermit) {
         let _ = self.replies.send(Outgoing {
@@ -313,7 +344,16 @@ impl<B: Backend> Session<B> {
             });
         });
         match source {
-            Source::File(file) => self.backend.answer_file(algo, file, reply),
+            Source::File(file) => {
+                // Registered before the job starts, so the writer, which
+                // removes it with the reply, never sees it afterwards.
+                let hashed = self.state.progress().map(|_| {
+                    let hashed = Arc::new(AtomicU64::new(0));
+                    self.state.meters().insert(tag, hashed.clone());
+                    hashed
+                });
+                self.backend.answer_file(algo, file, hashed, reply)
+            }
             Source::Stream => {
                 let job = self.backend.answer_stream(algo, reply);
                 self.streams.insert(tag, job);
@@ -378,6 +418,8 @@ async fn connection<B: Backend>(
         in_flight: Arc::new(Semaphore::new(max_in_flight.max(1))),
         max_in_flight: max_in_flight.max(1),
         heartbeat_ms: AtomicU64::new(0),
+        progress_ms: AtomicU64::new(0),
+        meters: std::sync::Mutex::default(),
     });
     let writer = tokio::spawn(write_replies(
         stream.clone(),
@@ -412,52 +454,110 @@ async fn connection<B: Backend>(
     })
 }
 
-/// Writes replies as they come, batched, and heartbeats while the client
-/// waits.
+/// What wakes the writer.
+enum Wake {
+    /// A reply, or `None` once every sender is gone.
+    Reply(Option<Outgoing>),
+    /// A heartbeat interval passed without a write.
+    Quiet,
+    /// Time to tell the client how far its files have got.
+    Progress,
+}
+
+/// Sleeps until `at`, or for ever when there is no `at`.
+async fn until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Writes replies as they come, batched; heartbeats while the client
+/// waits; and PROGRESS frames for its running files, if it asked.
 async fn write_replies<B: Backend>(
     stream: Arc<UnixStream>,
     mut rx: mpsc::UnboundedReceiver<Outgoing>,
     state: Arc<ConnState>,
     backend: Arc<B>,
 ) {
+    use tokio::time::Instant;
     let mut out = BytesMut::new();
     let mut last_progress = backend.progress();
+    // The last write (or quiet check), and the last PROGRESS round.
+    let mut quiet_since = Instant::now();
+    let mut progress_since = Instant::now();
+    // Bytes last reported per tag, to send only what has grown.
+    let mut reported: HashMap<u64, u64> = HashMap::new();
     loop {
-        // A client that asked for heartbeats learns after each quiet
-        // interval that its unanswered requests are still being worked
-        // on, so it can bound the silence between frames instead of
-        // the whole job (which for a large file legitimately takes
-        // minutes) and tell a busy daemon from a stopped or stuck one.
-        let next = match state.heartbeat() {
-            None => rx.recv().await,
-            Some(every) => match tokio::time::timeout(every, rx.recv()).await {
-                Ok(next) => next,
-                Err(_) => {
-                    let progress = backend.progress();
-                    let moved = progress.is_none() || progress != last_progress;
-                    last_progress = progress;
-                    if moved && state.outstanding() > 0 {
-                        frame::encode(Kind::Heartbeat, 0, &[], &mut out);
-                        if write_all(&stream, &mut out).await.is_err() {
-                            break;
-                        }
-                    }
-                    continue;
-                }
-            },
+        // Read each time round: a HELLO may have set them since.
+        let quiet_at = state.heartbeat().map(|every| quiet_since + every);
+        let progress_at = state.progress().map(|every| progress_since + every);
+        let wake = tokio::select! {
+            next = rx.recv() => Wake::Reply(next),
+            _ = until(quiet_at) => Wake::Quiet,
+            _ = until(progress_at) => Wake::Progress,
         };
-        let Some(reply) = next else { break };
-        frame::encode(Kind::Reply, reply.tag, &reply.payload, &mut out);
-        drop(reply);
-        // Batch whatever else is ready into one write.
-        while let Ok(more) = rx.try_recv() {
-            frame::encode(Kind::Reply, more.tag, &more.payload, &mut out);
-            if out.len() > 256 << 10 {
-                break;
+        match wake {
+            // A client that asked for heartbeats learns after each quiet
+            // interval that its unanswered requests are still being worked
+            // on, so it can bound the silence between frames instead of
+            // the whole job (which for a large file legitimately takes
+            // minutes) and tell a busy daemon from a stopped or stuck one.
+            Wake::Quiet => {
+                quiet_since = Instant::now();
+                let progress = backend.progress();
+                let moved = progress.is_none() || progress != last_progress;
+                last_progress = progress;
+                if moved && state.outstanding() > 0 {
+                    frame::encode(Kind::Heartbeat, 0, &[], &mut out);
+                    if write_all(&stream, &mut out).await.is_err() {
+                        break;
+                    }
+                }
             }
-        }
-        if write_all(&stream, &mut out).await.is_err() {
-            break;
+            Wake::Progress => {
+                progress_since = Instant::now();
+                for (tag, hashed) in state.meters().iter() {
+                    let bytes = hashed.load(Ordering::Relaxed);
+                    let last = reported.entry(*tag).or_insert(0);
+                    if bytes > *last {
+                        *last = bytes;
+                        let payload = to_payload(&message::Progress { bytes });
+                        frame::encode(Kind::Progress, *tag, &payload, &mut out);
+                    }
+                }
+                if !out.is_empty() {
+                    // Hashing moved: as good a sign of life as a heartbeat.
+                    quiet_since = Instant::now();
+                    if write_all(&stream, &mut out).await.is_err() {
+                        break;
+                    }
+                }
+            }
+            Wake::Reply(None) => break,
+            Wake::Reply(Some(reply)) => {
+                let mut replied = |tag: u64| {
+                    if state.progress().is_some() {
+                        state.meters().remove(&tag);
+                        reported.remove(&tag);
+                    }
+                };
+                replied(reply.tag);
+                frame::encode(Kind::Reply, reply.tag, &reply.payload, &mut out);
+                drop(reply);
+                // Batch whatever else is ready into one write.
+                while let Ok(more) = rx.try_recv() {
+                    replied(more.tag);
+                    frame::encode(Kind::Reply, more.tag, &more.payload, &mut out);
+                    if out.len() > 256 << 10 {
+                        break;
+                    }
+                }
+                quiet_since = Instant::now();
+                if write_all(&stream, &mut out).await.is_err() {
+                    break;
+                }
+            }
         }
     }
 }
@@ -562,7 +662,7 @@ mod tests {
             frame::encode(
                 Kind::Hello,
                 1,
-                br#"{"version":1,"heartbeat_ms":5}"#,
+                br#"{"version":1,"heartbeat_ms":5,"progress_ms":5}"#,
                 &mut out,
             );
             frame::encode(Kind::StreamOpen, 2, b"whirlpool", &mut out);
@@ -590,12 +690,19 @@ mod tests {
             let mut replies = HashMap::new();
             while replies.len() < 6 {
                 let f = next_frame(&mut client, &mut buf).await.unwrap();
+                if f.kind == Kind::Progress {
+                    // Only for the file, and never after its reply.
+                    assert_eq!(f.tag, 4);
+                    assert!(!replies.contains_key(&4));
+                    continue;
+                }
                 assert_eq!(f.kind, Kind::Reply);
                 assert!(replies.insert(f.tag, f.payload).is_none(), "tag {}", f.tag);
             }
             let hello: HelloReply = serde_json::from_slice(&replies[&1]).unwrap();
             assert_eq!(hello.version, frame::VERSION);
             assert_eq!(hello.heartbeat_ms, Some(20), "clamped to the floor");
+            assert_eq!(hello.progress_ms, Some(20), "clamped to the floor");
             assert!(hello.server.starts_with("hashd "));
             let refused: ErrorReply = serde_json::from_slice(&replies[&2]).unwrap();
             assert_eq!((refused.ok, refused.busy), (OkFlag, None));

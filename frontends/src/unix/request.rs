@@ -71,10 +71,12 @@ pub enum Command {
 /// connection's in-flight slots until then.
 #[derive(Debug)]
 pub enum Call {
-    /// HELLO; `heartbeat_ms` as asked, not yet clamped.
+    /// HELLO; intervals as asked, not yet clamped.
     Hello {
         /// The heartbeat interval asked for, if any.
         heartbeat_ms: Option<u64>,
+        /// The PROGRESS interval asked for, if any.
+        progress_ms: Option<u64>,
     },
     /// HASH_FD: the descriptor the frame claimed.
     HashFd {
@@ -134,9 +136,13 @@ impl Request {
                     command: Command::StreamEnd,
                 })
             }
-            Kind::Hello => Call::Hello {
-                heartbeat_ms: HelloRequest::parse(&payload).heartbeat_ms,
-            },
+            Kind::Hello => {
+                let hello = HelloRequest::parse(&payload);
+                Call::Hello {
+                    heartbeat_ms: hello.heartbeat_ms,
+                    progress_ms: hello.progress_ms,
+                }
+            }
             Kind::HashFd => {
                 let fd = fds
                     .pop_front()
@@ -165,9 +171,9 @@ impl Request {
             },
             Kind::Lookup => Call::Lookup(String::from_utf8_lossy(&payload).trim().to_owned()),
             Kind::Stats => Call::Stats,
-            Kind::Reply | Kind::Heartbeat => {
+            Kind::Reply | Kind::Heartbeat | Kind::Progress => {
                 return Err(ProtocolError::new(
-                    "clients do not send REPLY or HEARTBEAT frames",
+                    "clients do not send REPLY, HEARTBEAT or PROGRESS frames",
                 ))
             }
         };
@@ -193,13 +199,18 @@ impl Request {
         };
         let slot = session.slot().await?;
         match call {
-            Call::Hello { heartbeat_ms } => {
+            Call::Hello {
+                heartbeat_ms,
+                progress_ms,
+            } => {
                 let granted = heartbeat_ms.map(|ms| session.set_heartbeat(ms));
+                let progress = progress_ms.map(|ms| session.set_progress(ms));
                 let hello = HelloReply {
                     ok: OkFlag,
                     version: VERSION,
                     server: concat!("hashd ", env!("CARGO_PKG_VERSION")).into(),
                     heartbeat_ms: granted,
+                    progress_ms: progress,
                 };
                 session.reply(tag, &hello, slot);
             }
@@ -307,7 +318,8 @@ mod tests {
         assert!(matches!(
             r.command,
             Command::Call(Call::Hello {
-                heartbeat_ms: Some(5)
+                heartbeat_ms: Some(5),
+                progress_ms: None,
             })
         ));
         let r = parse(frame(Kind::Lookup, 2, b" abc\n"), &mut fds);
@@ -346,8 +358,15 @@ mod tests {
         for (f, needle) in [
             (frame(Kind::HashFd, 1, b"md5"), "without a descriptor"),
             (frame(Kind::HashPath, 1, b"md5/a"), "ALGO\\0PATH"),
-            (frame(Kind::Reply, 1, b"{}"), "REPLY or HEARTBEAT"),
-            (frame(Kind::Heartbeat, 0, b""), "REPLY or HEARTBEAT"),
+            (frame(Kind::Reply, 1, b"{}"), "REPLY, HEARTBEAT or PROGRESS"),
+            (
+                frame(Kind::Heartbeat, 0, b""),
+                "REPLY, HEARTBEAT or PROGRESS",
+            ),
+            (
+                frame(Kind::Progress, 1, b"{}"),
+                "REPLY, HEARTBEAT or PROGRESS",
+            ),
         ] {
             let e = Request::from_frame(f, &mut fds).unwrap_err();
             assert!(e.to_string().contains(needle), "{e}");

@@ -439,12 +439,29 @@ impl HasherPool {
     /// Only regular files are accepted (a pipe could stall a hasher); others,
     /// and a full queue, end the job at once through `done`.
     pub fn submit_file(&self, algo: impl Into<Algorithms>, file: std::fs::File, done: Completion) {
+        self.submit_file_counted(algo, file, None, done)
+    }
+
+    /// As [`HasherPool::submit_file`]; while the job runs, `hashed` (if
+    /// given) holds the bytes of the file hashed so far, for a client that
+    /// shows one file's progress (the socket's PROGRESS frames). Stored
+    /// after each chunk the hasher takes (a read of up to
+    /// [`ReaderConfig::read_len`]), so it lags the truth by at most one
+    /// chunk and is the file's length when the job succeeds.
+    pub fn submit_file_counted(
+        &self,
+        algo: impl Into<Algorithms>,
+        file: std::fs::File,
+        hashed: Option<Arc<AtomicU64>>,
+        done: Completion,
+    ) {
         let algo = algo.into();
         let key = self.next_key.fetch_add(1, Ordering::Relaxed);
         match self.files.try_send(FileJob {
             key,
             algo,
             file,
+            hashed,
             done: Finisher::new(done),
         }) {
             Ok(()) => {}

@@ -546,6 +546,39 @@ fn progress_grows_with_bytes_and_with_jobs_that_have_none() {
     }
 }
 
+/// A watched file job publishes its bytes as they are hashed: the count
+/// never runs ahead of the file and is its length once the job is done,
+/// for MD5 (hashed in lanes) and the others (hashed as chunks arrive).
+#[test]
+fn a_counted_file_job_counts_up_to_its_length() {
+    let dir = TempDir::new("pool");
+    let pool = file_pool(true);
+    let data = vec![9u8; 3_000_000];
+    let path = dir.write("counted", &data);
+    for algo in [Algorithm::Md5, Algorithm::Sha256] {
+        let hashed = Arc::new(AtomicU64::new(0));
+        let (done, rx) = completion();
+        pool.submit_file_counted(
+            algo,
+            std::fs::File::open(&path).unwrap(),
+            Some(hashed.clone()),
+            done,
+        );
+        let mut seen = 0;
+        let digest = loop {
+            let now = hashed.load(Ordering::Relaxed);
+            assert!(now >= seen && now <= data.len() as u64, "{now}");
+            seen = now;
+            match rx.try_recv() {
+                Ok(d) => break d.unwrap(),
+                Err(_) => std::thread::sleep(std::time::Duration::from_micros(200)),
+            }
+        };
+        assert_eq!(digest.hashes, [(algo, algo.digest(&data))]);
+        assert_eq!(hashed.load(Ordering::Relaxed), data.len() as u64, "{algo}");
+    }
+}
+
 #[test]
 fn streams_past_the_bound_are_refused_busy_until_one_ends() {
     let pool = HasherPool::start(PoolConfig {

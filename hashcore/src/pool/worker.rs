@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -48,6 +48,8 @@ pub(crate) struct FileJob {
     pub(crate) key: u64,
     pub(crate) algo: Algorithms,
     pub(crate) file: File,
+    /// Where to store the bytes hashed so far, if anyone watches.
+    pub(crate) hashed: Option<Arc<AtomicU64>>,
     pub(crate) done: Finisher,
 }
 
@@ -108,7 +110,19 @@ struct ActiveJob {
     pending: usize,
     /// Streams only: the producer's budget, returned as chunks are hashed.
     credits: Option<Arc<Credits>>,
+    /// Files only, when watched: `len`, published as it grows.
+    hashed: Option<Arc<AtomicU64>>,
     done: Finisher,
+}
+
+impl ActiveJob {
+    /// Counts `n` more bytes hashed.
+    fn hashed(&mut self, n: usize) {
+        self.len += n as u64;
+        if let Some(h) = &self.hashed {
+            h.store(self.len, Ordering::Relaxed);
+        }
+    }
 }
 
 pub(crate) struct Worker {
@@ -248,6 +262,7 @@ impl Worker {
                     len: 0,
                     pending: 0,
                     credits: None,
+                    hashed: job.hashed,
                     done,
                 };
                 self.jobs.insert(job.key, active);
@@ -300,6 +315,7 @@ impl Worker {
                     len: 0,
                     pending: 0,
                     credits: Some(credits),
+                    hashed: None,
                     done,
                 };
                 self.jobs.insert(key, job);
@@ -326,7 +342,7 @@ impl Worker {
             }
             Some(job) => {
                 job.state.update_from(&chunk, chunk.shared());
-                job.len += chunk.len() as u64;
+                job.hashed(chunk.len());
                 self.counters
                     .bytes
                     .fetch_add(chunk.len() as u64, Ordering::Relaxed);
@@ -449,7 +465,7 @@ impl Worker {
                     if let Some(m) = job.state.md5_mut() {
                         *m = state;
                     }
-                    job.len += chunk.len() as u64;
+                    job.hashed(chunk.len());
                     job.pending -= 1;
                     self.counters
                         .bytes

@@ -102,7 +102,13 @@ impl Backend for Sink {
         }))
     }
 
-    fn answer_file(&self, _algo: Algorithms, _file: std::fs::File, reply: Reply) {
+    fn answer_file(
+        &self,
+        _algo: Algorithms,
+        _file: std::fs::File,
+        _hashed: Option<Arc<AtomicU64>>,
+        reply: Reply,
+    ) {
         reply(Answer::Failed {
             reason: NO_SOCKET.into(),
             busy: false,
