@@ -311,7 +311,8 @@ async fn dispatch<B: Backend>(
         (&Method::GET, "/uploads") => respond::json(StatusCode::OK, &shared.in_progress.snapshot()),
         (&Method::GET, p) if p.starts_with(JOB_EVENTS.path) => {
             let id = &p[JOB_EVENTS.path.len()..p.len() - JOB_EVENTS.suffix.len()];
-            events::job_events(shared, &query::decode_component(id)).await
+            let last_id = events::last_event_id(req.headers());
+            events::job_events(shared, &query::decode_component(id), last_id).await
         }
         (&Method::GET, "/health") => {
             respond::json(StatusCode::OK, &serde_json::json!({"ok": true}))
@@ -613,7 +614,20 @@ async fn hash_answer<B: Backend>(
         );
     };
     let found = match wait {
-        Some(timeout) => shared.backend.lookup_wait(id.trim(), timeout).await,
+        Some(timeout) => {
+            // Held for the wait: what waiting lookups cost (a connection or
+            // an HTTP/2 stream, a task, a waiter entry) is bounded by it.
+            let Ok(_permit) = shared.lookup_waits.try_acquire() else {
+                return respond::error(&ApiError::Busy {
+                    retry_after: 1,
+                    what: format!(
+                        "{} lookups waiting (?wait; --max-connections)",
+                        shared.config.max_connections
+                    ),
+                });
+            };
+            shared.backend.lookup_wait(id.trim(), timeout).await
+        }
         None => shared.backend.lookup(id.trim()).await,
     };
     match found {
