@@ -743,3 +743,40 @@ fn upload_answer(result: Result<JobView, ApiError>) -> Response<Body> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// HTTP/2 carries many requests on one connection, so the connection
+    /// limit alone would not bound waiting lookups: a wait past
+    /// `max_connections` is refused with 503 and `Retry-After`.
+    #[tokio::test]
+    async fn waiting_lookups_past_max_connections_are_refused() {
+        let config = super::super::HttpConfig {
+            max_connections: 1,
+            ..Default::default()
+        };
+        let (_stop, stopping) = tokio::sync::watch::channel(false);
+        let shared = Shared::new(
+            std::sync::Arc::new(crate::testing::MemBackend::default()),
+            config,
+            stopping,
+        );
+        let id = Some("0123456789abcdef0123456789abcdef".to_string());
+        let wait = Some(std::time::Duration::ZERO);
+        // A free slot: the wait runs (an unknown id: 404).
+        let r = hash_answer(&shared, id.clone(), wait).await;
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+        let held = shared.lookup_waits.try_acquire().unwrap();
+        let r = hash_answer(&shared, id.clone(), wait).await;
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(r.headers()["retry-after"], "1");
+        // A lookup that does not wait needs no slot.
+        let r = hash_answer(&shared, id.clone(), None).await;
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+        drop(held);
+        let r = hash_answer(&shared, id, wait).await;
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    }
+}
