@@ -140,11 +140,11 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N")]
     pub max_event_streams: Option<usize>,
 
-    /// Longest an event stream stays open, in seconds; the client reconnects (EventSource does) and gets the state again. [env: HASHD_EVENT_STREAM_SECS] [default: 300]
+    /// Longest an event stream stays open, in seconds; the client reconnects (EventSource does, with Last-Event-ID) and the stream goes on. [env: HASHD_EVENT_STREAM_SECS] [default: 300]
     #[arg(long, value_name = "SECS")]
     pub event_stream_secs: Option<u64>,
 
-    /// Open HTTP connections at once; more wait in the listen backlog. [env: HASHD_MAX_CONNECTIONS] [default: 16384]
+    /// Open HTTP connections at once; more wait in the listen backlog. Also the most lookups waiting at once (?wait=SECS; 503 beyond). [env: HASHD_MAX_CONNECTIONS] [default: 16384]
     #[arg(long, value_name = "N")]
     pub max_connections: Option<usize>,
 

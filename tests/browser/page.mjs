@@ -2,7 +2,8 @@
 // upload throttled (CDP Network.emulateNetworkConditions, 6 MB/s), three
 // files at once (two picked, one dropped), progress bars that move, one
 // upload cancelled, the others' hashes equal to md5 computed here, copy to
-// the clipboard, MATCH and MISMATCH, a keyboard-only upload, screenshots at
+// the clipboard, MATCH and MISMATCH, one file with two algorithms (both
+// digests shown and compared), a keyboard-only upload, screenshots at
 // 1280 and 390 px, and the plain form without JavaScript: its post is
 // redirected to the job page, and reloading that page creates no job. With
 // DELAYED_URL (a daemon with --artificial-delay), a PENDING job's page
@@ -119,18 +120,27 @@ try {
   check((await page.locator("#recent").textContent()).includes("c.bin"), "the recent jobs list shows the new jobs");
   await page.screenshot({ path: path.join(shots, "page-1280.png"), fullPage: true });
 
-  // Keyboard only: Tab to the picker, Space opens it, Tab to Upload, Enter.
+  // Keyboard only: Tab to the algorithms, Space unticks md5 and ticks
+  // sha512, Tab to the picker, Space opens it, Tab to Upload, Enter.
   await cdp.send("Network.emulateNetworkConditions", { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: -1 });
   await page.goto(daemon + "/uploadform", { waitUntil: "load" });
   const k = gen(300 << 10, 4);
   fs.writeFileSync(path.join(dir, "k.bin"), k);
-  for (let i = 0; i < 10 && !(await page.evaluate(() => document.activeElement?.id === "algo")); i++) {
+  const focused = () => page.evaluate(() => document.activeElement?.value ?? "");
+  const tabTo = async (value) => {
+    for (let i = 0; i < 20 && (await focused()) !== value; i++) await page.keyboard.press("Tab");
+    return (await focused()) === value;
+  };
+  check(await tabTo("md5"), "Tab reaches the md5 checkbox");
+  await page.keyboard.press("Space");
+  check(await tabTo("sha512"), "Tab reaches the sha512 checkbox");
+  await page.keyboard.press("Space");
+  const chosen = await page.evaluate(() => [...document.querySelectorAll("#algos input:checked")].map((c) => c.value).join(","));
+  check(chosen === "sha512", `the algorithm is chosen by keyboard (${chosen})`);
+  const algo = chosen;
+  for (let i = 0; i < 20 && !(await page.evaluate(() => document.activeElement?.id === "file")); i++) {
     await page.keyboard.press("Tab");
   }
-  await page.keyboard.type("sha512"); // chosen by typing, as a keyboard user does
-  const algo = await page.evaluate(() => document.activeElement.value);
-  check(algo === "sha512", `the algorithm is chosen by keyboard (${algo})`);
-  await page.keyboard.press("Tab");
   check(await page.evaluate(() => document.activeElement?.id === "file"), "Tab reaches the file input");
   // Space opens the picker; on a loaded machine the first key press can be
   // lost before the input is ready, so Enter (which opens it too) follows.
@@ -149,6 +159,32 @@ try {
   const expected = crypto.createHash(algo).update(k).digest("hex");
   check(kh === expected, `keyboard-only upload with ${algo}: ${kh}`);
 
+  // Several algorithms at once, md5 and sha256: the result shows both
+  // digests, each with its copy button, and compares a pasted hash with
+  // either.
+  await page.uncheck("#algos input[value=sha512]");
+  await page.check("#algos input[value=md5]");
+  const m = gen(200 << 10, 6);
+  fs.writeFileSync(path.join(dir, "m.bin"), m);
+  await page.check("#algos input[value=sha256]");
+  await page.setInputFiles("#file", path.join(dir, "m.bin"));
+  await page.click("button[type=submit]");
+  const mh = await row("m.bin").locator("code.hash[data-algo=sha256]").textContent({ timeout: 30_000 });
+  check(mh === sha256(m), `m.bin: sha256 ${mh} is sha256sum's`);
+  const mm = await row("m.bin").locator("code.hash[data-algo=md5]").textContent();
+  check(mm === md5(m), `m.bin: md5 ${mm} is md5sum's`);
+  check((await row("m.bin").locator("code.hash").count()) === 2, "m.bin shows exactly its two digests");
+  await row("m.bin").getByRole("button", { name: "Copy sha256 hash of m.bin" }).click();
+  check((await page.evaluate(() => navigator.clipboard.readText())) === sha256(m), "the sha256 copy button copies the sha256 digest");
+  const mexpect = row("m.bin").locator("input.expect");
+  const mverdict = row("m.bin").locator("output.verdict");
+  await mexpect.fill(" " + sha256(m).toUpperCase() + " ");
+  check((await mverdict.textContent()) === "MATCH (sha256)", "a pasted sha256 digest shows MATCH (sha256)");
+  await mexpect.fill(md5(m));
+  check((await mverdict.textContent()) === "MATCH (md5)", "a pasted md5 digest shows MATCH (md5)");
+  await mexpect.fill(sha256(a));
+  check((await mverdict.textContent()) === "MISMATCH", "another file's sha256 shows MISMATCH");
+
   // 390 px wide: nothing wider than the screen.
   await page.setViewportSize({ width: 390, height: 844 });
   const wide = await page.evaluate(() => document.documentElement.scrollWidth);
@@ -163,14 +199,14 @@ try {
   const p = gen(64 << 10, 5);
   fs.writeFileSync(path.join(dir, "plain.bin"), p);
   await plain.setInputFiles("#file", path.join(dir, "plain.bin"));
-  await plain.selectOption("#algo", "sha256");
+  await plain.check("#algos input[value=sha256]"); // with md5, ticked already
   await Promise.all([plain.waitForURL(/\/gethash-form\/\?file_id=/), plain.click("button[type=submit]")]);
   const n = await jobsTotal();
   await plain.reload({ waitUntil: "load" });
   await plain.reload({ waitUntil: "load" });
   check((await jobsTotal()) === n, "reloading the job page after a form post creates no job");
   const text = await plain.textContent("body");
-  check(text.includes(sha256(p)) || text.includes("PENDING"), "the job page shows the job (sha256)");
+  check((text.includes(md5(p)) && text.includes(sha256(p))) || text.includes("PENDING"), "the job page shows the job (md5 and sha256)");
 
   if (delayed) {
     const put = async () => (await (await fetch(delayed + "/files/late.txt", { method: "PUT", body: "late\n" })).json()).id;

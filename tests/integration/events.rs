@@ -10,6 +10,8 @@ use crate::util::*;
 /// One event of a stream, and when it arrived.
 #[derive(Debug)]
 struct Event {
+    /// The `id:` field, a number that grows by one per event.
+    id: Option<u64>,
     name: String,
     data: serde_json::Value,
     at: Duration,
@@ -26,9 +28,15 @@ struct EventStream {
 /// Opens `GET path` as HTTP/1.0, so the stream's end is the connection's
 /// end (no chunked framing to undo).
 fn open_events(addr: std::net::SocketAddr, path: &str) -> EventStream {
+    open_events_after(addr, path, None)
+}
+
+/// Opens `GET path` as an `EventSource` reconnects: with `Last-Event-ID`.
+fn open_events_after(addr: std::net::SocketAddr, path: &str, last: Option<u64>) -> EventStream {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    let last = last.map_or(String::new(), |n| format!("Last-Event-ID: {n}\r\n"));
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n{last}\r\n").unwrap();
     let opened = Instant::now();
     let mut reader = BufReader::new(s);
     let mut head = String::new();
@@ -52,7 +60,7 @@ fn open_events(addr: std::net::SocketAddr, path: &str) -> EventStream {
 impl EventStream {
     /// The next event (comments skipped); `None` at the stream's end.
     fn next(&mut self) -> Option<Event> {
-        let (mut name, mut data) = (String::new(), String::new());
+        let (mut id, mut name, mut data) = (None, String::new(), String::new());
         loop {
             let mut line = String::new();
             if self.reader.read_line(&mut line).unwrap() == 0 {
@@ -64,12 +72,15 @@ impl EventStream {
                     continue;
                 }
                 return Some(Event {
+                    id,
                     name,
                     data: serde_json::from_str(&data).unwrap(),
                     at: self.opened.elapsed(),
                 });
             }
-            if let Some(v) = line.strip_prefix("event: ") {
+            if let Some(v) = line.strip_prefix("id: ") {
+                id = Some(v.parse().unwrap());
+            } else if let Some(v) = line.strip_prefix("event: ") {
                 name = v.to_string();
             } else if let Some(v) = line.strip_prefix("data: ") {
                 data.push_str(v);
@@ -126,18 +137,78 @@ fn events_give_the_state_progress_and_the_final_state_then_end() {
         names[1..names.len() - 1].iter().all(|n| *n == "progress"),
         "{events:?}"
     );
+    // Numbered 1, 2, 3, …: PENDING, progress, the final state, in order.
+    let ids: Vec<Option<u64>> = events.iter().map(|e| e.id).collect();
+    let want: Vec<Option<u64>> = (1..=events.len() as u64).map(Some).collect();
+    assert_eq!(ids, want, "{events:?}");
 
     // A finished job: its state, and the end at once.
     let mut s = open_events(d.addr, &format!("/jobs/{id}/events/"));
     let events = s.rest();
     assert_eq!(events.len(), 1, "{events:?}");
     assert_eq!(events[0].data["status"], "SUCCESS");
+    assert_eq!(events[0].id, Some(1));
 
     // No such job: a JSON 404, no stream.
     let r = d.get("/jobs/0123456789abcdef0123456789abcdef/events");
     assert_json_error(&r, 404, "no job with id");
     let r = d.get("/jobs/x");
     assert_eq!(r.status, 404);
+}
+
+/// An `EventSource` cut off mid-job reconnects with `Last-Event-ID`: the
+/// ids go on from it, the PENDING state it has seen is not sent again, and
+/// once the job has ended the final state comes at once, then the end.
+#[test]
+fn a_reconnect_with_last_event_id_never_loses_the_final_state() {
+    let dir = TempDir::new("events-reconnect");
+    let d = Daemon::builder(dir.path())
+        .arg("--artificial-delay")
+        .arg("3")
+        .start();
+    let id = d.upload("", "a.txt", b"abc").json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let path = format!("/jobs/{id}/events");
+    let mut first = open_events(d.addr, &path);
+    let pending = first.next().unwrap();
+    assert_eq!((pending.id, pending.name.as_str()), (Some(1), "state"));
+    assert_eq!(pending.data["status"], "PENDING");
+    drop(first);
+
+    // Mid-job: progress (the delayed job is wholly hashed), numbered on;
+    // on a machine slow enough for the delay to pass, the final state.
+    let mut again = open_events_after(d.addr, &path, Some(1));
+    assert_eq!(again.status, 200);
+    let next = again.next().unwrap();
+    assert_eq!(next.id, Some(2), "{next:?}");
+    match next.name.as_str() {
+        "progress" => assert_eq!(next.data["bytes"], 3),
+        _ => assert_eq!(next.data["status"], "SUCCESS", "{next:?}"),
+    }
+    drop(again);
+
+    // After the job ended: the final state at once, and the end.
+    let (_, done) = d.get_json(&format!("/gethash/{id}?wait=30"));
+    assert_eq!(done["status"], "SUCCESS");
+    let mut late = open_events_after(d.addr, &path, Some(7));
+    let events = late.rest();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!((events[0].id, events[0].name.as_str()), (Some(8), "state"));
+    assert_eq!(events[0].data["status"], "SUCCESS");
+    assert_eq!(events[0].data["hash"], reference("md5", b"abc"));
+
+    // A Last-Event-ID that is not ours is a first connection.
+    let mut s = TcpStream::connect(d.addr).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.0\r\nHost: x\r\nLast-Event-ID: abc\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    assert!(text.contains("\r\n\r\nid: 1\nevent: state\n"), "{text}");
 }
 
 #[test]

@@ -12,11 +12,21 @@
 //! not by reading the store again and again; progress comes from the job
 //! owner's memory, never from the store.
 //!
+//! Every event has an `id:`, a decimal sequence number that grows by one
+//! per event: 1 for a stream's first, and one past the `Last-Event-ID`
+//! request header (the HTML standard's reconnection, section 9.2) for a
+//! reconnect's first, so ids keep growing across an `EventSource`'s
+//! reconnects. A reconnect (a `Last-Event-ID` that is a number) to a job
+//! still PENDING skips the opening `state` event, which its client has
+//! seen, and goes on with progress and the final state; to a job that has
+//! ended it sends the final state at once and ends. So a stream cut at any
+//! point loses no state change. The server keeps no history: only the
+//! number is read back.
+//!
 //! Bounds: at most `max_event_streams` streams at once (503 with
 //! `Retry-After` beyond), each open at most `event_stream_max` (then it
-//! ends, and an `EventSource` reconnects and gets the state again, so a
-//! reconnect never loses the final state), and each buffers at most
-//! [`QUEUED_EVENTS`] small events for a slow reader.
+//! ends and an `EventSource` reconnects, see above), and each buffers at
+//! most [`QUEUED_EVENTS`] small events for a slow reader.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -49,14 +59,47 @@ const QUEUED_EVENTS: usize = 4;
 /// The window `bytes_per_sec` is measured over.
 const RATE_WINDOW: Duration = Duration::from_secs(2);
 
-/// A `state` event: the job as `/jobs` lists it.
-fn state_event(job: &JobView) -> Bytes {
-    let data = serde_json::to_string(job).unwrap_or_else(|_| "{}".into());
-    Bytes::from(format!("event: state\ndata: {data}\n\n"))
+/// The request header an `EventSource` reconnects with: the `id` of the
+/// last event it received (HTML standard, section 9.2.4).
+const LAST_EVENT_ID: &str = "last-event-id";
+
+/// Numbers a stream's events: `id: N` lines, N growing by one per event.
+struct Sequence(u64);
+
+impl Sequence {
+    /// One event, `event: NAME` with `data` (one line of JSON), numbered.
+    fn event(&mut self, name: &str, data: &str) -> Bytes {
+        let id = self.0;
+        self.0 = self.0.saturating_add(1);
+        Bytes::from(format!("id: {id}\nevent: {name}\ndata: {data}\n\n"))
+    }
+
+    /// A `state` event: the job as `/jobs` lists it.
+    fn state(&mut self, job: &JobView) -> Bytes {
+        let data = serde_json::to_string(job).unwrap_or_else(|_| "{}".into());
+        self.event("state", &data)
+    }
 }
 
-/// The answer to `GET /jobs/ID/events`.
-pub(crate) async fn job_events<B: Backend>(shared: &Shared<B>, id: &str) -> Response<Body> {
+/// The `Last-Event-ID` of a reconnect, if it is one of ours (a decimal
+/// number); anything else is a first connection.
+pub(crate) fn last_event_id(headers: &hyper::HeaderMap) -> Option<u64> {
+    headers
+        .get(LAST_EVENT_ID)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// The answer to `GET /jobs/ID/events`; `last_id` is the reconnect's
+/// `Last-Event-ID` ([`last_event_id`]).
+pub(crate) async fn job_events<B: Backend>(
+    shared: &Shared<B>,
+    id: &str,
+    last_id: Option<u64>,
+) -> Response<Body> {
     let Ok(permit) = shared.event_streams.clone().try_acquire_owned() else {
         return respond::error(&ApiError::Busy {
             retry_after: 1,
@@ -77,14 +120,19 @@ pub(crate) async fn job_events<B: Backend>(shared: &Shared<B>, id: &str) -> Resp
         Err(e) => return respond::error(&e),
     };
     let (tx, rx) = mpsc::channel(QUEUED_EVENTS);
-    // The channel is empty: the first event always fits.
-    let _ = tx.try_send(state_event(&job));
+    let mut seq = Sequence(last_id.map_or(1, |n| n.saturating_add(1)));
+    // A reconnect has seen the PENDING state already; the final one it may
+    // have missed, so that is always sent. The channel is empty: the first
+    // event always fits.
+    if job.status != JobStatus::Pending || last_id.is_none() {
+        let _ = tx.try_send(seq.state(&job));
+    }
     if job.status == JobStatus::Pending {
         let backend = shared.backend.clone();
         let deadline = Instant::now() + shared.config.event_stream_max;
         let stopping = shared.stopping.clone();
         tokio::spawn(async move {
-            follow(backend, job.id, tx, deadline, stopping).await;
+            follow(backend, job.id, seq, tx, deadline, stopping).await;
             drop(permit);
         });
     }
@@ -110,6 +158,7 @@ pub(crate) async fn job_events<B: Backend>(shared: &Shared<B>, id: &str) -> Resp
 async fn follow<B: Backend>(
     backend: Arc<B>,
     id: String,
+    mut seq: Sequence,
     tx: mpsc::Sender<Bytes>,
     deadline: Instant,
     mut stopping: tokio::sync::watch::Receiver<bool>,
@@ -132,13 +181,13 @@ async fn follow<B: Backend>(
         tokio::select! {
             answer = &mut ended => {
                 let event = match answer {
-                    Ok(Some(job)) if job.status != JobStatus::Pending => state_event(&job),
+                    Ok(Some(job)) if job.status != JobStatus::Pending => seq.state(&job),
                     // Time is up (or the job vanished): the client may
                     // reconnect and gets the state as it is then.
                     Ok(_) => return,
                     Err(e) => {
                         let data = serde_json::json!({ "error": e.to_string() });
-                        Bytes::from(format!("event: error\ndata: {data}\n\n"))
+                        seq.event("error", &data.to_string())
                     }
                 };
                 let _ = tx.send(event).await;
@@ -165,7 +214,7 @@ async fn follow<B: Backend>(
                             "total": p.total,
                             "bytes_per_sec": rate.round(),
                         });
-                        event = Some(Bytes::from(format!("event: progress\ndata: {data}\n\n")));
+                        event = Some(seq.event("progress", &data.to_string()));
                     }
                 }
                 if event.is_none() && now - last_sent >= KEEPALIVE_INTERVAL {
@@ -180,6 +229,29 @@ async fn follow<B: Backend>(
             }
             _ = tx.closed() => return,
             _ = &mut stop => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_are_numbered_on_from_the_last_event_id() {
+        let mut h = hyper::HeaderMap::new();
+        assert_eq!(last_event_id(&h), None);
+        h.insert("Last-Event-ID", HeaderValue::from_static(" 41 "));
+        assert_eq!(last_event_id(&h), Some(41));
+        let mut seq = Sequence(42);
+        assert_eq!(
+            seq.event("progress", "{}"),
+            "id: 42\nevent: progress\ndata: {}\n\n"
+        );
+        assert!(seq.event("state", "{}").starts_with(b"id: 43\n"));
+        for other in ["", "abc", "-1", "1.5", "99999999999999999999"] {
+            h.insert("Last-Event-ID", HeaderValue::from_static(other));
+            assert_eq!(last_event_id(&h), None, "{other:?}");
         }
     }
 }

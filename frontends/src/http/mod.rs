@@ -55,9 +55,13 @@ pub struct HttpConfig {
     /// connection and a small task, so this bounds what watchers cost.
     pub max_event_streams: usize,
     /// Longest an event stream stays open; a client that still wants one
-    /// reconnects, and gets the job's state again at once.
+    /// reconnects (with `Last-Event-ID`), and the stream goes on: nothing
+    /// is lost, the final state least of all.
     pub event_stream_max: Duration,
     /// Open connections at once; further ones wait in the listen backlog.
+    /// Also the most lookups waiting at once (`?wait=SECS`, 503 beyond): over
+    /// HTTP/1.1 each holds a connection anyway, and HTTP/2, which carries
+    /// many requests on one, cannot exceed it either.
     pub max_connections: usize,
     /// Time a client may take to send its request head.
     pub header_timeout: Duration,
@@ -109,6 +113,9 @@ pub(crate) struct Shared<B> {
     pub(crate) uploads: Arc<Semaphore>,
     /// One permit per open event stream (`max_event_streams`).
     pub(crate) event_streams: Arc<Semaphore>,
+    /// One permit per lookup waiting for its job (`?wait=SECS`), at most
+    /// `max_connections`.
+    pub(crate) lookup_waits: Arc<Semaphore>,
     /// The uploads streaming in now, for `GET /uploads`.
     pub(crate) in_progress: Arc<uploads::InProgress>,
     /// Becomes true when the server stops accepting: event streams end
@@ -126,6 +133,7 @@ impl<B> Shared<B> {
             backend,
             uploads: Arc::new(Semaphore::new(config.max_uploads.max(1))),
             event_streams: Arc::new(Semaphore::new(config.max_event_streams.max(1))),
+            lookup_waits: Arc::new(Semaphore::new(config.max_connections.max(1))),
             in_progress: Arc::default(),
             stopping,
             config,

@@ -46,22 +46,43 @@
     return b;
   };
 
-  // The per-file result: status, the hash, copy, size, permalink, compare.
+  // A job's digests as [algorithm, hex] pairs, in the job's order.
+  const digests = (job) => {
+    const all = Object.entries(job.hashes || {});
+    return all.length ? all : job.hash ? [[job.algorithm, job.hash]] : [];
+  };
+
+  // What a pasted expected hash says against a job's digests: MATCH when it
+  // equals any of them (the algorithm named when there are several, as
+  // digests of one length can come from several algorithms), else MISMATCH.
+  const verdictOf = (pasted, pairs) => {
+    const want = pasted.trim().toLowerCase();
+    if (want === "") return "";
+    const hit = pairs.find(([, hex]) => hex === want);
+    if (!hit) return "MISMATCH";
+    return pairs.length > 1 ? "MATCH (" + hit[0] + ")" : "MATCH";
+  };
+
+  // The per-file result: status, every digest with its copy button, size,
+  // permalink, compare.
   const renderJob = (box, job) => {
     box.replaceChildren();
     box.append(el("p", {}, el("span", { class: "status " + job.status, text: job.status }),
       job.size != null ? " · " + size(job.size) : "", " · ",
       el("a", { href: "/gethash-form/?file_id=" + encodeURIComponent(job.id), text: "job page" })));
-    if (job.hash) {
-      box.append(el("p", { class: "hashline" }, el("code", { class: "hash", text: job.hash }), " ",
-        copyButton(job.hash, job.algorithm + " hash of " + (job.name || job.id))));
+    const pairs = digests(job);
+    for (const [algo, hex] of pairs) {
+      box.append(el("p", { class: "hashline digest" }, el("span", { class: "algo", text: algo }), " ",
+        el("code", { class: "hash", "data-algo": algo, text: hex }), " ",
+        copyButton(hex, algo + " hash of " + (job.name || job.id))));
+    }
+    if (pairs.length) {
       const id = "expect-" + job.id;
       const verdict = el("output", { for: id, class: "verdict", "aria-live": "polite" });
       const input = el("input", { id, type: "text", class: "expect", autocomplete: "off", spellcheck: "false", placeholder: "paste a hash to compare" });
       input.addEventListener("input", () => {
-        const want = input.value.trim().toLowerCase();
-        verdict.textContent = want === "" ? "" : want === job.hash ? "MATCH" : "MISMATCH";
-        verdict.className = "verdict " + verdict.textContent;
+        verdict.textContent = verdictOf(input.value, pairs);
+        verdict.className = "verdict " + verdict.textContent.split(" ")[0];
       });
       box.append(el("p", {}, el("label", { for: id, text: "Expected hash " }), input, " ", verdict));
     }
@@ -84,7 +105,7 @@
   const form = document.getElementById("upload");
   if (form) {
     const input = document.getElementById("file");
-    const algo = document.getElementById("algo");
+    const algos = () => [...document.querySelectorAll("#algos input[name=algo]:checked")].map((c) => c.value);
     const list = document.getElementById("files");
     const drop = document.getElementById("drop");
     const max = Number(form.dataset.maxUpload);
@@ -177,7 +198,9 @@
       cancel.addEventListener("click", () => xhr.abort());
       const body = new FormData();
       body.append("file", file, file.name);
-      xhr.open("POST", "/uploadfile/?algo=" + encodeURIComponent(algo.value));
+      // The ticked algorithms as ?algo=md5,sha256; none ticked is md5.
+      const chosen = algos();
+      xhr.open("POST", "/uploadfile/" + (chosen.length ? "?algo=" + encodeURIComponent(chosen.join(",")) : ""));
       xhr.send(body);
     };
 
@@ -209,8 +232,9 @@
   // A job page: copy button, and a PENDING job followed live.
   const job = document.getElementById("job");
   if (job) {
-    const hash = document.getElementById("hash");
-    if (hash) hash.after(" ", copyButton(hash.textContent, "hash"));
+    for (const hash of document.querySelectorAll("code.hash")) {
+      hash.after(" ", copyButton(hash.textContent, (hash.dataset.algo || "") + " hash"));
+    }
     if (job.dataset.status === "PENDING") {
       const live = document.getElementById("live");
       live.hidden = false;

@@ -13,6 +13,7 @@ button,select,input{font:inherit;padding:.3rem .6rem;max-width:100%}button:focus
 #files,#recent{list-style:none;padding:0}.file{border-bottom:1px solid #ddd;padding:.6rem 0}.file progress{width:12rem;max-width:100%}\
 .bar{display:flex;flex-wrap:wrap;gap:.4rem;align-items:center}.failed .info{color:#a00}.cancelled .info{color:#666}\
 .hash{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:1.15rem}.expect{width:22rem;max-width:100%}\
+#algos label{display:inline-block;margin:0 .8rem .3rem 0;white-space:nowrap}.digest{margin:.3rem 0}.algo{display:inline-block;min-width:4.5rem;color:#555}\
 .verdict.MATCH{color:#070;font-weight:bold}.verdict.MISMATCH{color:#a00;font-weight:bold}.error{color:#a00}";
 
 /// The page's script (`page.js`): uploads with progress, results, the
@@ -45,10 +46,21 @@ fn layout(title: &str, head_extra: &str, body: &str) -> String {
     )
 }
 
-fn algorithm_options() -> String {
+/// One checkbox per algorithm, all named `algo` (the form posts one field
+/// per ticked box; the server takes them all), MD5 ticked.
+fn algorithm_checkboxes() -> String {
     hashcore::Algorithm::ALL
         .iter()
-        .map(|a| format!("<option value=\"{0}\">{0}</option>", a.name()))
+        .map(|a| {
+            let checked = match *a == hashcore::Algorithm::Md5 {
+                true => " checked",
+                false => "",
+            };
+            format!(
+                "<label><input type=\"checkbox\" name=\"algo\" value=\"{0}\"{checked}> {0}</label> ",
+                a.name()
+            )
+        })
         .collect()
 }
 
@@ -78,7 +90,7 @@ pub fn form_page(max_upload: u64) -> String {
 <form id=\"upload\" action=\"/uploadfile-html/\" method=\"post\" enctype=\"multipart/form-data\" data-max-upload=\"{max_upload}\">\
 <fieldset><legend>Upload files</legend>\
 <p>Largest accepted file: <strong>{max}</strong>.</p>\
-<p><label for=\"algo\">Algorithm</label> <select id=\"algo\" name=\"algo\">{options}</select></p>\
+<fieldset id=\"algos\"><legend>Algorithms (MD5 if none is ticked)</legend>{options}</fieldset>\
 <div id=\"drop\"><p><label for=\"file\">File</label> <input id=\"file\" type=\"file\" name=\"file\"></p>\
 <p class=\"js\" hidden>Choose several files, or drop them here. Each uploads at once; you can add more while others are in flight.</p></div>\
 <p><button type=\"submit\">Upload</button></p></fieldset></form>\
@@ -90,7 +102,7 @@ pub fn form_page(max_upload: u64) -> String {
 <p>API: <code>POST /uploadfile/</code>, <code>GET /gethash/ID</code>, \
 <code>GET /jobs</code>, <code>GET /jobs/ID/events</code>, <a href=\"/docs\">documentation</a>.</p>\
 <script>{SCRIPT}</script>",
-        options = algorithm_options(),
+        options = algorithm_checkboxes(),
         max = readable(max_upload),
     );
     layout("hashd: upload files", "", &body)
@@ -115,10 +127,24 @@ pub fn job_page(job: &JobView) -> String {
         ),
         ("Algorithm", escape(&job.algorithm)),
     ];
-    if let Some(hash) = &job.hash {
+    // Every digest, each labelled with its algorithm; the first (the job's
+    // `hash`) has the id scripts and tests look for.
+    let digests = match (&job.hash, job.hashes.is_empty()) {
+        (Some(hash), true) => vec![(job.algorithm.clone(), hash.clone())],
+        _ => job.hashes.clone(),
+    };
+    for (i, (algo, hex)) in digests.iter().enumerate() {
+        let id = match i {
+            0 => " id=\"hash\"",
+            _ => "",
+        };
         rows.push((
             "Hash",
-            format!("<code id=\"hash\" class=\"hash\">{}</code>", escape(hash)),
+            format!(
+                "{algo}: <code{id} class=\"hash\" data-algo=\"{algo}\">{hex}</code>",
+                algo = escape(algo),
+                hex = escape(hex)
+            ),
         ));
     }
     if let Some(name) = &job.name {

@@ -370,7 +370,8 @@ async fn dispatch<B: Backend>(
         (&Method::GET, "/uploads") => respond::json(StatusCode::OK, &shared.in_progress.snapshot()),
         (&Method::GET, p) if p.starts_with(JOB_EVENTS.path) => {
             let id = &p[JOB_EVENTS.path.len()..p.len() - JOB_EVENTS.suffix.len()];
-            events::job_events(shared, &query::decode_component(id)).await
+            let last_id = events::last_event_id(req.headers());
+            events::job_events(shared, &query::decode_component(id), last_id).await
         }
         (&Method::GET, "/health") => {
             respond::json(StatusCode::OK, &serde_json::json!({"ok": true}))
@@ -672,7 +673,20 @@ async fn hash_answer<B: Backend>(
         );
     };
     let found = match wait {
-        Some(timeout) => shared.backend.lookup_wait(id.trim(), timeout).await,
+        Some(timeout) => {
+            // Held for the wait: what waiting lookups cost (a connection or
+            // an HTTP/2 stream, a task, a waiter entry) is bounded by it.
+            let Ok(_permit) = shared.lookup_waits.try_acquire() else {
+                return respond::error(&ApiError::Busy {
+                    retry_after: 1,
+                    what: format!(
+                        "{} lookups waiting (?wait; --max-connections)",
+                        shared.config.max_connections
+                    ),
+                });
+            };
+            shared.backend.lookup_wait(id.trim(), timeout).await
+        }
         None => shared.backend.lookup(id.trim()).await,
     };
     match found {
@@ -786,5 +800,42 @@ fn upload_answer(result: Result<JobView, ApiError>) -> Response<Body> {
             };
             respond::with_error_headers(respond::json(e.status(), &answer), &e)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// HTTP/2 carries many requests on one connection, so the connection
+    /// limit alone would not bound waiting lookups: a wait past
+    /// `max_connections` is refused with 503 and `Retry-After`.
+    #[tokio::test]
+    async fn waiting_lookups_past_max_connections_are_refused() {
+        let config = super::super::HttpConfig {
+            max_connections: 1,
+            ..Default::default()
+        };
+        let (_stop, stopping) = tokio::sync::watch::channel(false);
+        let shared = Shared::new(
+            std::sync::Arc::new(crate::testing::MemBackend::default()),
+            config,
+            stopping,
+        );
+        let id = Some("0123456789abcdef0123456789abcdef".to_string());
+        let wait = Some(std::time::Duration::ZERO);
+        // A free slot: the wait runs (an unknown id: 404).
+        let r = hash_answer(&shared, id.clone(), wait).await;
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+        let held = shared.lookup_waits.try_acquire().unwrap();
+        let r = hash_answer(&shared, id.clone(), wait).await;
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(r.headers()["retry-after"], "1");
+        // A lookup that does not wait needs no slot.
+        let r = hash_answer(&shared, id.clone(), None).await;
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+        drop(held);
+        let r = hash_answer(&shared, id, wait).await;
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
     }
 }

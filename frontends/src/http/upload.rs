@@ -27,7 +27,8 @@ const MAX_OTHER_FIELD_BYTES: u64 = 64 << 10;
 /// The form field that carries the file, as in the original API.
 const FILE_FIELD: &str = "file";
 /// The page form's algorithm field (read by `/uploadfile-html/` only; its
-/// size is bounded by `MAX_OTHER_FIELD_BYTES`).
+/// size is bounded by `MAX_OTHER_FIELD_BYTES`). It may come several times
+/// (the page's checkboxes), each a name or a comma-separated list.
 const ALGO_FIELD: &str = "algo";
 
 /// What the query string said about an upload.
@@ -35,8 +36,9 @@ const ALGO_FIELD: &str = "algo";
 pub struct UploadParams {
     /// `?algo=md5,sha256`: the algorithms asked for, in order.
     pub algo: Algorithms,
-    /// Whether a form field `algo` before the file part chooses the
-    /// algorithms (the page's plain form, which cannot set the query).
+    /// Whether form fields `algo` before the file part choose the
+    /// algorithms (the page's plain form, which cannot set the query): the
+    /// first replaces `algo`, later ones add theirs, repeats dropped.
     pub algo_field: bool,
     pub wait: bool,
     pub name: Option<String>,
@@ -414,6 +416,8 @@ pub async fn multipart<B: Backend>(
     // reached its close delimiter is whole, so nothing is recorded before.
     let mut file: Option<B::Upload> = None;
     let mut algo = params.algo;
+    // Whether an `algo` field has replaced the query's algorithms yet.
+    let mut algo_given = false;
     // Claims the current `file` upload was opened with; later ones are
     // added to it before it finishes.
     let mut given = 0;
@@ -421,12 +425,17 @@ pub async fn multipart<B: Backend>(
         // Small fields (bounded by MAX_OTHER_FIELD_BYTES) are read whole.
         if params.algo_field && field.name() == Some(ALGO_FIELD) {
             // Parsed as `?algo=` is, so that both take the same values.
-            algo = field
+            let named: Algorithms = field
                 .text()
                 .await
                 .map_err(map_err)?
                 .parse()
                 .map_err(|e: hashcore::UnknownAlgorithm| ApiError::BadRequest(e.to_string()))?;
+            match algo_given {
+                false => algo = named,
+                true => named.iter().for_each(|a| algo.push(a)),
+            }
+            algo_given = true;
             continue;
         }
         if field.name() != Some(FILE_FIELD) {
