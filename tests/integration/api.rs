@@ -210,7 +210,7 @@ fn lookups_with_wait_hold_the_answer_until_the_job_ends() {
     let (status, _) = d.get_json("/gethash/0123456789abcdef0123456789abcdef?wait=30");
     assert_eq!(status, 404);
     assert!(t.elapsed() < Duration::from_secs(5));
-    for bad in ["abc", "-1", "56", "true", "nan", "1e9"] {
+    for bad in ["abc", "-1", "56", "true", "nan", "1e9", ""] {
         let r = d.get(&format!("/gethash/{id}?wait={bad}"));
         assert_json_error(&r, 400, "wait must be a number of seconds");
     }
@@ -303,7 +303,13 @@ fn jobs_listing_pages_and_filters_and_stats_count() {
         0
     );
     assert_eq!(d.get_json("/jobs?status=bogus").0, 400);
-    assert_eq!(d.get_json("/jobs?limit=0").0, 400);
+    // Every value that is no whole number from 1 to 1000 (schemathesis
+    // found the empty one accepted); empty `status` and `after` mean "any"
+    // and "the first page", as the spec says.
+    for bad in ["0", "1001", "abc", "", "1.5"] {
+        assert_eq!(d.get_json(&format!("/jobs?limit={bad}")).0, 400, "{bad:?}");
+    }
+    assert_eq!(d.get_json("/jobs?status=&after=").0, 200);
 
     let stats = d.get_json("/stats").1;
     assert_eq!(stats["jobs"]["SUCCESS"], 5);

@@ -582,7 +582,10 @@ fn list_query(params: &[(String, String)]) -> Result<ListQuery, ApiError> {
         })?),
         None => None,
     };
-    let limit = match query::get(params, "limit").filter(|s| !s.is_empty()) {
+    // Unlike `status` and `after`, whose empty values the spec documents
+    // (a form's "any"), an empty `limit` is no number: a 400, as schemathesis
+    // expects of a value that breaks the documented type.
+    let limit = match query::get(params, "limit") {
         Some(s) => match s.parse::<usize>() {
             Ok(n) if (1..=MAX_PAGE_LEN).contains(&n) => n,
             _ => {
@@ -641,9 +644,10 @@ async fn id_from_query_or_body<B: Backend>(
 pub const MAX_LOOKUP_WAIT_SECS: f64 = 55.0;
 
 /// `wait=SECS` on a lookup: a number of seconds from 0 to
-/// [`MAX_LOOKUP_WAIT_SECS`]; absent or empty for no wait.
+/// [`MAX_LOOKUP_WAIT_SECS`]; absent for no wait. Empty is a 400 like any
+/// other value that is no number (an upload's `wait` is a flag instead).
 fn lookup_wait(params: &[(String, String)]) -> Result<Option<std::time::Duration>, ApiError> {
-    let Some(v) = query::get(params, "wait").filter(|v| !v.is_empty()) else {
+    let Some(v) = query::get(params, "wait") else {
         return Ok(None);
     };
     match v.parse::<f64>() {
