@@ -26,10 +26,11 @@ use super::{portable, Lane, Platform, BLOCK_LEN};
 pub const MAX_LANES: usize = 48;
 
 /// How much faster (as a fraction of the fixed choice's time) a measured
-/// alternative must be to replace it. Timing the same kernel repeatedly on
-/// this project's shared 2-core machines (best of each calibration's
-/// repeats) scattered by about 2%; a real difference between shapes is 5% or
-/// more (the Zen 4 figures at [`Tuning::fixed`]; Intel's single stream, 12%).
+/// alternative must be to replace it: the real differences this guards are
+/// 5% or more (the Zen 4 figures at [`Tuning::fixed`]: AVX2's chain 5% ahead
+/// of one AVX-512 YMM group; Intel's AVX-512VL single stream 12% ahead of
+/// the scalar one); a smaller lead in a 1 ms calibration on a shared
+/// machine is as likely the moment's load as the CPU.
 pub const MARGIN: f64 = 0.05;
 
 /// Bytes of each lane's input while calibrating: 16 blocks, the same for
