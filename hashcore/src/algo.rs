@@ -209,7 +209,10 @@ impl Algorithm {
         #[cfg(not(target_arch = "x86_64"))]
         let (sha_ni, avx512, avx2, sse41) = (false, false, false, false);
         match self {
-            Algorithm::Md5 => "hashcore md5 (single stream; lanes per /stats md5_backend)".into(),
+            Algorithm::Md5 => format!(
+                "hashcore md5, single stream {} (lanes: /stats md5)",
+                crate::md5::single_kernel()
+            ),
             Algorithm::Sha1 | Algorithm::Sha224 | Algorithm::Sha256 => {
                 format!(
                     "sha1/sha2 crate, {}",

@@ -1,7 +1,7 @@
 //! MD5 for one stream and for many streams at once in SIMD lanes.
 //!
 //! MD5 is serial within one stream: every block needs the previous block's
-//! chaining value, so one stream runs at about 0.75-0.9 GB/s per core whatever
+//! chaining value, so one stream runs at about 0.65-0.9 GB/s per core whatever
 //! the CPU. A hasher holding many uploads can instead put independent streams
 //! side by side in SIMD lanes: 16 per AVX-512 register, 8 per AVX2 register,
 //! and two or three such groups interleaved to hide instruction latency.
@@ -23,9 +23,9 @@
 //! and a block count, hash that many blocks of each lane's data into its
 //! chaining value. Partial blocks never reach a kernel: [`Md5`] buffers them.
 //!
-//! Throughput, measured with `cargo bench -p hashd-benches --bench md5` on an
-//! AMD EPYC (Zen 4), 2 cores shared with other work: see the table in
-//! `benches/benches/md5.rs`.
+//! Throughput, measured with `cargo bench -p hashd-benches --bench md5` on
+//! AMD EPYC machines of the Zen 4 (AVX-512) and Zen 3 (AVX2) kinds: see the
+//! tables in `benches/benches/md5.rs`.
 
 mod consts;
 mod portable;
@@ -35,7 +35,7 @@ mod tune;
 mod x86;
 
 use tune::Costs;
-pub use tune::{Calibration, Isa, Shape, SingleKernel, Tuning, MARGIN};
+pub use tune::{single_kernel, Calibration, Isa, Shape, SingleKernel, Tuning, MARGIN};
 
 #[cfg(test)]
 mod tests;

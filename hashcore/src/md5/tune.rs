@@ -233,7 +233,7 @@ impl fmt::Display for SingleKernel {
 static SINGLE: AtomicU8 = AtomicU8::new(0);
 
 /// The single-stream kernel [`Tuning::install`] chose last (scalar until then).
-pub(crate) fn single_kernel() -> SingleKernel {
+pub fn single_kernel() -> SingleKernel {
     match SINGLE.load(Ordering::Relaxed) {
         1 => SingleKernel::Avx512,
         _ => SingleKernel::Scalar,
