@@ -387,36 +387,29 @@ fn html_pages_upload_and_look_up() {
     }
     assert_eq!(d.get_json("/stats").1["jobs"]["total"], jobs);
     // The form's algorithm field, before the file, chooses the algorithm.
-    let (ct, mp) = multipart(&[
-        Part::field("algo", b"sha256"),
-        Part::file("file", "a.txt", b"page"),
-    ]);
-    let r = request(
-        d.addr,
-        "POST",
-        "/uploadfile-html/",
-        &[("Content-Type", &ct)],
-        &mp,
-    );
+    let post_form = |algos: &[&str]| {
+        let mut parts: Vec<Part<'_>> = algos
+            .iter()
+            .map(|a| Part::field("algo", a.as_bytes()))
+            .collect();
+        parts.push(Part::file("file", "a.txt", b"page"));
+        let (ct, mp) = multipart(&parts);
+        request(
+            d.addr,
+            "POST",
+            "/uploadfile-html/",
+            &[("Content-Type", &ct)],
+            &mp,
+        )
+    };
+    let r = post_form(&["sha256"]);
     assert_eq!(r.status, 303);
     let id = r.header("location").unwrap().rsplit('=').next().unwrap();
     assert_eq!(d.wait_final(id)["hash"], reference("sha256", b"page"));
     // Several `algo` fields (the form's ticked boxes), each a name or a
     // comma list: every algorithm, in order, repeats dropped; the job page
     // shows each digest.
-    let (ct, mp) = multipart(&[
-        Part::field("algo", b"sha256"),
-        Part::field("algo", b"md5,sha256"),
-        Part::field("algo", b"sha1"),
-        Part::file("file", "a.txt", b"page"),
-    ]);
-    let r = request(
-        d.addr,
-        "POST",
-        "/uploadfile-html/",
-        &[("Content-Type", &ct)],
-        &mp,
-    );
+    let r = post_form(&["sha256", "md5,sha256", "sha1"]);
     assert_eq!(r.status, 303);
     let location = r.header("location").unwrap().to_string();
     let id = location.rsplit('=').next().unwrap();
@@ -434,17 +427,7 @@ fn html_pages_upload_and_look_up() {
         assert!(found > at, "{algo} in the job's order: {page}");
         at = found;
     }
-    let (ct, mp) = multipart(&[
-        Part::field("algo", b"nope"),
-        Part::file("file", "a.txt", b"page"),
-    ]);
-    let r = request(
-        d.addr,
-        "POST",
-        "/uploadfile-html/",
-        &[("Content-Type", &ct)],
-        &mp,
-    );
+    let r = post_form(&["nope"]);
     assert_eq!(r.status, 400);
     assert!(r.text().contains("nope"));
     let r = d.get("/gethash-form/?file_id=abc");

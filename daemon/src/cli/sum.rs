@@ -106,9 +106,7 @@ pub(super) fn run(
     let mut failures = plan.failures.iter().peekable();
     let mut line = Vec::new();
     let result = digests.hash_inputs(style.algo, &plan.inputs, &mut |index, result| {
-        while let Some((_, message)) = failures.next_if(|(before, _)| *before <= index) {
-            warn(stderr, format_args!("{message}"));
-        }
+        warn_walk_failures(&mut failures, Some(index), stderr);
         let name = &plan.names[index];
         match result {
             Ok(hashes) => {
@@ -122,9 +120,7 @@ pub(super) fn run(
             }
         }
     });
-    for (_, message) in failures {
-        warn(stderr, format_args!("{message}"));
-    }
+    warn_walk_failures(&mut failures, None, stderr);
     if let Err(e) = result {
         warn(stderr, format_args!("{}", describe(&e)));
         ok = false;
@@ -144,9 +140,7 @@ fn run_crc32b(args: &SumArgs, plan: &Plan, out: &mut Output<'_>, stderr: &mut dy
     let mut buf = vec![0; 128 * 1024];
     let algo = hashcore::Algorithm::Crc32;
     for (index, input) in plan.inputs.iter().enumerate() {
-        while let Some((_, message)) = failures.next_if(|(before, _)| *before <= index) {
-            warn(stderr, format_args!("{message}"));
-        }
+        warn_walk_failures(&mut failures, Some(index), stderr);
         let name = &plan.names[index];
         let result = match input {
             Input::Stdin => count_and_hash(algo, &mut io::stdin(), &mut buf),
@@ -176,10 +170,23 @@ fn run_crc32b(args: &SumArgs, plan: &Plan, out: &mut Output<'_>, stderr: &mut dy
             }
         }
     }
-    for (_, message) in failures {
+    warn_walk_failures(&mut failures, None, stderr);
+    ok
+}
+
+/// Prints the walk's diagnostics that come before input `index` (all the
+/// rest when `None`), so that each stands between the same lines of output
+/// as it would in a tool that hashed while walking.
+fn warn_walk_failures<'p>(
+    failures: &mut std::iter::Peekable<std::slice::Iter<'p, (usize, String)>>,
+    index: Option<usize>,
+    stderr: &mut dyn Write,
+) {
+    while let Some((_, message)) =
+        failures.next_if(|(before, _)| index.is_none_or(|index| *before <= index))
+    {
         warn(stderr, format_args!("{message}"));
     }
-    ok
 }
 
 /// Hashes everything `reader` yields with `algo`; the digest and the

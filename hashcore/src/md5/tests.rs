@@ -56,30 +56,42 @@ fn platforms() -> Vec<Platform> {
         .collect()
 }
 
-/// `update_many` on `platform`'s fixed tuning, or with every round in lanes
-/// when `min_lanes` is 1.
+/// `platform`'s fixed tuning, or with every round in lanes when `min_lanes`
+/// is 1.
+fn tuning_with(platform: Platform, min_lanes: usize) -> Tuning {
+    match min_lanes {
+        1 => Tuning::forced_lanes(platform),
+        _ => Tuning::fixed(platform),
+    }
+}
+
+/// `update_many` on [`tuning_with`]`(platform, min_lanes)`.
 fn update_many_with(
     platform: Platform,
     min_lanes: usize,
     streams: &mut [(&mut Md5, &[u8])],
 ) -> LaneStats {
-    let tuning = match min_lanes {
-        1 => Tuning::forced_lanes(platform),
-        _ => Tuning::fixed(platform),
-    };
-    update_many_tuned(&tuning, streams)
+    update_many_tuned(&tuning_with(platform, min_lanes), streams)
 }
 
-/// Digests of `messages`, each absorbed whole by one `update_many` call with
-/// the given single-stream threshold (1 forces every round onto the lanes).
-fn digests_many(platform: Platform, min_lanes: usize, messages: &[Vec<u8>]) -> Vec<[u8; 16]> {
+/// Fresh streams, each absorbing its message whole in one `update_many`
+/// call on `tuning`; the streams (not yet finalized) and the call's figures.
+fn absorb_all(tuning: &Tuning, messages: &[Vec<u8>]) -> (Vec<Md5>, LaneStats) {
     let mut hashers: Vec<Md5> = messages.iter().map(|_| Md5::new()).collect();
     let mut streams: Vec<(&mut Md5, &[u8])> = hashers
         .iter_mut()
         .zip(messages)
         .map(|(h, m)| (h, &m[..]))
         .collect();
-    update_many_with(platform, min_lanes, &mut streams);
+    let stats = update_many_tuned(tuning, &mut streams);
+    drop(streams);
+    (hashers, stats)
+}
+
+/// Digests of `messages`, each absorbed whole by one `update_many` call with
+/// the given single-stream threshold (1 forces every round onto the lanes).
+fn digests_many(platform: Platform, min_lanes: usize, messages: &[Vec<u8>]) -> Vec<[u8; 16]> {
+    let (hashers, _) = absorb_all(&tuning_with(platform, min_lanes), messages);
     hashers.into_iter().map(Md5::finalize).collect()
 }
 
@@ -627,14 +639,7 @@ fn every_shape_and_single_kernel_forced() {
                 for _ in 0..ITERATIONS / 8 + 1 {
                     let count = rng.range(1, shape.lanes() + 4);
                     let messages: Vec<Vec<u8>> = (0..count).map(|_| rng.message()).collect();
-                    let mut hashers: Vec<Md5> = messages.iter().map(|_| Md5::new()).collect();
-                    let mut streams: Vec<(&mut Md5, &[u8])> = hashers
-                        .iter_mut()
-                        .zip(&messages)
-                        .map(|(h, m)| (h, &m[..]))
-                        .collect();
-                    let stats = update_many_tuned(&tuning, &mut streams);
-                    drop(streams);
+                    let (hashers, stats) = absorb_all(&tuning, &messages);
                     for (m, h) in messages.iter().zip(hashers) {
                         assert_eq!(
                             hex(&h.finalize_with(single)),
@@ -680,14 +685,7 @@ fn calibration_picks_available_kernels_that_hash_right() {
         }
         let mut rng = XorShift(0x5eed_0009);
         let messages: Vec<Vec<u8>> = (0..60).map(|_| rng.message()).collect();
-        let mut hashers: Vec<Md5> = messages.iter().map(|_| Md5::new()).collect();
-        let mut streams: Vec<(&mut Md5, &[u8])> = hashers
-            .iter_mut()
-            .zip(&messages)
-            .map(|(h, m)| (h, &m[..]))
-            .collect();
-        update_many_tuned(&tuning, &mut streams);
-        drop(streams);
+        let (hashers, _) = absorb_all(&tuning, &messages);
         for (m, h) in messages.iter().zip(hashers) {
             assert_eq!(hex(&h.finalize_with(tuning.single())), hex(&reference(m)));
         }
