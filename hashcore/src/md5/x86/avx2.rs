@@ -9,7 +9,7 @@
 
 use core::arch::x86_64::*;
 
-use super::{load_transposed_x8, md5_steps, PREFETCH_BLOCKS};
+use super::{load_transposed_x8, md5_steps};
 use crate::md5::consts::{BLOCK_WORDS, K};
 use crate::md5::{Lane, BLOCK_LEN};
 
@@ -20,11 +20,16 @@ const GROUP_LANES: usize = 8;
 /// a copy of lane 0's data and are discarded.
 #[target_feature(enable = "avx2")]
 pub(crate) fn compress_groups<const G: usize>(lanes: &mut [Lane<'_>], blocks: usize) {
-    let mut data: [[&[u8]; GROUP_LANES]; G] = [[lanes[0].data; GROUP_LANES]; G];
+    assert!(lanes
+        .iter()
+        .all(|lane| lane.data.len() >= blocks * BLOCK_LEN));
+    // Pointers rather than slices: the check above covers every block, where
+    // slicing would check each lane again every block.
+    let mut data: [[*const u8; GROUP_LANES]; G] = [[lanes[0].data.as_ptr(); GROUP_LANES]; G];
     let mut words = [[[0u32; GROUP_LANES]; 4]; G];
     for (i, lane) in lanes.iter().enumerate() {
         let (g, l) = (i / GROUP_LANES, i % GROUP_LANES);
-        data[g][l] = lane.data;
+        data[g][l] = lane.data.as_ptr();
         for (r, word) in lane.state.iter().enumerate() {
             words[g][r][l] = *word;
         }
@@ -40,14 +45,9 @@ pub(crate) fn compress_groups<const G: usize>(lanes: &mut [Lane<'_>], blocks: us
     for block in 0..blocks {
         let offset = block * BLOCK_LEN;
         for g in 0..G {
+            // The loads' safety rests on the assertion above: every lane's
+            // data holds `blocks` blocks.
             w[g] = load_transposed_x8!(&data[g], offset);
-        }
-        for lane_data in data.iter().flatten() {
-            let ahead = lane_data
-                .as_ptr()
-                .wrapping_add(offset + PREFETCH_BLOCKS * BLOCK_LEN);
-            // A prefetch is a hint: it never faults, even past the data's end.
-            _mm_prefetch::<_MM_HINT_T0>(ahead.cast());
         }
         let (a0, b0, c0, d0) = (a, b, c, d);
 

@@ -62,11 +62,16 @@ macro_rules! kernel {
     ) => {
         #[target_feature(enable = "avx2,avx512f,avx512vl")]
         pub(crate) fn $name<const G: usize>(lanes: &mut [Lane<'_>], blocks: usize) {
-            let mut data: [[&[u8]; $width]; G] = [[lanes[0].data; $width]; G];
+            assert!(lanes
+                .iter()
+                .all(|lane| lane.data.len() >= blocks * BLOCK_LEN));
+            // Pointers rather than slices: the check above covers every
+            // block, where slicing would check each lane again every block.
+            let mut data: [[*const u8; $width]; G] = [[lanes[0].data.as_ptr(); $width]; G];
             let mut words = [[[0u32; $width]; 4]; G];
             for (i, lane) in lanes.iter().enumerate() {
                 let (g, l) = (i / $width, i % $width);
-                data[g][l] = lane.data;
+                data[g][l] = lane.data.as_ptr();
                 for (r, word) in lane.state.iter().enumerate() {
                     words[g][r][l] = *word;
                 }
@@ -89,12 +94,11 @@ macro_rules! kernel {
             for block in 0..blocks {
                 let offset = block * BLOCK_LEN;
                 for g in 0..G {
+                    // The loads' safety rests on the assertion above.
                     w[g] = $transpose!(&data[g], offset);
                 }
                 for lane_data in data.iter().flatten() {
-                    let ahead = lane_data
-                        .as_ptr()
-                        .wrapping_add(offset + PREFETCH_BLOCKS * BLOCK_LEN);
+                    let ahead = lane_data.wrapping_add(offset + PREFETCH_BLOCKS * BLOCK_LEN);
                     // A prefetch is a hint: it never faults, even past the data's end.
                     _mm_prefetch::<_MM_HINT_T0>(ahead.cast());
                 }
