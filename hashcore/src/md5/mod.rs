@@ -432,7 +432,7 @@ fn run_jobs(
         .iter()
         .map(|(_, data)| data.len() / BLOCK_LEN)
         .collect();
-    let rounds = plan_rounds(&blocks, tuning.costs(), MIN_SLICE_BLOCKS);
+    let rounds = plan(&blocks, tuning.costs());
     // Blocks of each job hashed so far: rounds run each job's blocks in order.
     let mut done = vec![0usize; jobs.len()];
     let mut lanes: Vec<Lane<'_>> = Vec::with_capacity(tuning.max_lanes());
@@ -488,14 +488,75 @@ pub(crate) struct Round {
     pub(crate) blocks: usize,
 }
 
-/// Blocks a round runs at least while streams wait for a lane (unless a lane's
-/// job ends sooner), so that waiting streams take turns in slices rather than
-/// shattering the plan into rounds of a block or two: every `update_many`
-/// round costs a fixed overhead (planning, loading chaining values, lanes
-/// starting cold). Measured on Zen 4 with 16 KiB streams, AVX2 (24 lanes):
-/// 24 streams 8.8 GB/s; 32 streams 7.5 GB/s with 16-block slices, 8.1 GB/s
-/// with 64-block slices (48 streams: 7.0 and 8.4).
-const MIN_SLICE_BLOCKS: usize = 64;
+/// The slices [`plan`] tries: blocks a round runs at least while streams wait
+/// for a lane (unless a lane's job ends sooner), so that waiting streams take
+/// turns in slices rather than shattering the plan into rounds of a block or
+/// two. `usize::MAX` runs the lanes' jobs to their ends: whole batches.
+///
+/// Short slices balance the lanes' work best (25 equal streams in 24 lanes
+/// need slices of 1/24 of a stream to finish together); long ones start fewer
+/// lanes on new streams ([`LANE_START_BLOCKS`]). Measured on Zen 3 (EPYC
+/// family 25 model 1), AVX2, staggered 64 KiB streams, one slice for every
+/// call, GB/s: 25 streams 6.81 with 64-block slices, 6.36 with 256; 48
+/// streams 6.66 with 64, 7.05 with 256, 7.09 whole (each slice forced by a
+/// temporary switch, interleaved runs, medians of 11). No one slice wins
+/// everywhere, so [`plan`] prices each.
+const SLICES: [usize; 3] = [64, 256, usize::MAX];
+
+/// What a lane starting on a stream it did not hash in the previous kernel
+/// call costs, in blocks of that lane's work at full width: the stream's next
+/// blocks are not yet on their way from memory. From the figures under
+/// [`SLICES`]: at 48 streams, 64-block slices start 30 x 24 more lanes than
+/// whole batches and ran 6.5% slower, about 4.4 blocks per start.
+const LANE_START_BLOCKS: f64 = 4.0;
+
+/// Plans the kernel calls that hash `blocks[j]` blocks of each job `j`: the
+/// [`plan_rounds`] plan, over the [`SLICES`], that costs least under `costs`
+/// plus [`LANE_START_BLOCKS`] per lane start. Ties go to the shorter slice.
+pub(crate) fn plan(blocks: &[usize], costs: &Costs) -> Vec<Round> {
+    let first = plan_rounds(blocks, costs, SLICES[0]);
+    // Slices matter only to rounds that leave jobs waiting.
+    let longest = blocks.iter().copied().max().unwrap_or(0);
+    if blocks.len() <= costs.max_lanes() || longest <= SLICES[0] {
+        return first;
+    }
+    let mut best_cost = plan_cost(&first, costs);
+    let mut best = first;
+    for &slice in &SLICES[1..] {
+        let rounds = plan_rounds(blocks, costs, slice);
+        let cost = plan_cost(&rounds, costs);
+        if cost < best_cost {
+            (best, best_cost) = (rounds, cost);
+        }
+    }
+    best
+}
+
+/// The cost of a plan under `costs` (their units), counting each lane that
+/// starts on a job it did not run in the previous lanes round.
+pub(crate) fn plan_cost(rounds: &[Round], costs: &Costs) -> f64 {
+    let max = costs.max_lanes();
+    let start = LANE_START_BLOCKS * costs.lanes[max - 1] / max as f64;
+    let mut previous: &[usize] = &[];
+    let mut total = 0.0;
+    for round in rounds {
+        let blocks = round.blocks as f64;
+        match round.path {
+            Path::Lanes => {
+                // Both job lists are sorted.
+                let starts = round
+                    .jobs
+                    .iter()
+                    .filter(|j| previous.binary_search(j).is_err())
+                    .count();
+                total += blocks * costs.lanes[round.jobs.len() - 1] + start * starts as f64;
+                previous = &round.jobs;
+            }
+            Path::Single => total += blocks * costs.single * round.jobs.len() as f64,
+        }
+    }
+    total
+}
 
 /// Plans the kernel calls that hash `blocks[j]` blocks of each job `j` on a
 /// machine with the given costs.

@@ -597,6 +597,62 @@ fn planner_invariants_on_random_inputs() {
     }
 }
 
+/// Blocks each job gets from `rounds`, checking that no round runs a job twice.
+fn blocks_planned(jobs: usize, rounds: &[Round]) -> Vec<usize> {
+    let mut done = vec![0usize; jobs];
+    for r in rounds {
+        let mut seen = r.jobs.clone();
+        seen.dedup();
+        assert_eq!(seen.len(), r.jobs.len(), "job twice in {r:?}");
+        for &j in &r.jobs {
+            done[j] += r.blocks;
+        }
+    }
+    done
+}
+
+#[test]
+fn plan_prices_slices_long_where_lanes_swap_whole_and_short_where_they_balance() {
+    let costs = Costs::flat(24, 1);
+    // 48 equal streams in 24 lanes: two whole batches start 48 lanes, where
+    // 64-block slices would start 24 lanes 32 times.
+    let rounds = plan(&[1024; 48], &costs);
+    assert_eq!(rounds.len(), 2, "{rounds:?}");
+    assert!(rounds
+        .iter()
+        .all(|r| r.blocks == 1024 && r.jobs.len() == 24));
+    // 25 equal streams: only short turns keep 24 lanes busy to the end.
+    assert_eq!(
+        plan(&[1024; 25], &costs),
+        plan_rounds(&[1024; 25], &costs, 64)
+    );
+    // No job waits: nothing to slice.
+    assert_eq!(
+        plan(&[1024; 24], &costs),
+        plan_rounds(&[1024; 24], &costs, 64)
+    );
+}
+
+#[test]
+fn plan_costs_no_more_than_any_slice_and_covers_every_block() {
+    let mut rng = XorShift(0x5eed_0009);
+    for _ in 0..ITERATIONS * 5 {
+        let jobs = rng.range(0, 100);
+        let blocks: Vec<usize> = (0..jobs).map(|_| rng.range(0, 2000)).collect();
+        let costs = Costs::flat(rng.range(1, 48), rng.range(1, 4));
+        let chosen = plan(&blocks, &costs);
+        assert_eq!(blocks_planned(jobs, &chosen), blocks);
+        // Including where `plan` does not price them: they plan alike there.
+        for slice in SLICES {
+            let other = plan_rounds(&blocks, &costs, slice);
+            assert!(
+                plan_cost(&chosen, &costs) <= plan_cost(&other, &costs),
+                "{blocks:?}: slice {slice} is cheaper"
+            );
+        }
+    }
+}
+
 #[test]
 fn single_stream_kernels_match_scalar() {
     let mut rng = XorShift(0x5eed_0007);
