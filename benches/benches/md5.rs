@@ -59,56 +59,13 @@ use std::process::Command;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use hashcore::md5::{update_many, update_many_tuned, Md5, Platform, SingleKernel, Tuning};
+use hashd_benches::Streams;
 
 /// Stream counts for the many-stream benches.
 const STREAM_COUNTS: [usize; 10] = [1, 2, 3, 4, 8, 16, 24, 32, 48, 64];
 
 /// Bytes per stream in the many-stream benches: 64 streams stay within L3.
 const STREAM_LEN: usize = 64 * 1024;
-
-const PAGE_LEN: usize = 4096;
-
-/// `count` streams of `len` bytes in one allocation. Page-aligned: every
-/// stream starts on a page boundary, so all lanes hit the same L1 sets.
-/// Staggered: stream `i` is shifted by `i * 9` cache lines within its page.
-struct Streams {
-    buf: Vec<u8>,
-    starts: Vec<usize>,
-    len: usize,
-}
-
-impl Streams {
-    fn new(count: usize, len: usize, staggered: bool) -> Streams {
-        let stride = len.next_multiple_of(PAGE_LEN) + PAGE_LEN;
-        let mut buf = vec![0u8; count * stride + 2 * PAGE_LEN];
-        let mut x = 0x9e37_79b9_7f4a_7c15u64;
-        for b in buf.iter_mut() {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            *b = x as u8;
-        }
-        let base = buf.as_ptr().align_offset(PAGE_LEN);
-        let starts = (0..count)
-            .map(|i| {
-                let shift = if staggered {
-                    (i * 9 * 64) % PAGE_LEN
-                } else {
-                    0
-                };
-                base + i * stride + shift
-            })
-            .collect();
-        Streams { buf, starts, len }
-    }
-
-    fn slices(&self) -> Vec<&[u8]> {
-        self.starts
-            .iter()
-            .map(|&s| &self.buf[s..s + self.len])
-            .collect()
-    }
-}
 
 /// The `openssl speed` figure for 16 KiB blocks, in MB/s, if openssl is there.
 fn openssl_speed() -> Option<f64> {

@@ -1,0 +1,99 @@
+//! Many-stream MD5 side by side with md5-many, interleaved: each repetition
+//! runs every contender once, in turn, and the medians are printed. On a
+//! shared VM the machine's speed drifts by several percent over a criterion
+//! run, which hashes one contender after another; taking turns exposes every
+//! contender to the same drift, so their ratios hold where the absolute
+//! figures do not.
+//!
+//! Run: `cargo run --release -p hashd-benches --example md5_side_by_side --
+//! [STREAMS,..] [REPETITIONS]` (defaults: 8,16,24,32,48,64 and 11). Streams
+//! are 64 KiB each, staggered as in `benches/md5.rs`; figures are GB/s
+//! (10^9 B/s) of input, padding included. Contenders: ours with the fixed
+//! tuning of the best platform here, ours with the start-up calibration's,
+//! and md5-many's `Md5Many::update_many`.
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use hashcore::md5::{update_many_tuned, Md5, Platform, Tuning};
+
+const STREAM_LEN: usize = 64 * 1024;
+
+/// Bytes each contender hashes per repetition (about 2 ms at 7 GB/s).
+const BYTES_PER_TURN: usize = 16 << 20;
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let counts: Vec<usize> = args
+        .next()
+        .unwrap_or_else(|| "8,16,24,32,48,64".to_owned())
+        .split(',')
+        .map(|n| {
+            n.parse()
+                .expect("STREAMS is a comma-separated list of counts")
+        })
+        .collect();
+    let repetitions: usize = args
+        .next()
+        .map_or(11, |n| n.parse().expect("REPETITIONS is a count"));
+    let platform = *Platform::ALL
+        .iter()
+        .rev()
+        .find(|p| p.is_available())
+        .expect("portable is always available");
+    let fixed = Tuning::fixed(platform);
+    let calibration = Tuning::calibrate(platform);
+    println!(
+        "{platform}: calibrated in {:.2} ms: {}",
+        calibration.elapsed.as_secs_f64() * 1e3,
+        calibration
+            .tuning
+            .shapes()
+            .iter()
+            .map(|(n, shape)| format!("{shape} up to {n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let engine = md5_many::Md5Many::new();
+    for count in counts {
+        let streams = hashd_benches::Streams::new(count, STREAM_LEN, true);
+        let slices = streams.slices();
+        let bytes = (BYTES_PER_TURN / (count * STREAM_LEN)).max(1) * count * STREAM_LEN;
+        let calls = bytes / (count * STREAM_LEN);
+        let rate = |run: &mut dyn FnMut()| {
+            let start = Instant::now();
+            for _ in 0..calls {
+                run();
+            }
+            bytes as f64 / start.elapsed().as_secs_f64() / 1e9
+        };
+        let ours = |tuning: &Tuning| {
+            let mut hashers: Vec<Md5> = slices.iter().map(|_| Md5::new()).collect();
+            let mut jobs: Vec<(&mut Md5, &[u8])> =
+                hashers.iter_mut().zip(slices.iter().copied()).collect();
+            black_box(update_many_tuned(tuning, &mut jobs));
+            black_box(hashers.into_iter().map(Md5::finalize).collect::<Vec<_>>());
+        };
+        let mut figures = [Vec::new(), Vec::new(), Vec::new()];
+        for _ in 0..repetitions {
+            figures[0].push(rate(&mut || ours(&fixed)));
+            figures[1].push(rate(&mut || ours(&calibration.tuning)));
+            figures[2].push(rate(&mut || {
+                let mut states = vec![md5_many::Md5State::new(); slices.len()];
+                let mut out = vec![[0u8; 16]; slices.len()];
+                engine.update_many(&mut states, &slices);
+                engine.finalize_many(&states, &mut out);
+                black_box(out);
+            }));
+        }
+        let [fixed_rate, tuned_rate, theirs] = figures.map(|mut f| {
+            f.sort_by(f64::total_cmp);
+            f[f.len() / 2]
+        });
+        println!(
+            "{count:3} streams: md5-many {theirs:.2} | fixed {fixed_rate:.2} ({:.3}x) | calibrated {tuned_rate:.2} ({:.3}x)",
+            fixed_rate / theirs,
+            tuned_rate / theirs
+        );
+    }
+}
