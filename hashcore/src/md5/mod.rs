@@ -8,7 +8,7 @@
 //!
 //! Layout:
 //! - this file: the public API ([`Md5`], [`update_many`], [`Platform`]), CPU
-//!   dispatch, and the round planner (`plan_rounds`) that decides which
+//!   dispatch, and the round planner (`plan`) that decides which
 //!   streams share which kernel call;
 //! - `tune.rs`: which kernel shape runs a call with a given number of busy
 //!   lanes, which single-stream kernel runs, and what each costs: fixed
@@ -34,8 +34,8 @@ mod tune;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
-use tune::Costs;
 pub use tune::{single_kernel, Calibration, Isa, Shape, SingleKernel, Tuning, MARGIN};
+use tune::{Costs, MAX_LANES};
 
 #[cfg(test)]
 mod tests;
@@ -421,7 +421,7 @@ pub fn update_many_tuned(tuning: &Tuning, streams: &mut [(&mut Md5, &[u8])]) -> 
 }
 
 /// Hashes each job's block-aligned data into `states[job's stream]`, following
-/// the plan of [`plan_rounds`]. No two jobs may name the same stream.
+/// the plan of [`plan`]. No two jobs may name the same stream.
 fn run_jobs(
     tuning: &Tuning,
     states: &mut [[u32; 4]],
@@ -511,25 +511,47 @@ const SLICES: [usize; 3] = [64, 256, usize::MAX];
 const LANE_START_BLOCKS: f64 = 4.0;
 
 /// Plans the kernel calls that hash `blocks[j]` blocks of each job `j`: the
-/// [`plan_rounds`] plan, over the [`SLICES`], that costs least under `costs`
-/// plus [`LANE_START_BLOCKS`] per lane start. Ties go to the shorter slice.
+/// [`plan_slices`] plan, over the [`SLICES`], that costs least under `costs`
+/// plus [`LANE_START_BLOCKS`] per lane start ([`plan_cost`]). Ties go to the
+/// shorter slice. Planning has a cost of its own (at 48 streams of 64 KiB,
+/// pricing all three slices took 2.5% of the call), so the longest slices,
+/// which plan in the fewest rounds, go first, and a plan that no plan can
+/// beat ([`cost_floor`]) ends the search.
 pub(crate) fn plan(blocks: &[usize], costs: &Costs) -> Vec<Round> {
-    let first = plan_rounds(blocks, costs, SLICES[0]);
-    // Slices matter only to rounds that leave jobs waiting.
-    let longest = blocks.iter().copied().max().unwrap_or(0);
-    if blocks.len() <= costs.max_lanes() || longest <= SLICES[0] {
-        return first;
-    }
-    let mut best_cost = plan_cost(&first, costs);
-    let mut best = first;
-    for &slice in &SLICES[1..] {
-        let rounds = plan_rounds(blocks, costs, slice);
+    let floor = cost_floor(blocks, costs);
+    let mut best: Option<(Vec<Round>, f64)> = None;
+    for &slice in SLICES.iter().rev() {
+        let (rounds, waited) = plan_slices(blocks, costs, slice);
+        if !waited {
+            // Slices matter only to rounds that leave jobs waiting.
+            return rounds;
+        }
         let cost = plan_cost(&rounds, costs);
-        if cost < best_cost {
-            (best, best_cost) = (rounds, cost);
+        let at_floor = cost <= floor * (1.0 + 1e-9);
+        if best.as_ref().is_none_or(|&(_, least)| cost <= least) {
+            best = Some((rounds, cost));
+        }
+        if at_floor {
+            break;
         }
     }
-    best
+    best.map(|(rounds, _)| rounds).unwrap_or_default()
+}
+
+/// A cost no plan of `blocks` goes below under `costs`: each job either runs
+/// on the single-stream path throughout, or starts a lane at least once and
+/// runs every block at best at the cheapest cost per lane-block.
+pub(crate) fn cost_floor(blocks: &[usize], costs: &Costs) -> f64 {
+    let max = costs.max_lanes();
+    let start = LANE_START_BLOCKS * costs.lanes[max - 1] / max as f64;
+    let per_lane_block = (1..=max)
+        .map(|n| costs.lanes[n - 1] / n as f64)
+        .fold(f64::INFINITY, f64::min);
+    blocks
+        .iter()
+        .filter(|&&b| b > 0)
+        .map(|&b| (b as f64 * costs.single).min(b as f64 * per_lane_block + start))
+        .sum()
 }
 
 /// The cost of a plan under `costs` (their units), counting each lane that
@@ -537,20 +559,26 @@ pub(crate) fn plan(blocks: &[usize], costs: &Costs) -> Vec<Round> {
 pub(crate) fn plan_cost(rounds: &[Round], costs: &Costs) -> f64 {
     let max = costs.max_lanes();
     let start = LANE_START_BLOCKS * costs.lanes[max - 1] / max as f64;
-    let mut previous: &[usize] = &[];
+    let jobs = rounds
+        .iter()
+        .flat_map(|r| &r.jobs)
+        .max()
+        .map_or(0, |&j| j + 1);
+    // The last lanes round that ran each job.
+    let mut last: Vec<Option<usize>> = vec![None; jobs];
     let mut total = 0.0;
-    for round in rounds {
+    for (i, round) in rounds.iter().enumerate() {
         let blocks = round.blocks as f64;
         match round.path {
             Path::Lanes => {
-                // Both job lists are sorted.
-                let starts = round
-                    .jobs
-                    .iter()
-                    .filter(|j| previous.binary_search(j).is_err())
-                    .count();
+                let mut starts = 0;
+                for &j in &round.jobs {
+                    if last[j].is_none_or(|l| l + 1 != i) {
+                        starts += 1;
+                    }
+                    last[j] = Some(i);
+                }
                 total += blocks * costs.lanes[round.jobs.len() - 1] + start * starts as f64;
-                previous = &round.jobs;
             }
             Path::Single => total += blocks * costs.single * round.jobs.len() as f64,
         }
@@ -579,7 +607,10 @@ pub(crate) fn plan_cost(rounds: &[Round], costs: &Costs) -> f64 {
 ///   a block or two.
 ///
 /// A job of zero blocks appears in no round.
-pub(crate) fn plan_rounds(blocks: &[usize], costs: &Costs, min_slice: usize) -> Vec<Round> {
+///
+/// Returns the rounds, and whether any round left a job waiting.
+pub(crate) fn plan_slices(blocks: &[usize], costs: &Costs, min_slice: usize) -> (Vec<Round>, bool) {
+    let mut waited = false;
     let max_lanes = costs.max_lanes();
     assert!(max_lanes > 0, "md5 planner needs at least one lane");
     let mut left: Vec<(usize, usize)> = blocks
@@ -589,21 +620,28 @@ pub(crate) fn plan_rounds(blocks: &[usize], costs: &Costs, min_slice: usize) -> 
         .map(|(job, &b)| (job, b))
         .collect();
     let mut rounds = Vec::new();
+    // `Costs::best_lanes` by job count (capped at `max_lanes`), each
+    // computed once: it weighs every lane count.
+    let mut best_lanes: [Option<(usize, bool)>; MAX_LANES + 1] = [None; MAX_LANES + 1];
     while !left.is_empty() {
-        // Most blocks left first; ties in job order.
-        left.sort_unstable_by(|x, y| y.1.cmp(&x.1).then(x.0.cmp(&y.0)));
-        let (best, in_lanes) = costs.best_lanes(left.len());
+        let count = left.len().min(max_lanes);
+        let (best, in_lanes) = *best_lanes[count].get_or_insert_with(|| costs.best_lanes(count));
         // On the single-stream path, lanes do not matter: take every job a
         // call could.
-        let busy = if in_lanes {
-            best
-        } else {
-            left.len().min(max_lanes)
-        };
-        let shortest = left[busy - 1].1;
+        let busy = if in_lanes { best } else { count };
+        // The `busy` jobs with the most blocks left go first (ties: the
+        // earlier job); `left[busy]` is then the longest waiting one. A
+        // selection rather than a sort: linear in the jobs.
+        if left.len() > busy {
+            left.select_nth_unstable_by(busy, |x, y| y.1.cmp(&x.1).then(x.0.cmp(&y.0)));
+        }
+        let shortest = left[..busy].iter().map(|&(_, b)| b).min().unwrap_or(0);
         let run = match left.get(busy) {
             None => shortest,
-            Some(&(_, waiting)) => (shortest - waiting).max(min_slice).min(shortest),
+            Some(&(_, waiting)) => {
+                waited = true;
+                (shortest - waiting).max(min_slice).min(shortest)
+            }
         };
         let mut jobs: Vec<usize> = left[..busy].iter().map(|&(job, _)| job).collect();
         jobs.sort_unstable();
@@ -618,5 +656,5 @@ pub(crate) fn plan_rounds(blocks: &[usize], costs: &Costs, min_slice: usize) -> 
         }
         left.retain(|&(_, b)| b > 0);
     }
-    rounds
+    (rounds, waited)
 }

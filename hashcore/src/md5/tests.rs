@@ -597,6 +597,11 @@ fn planner_invariants_on_random_inputs() {
     }
 }
 
+/// The rounds of [`plan_slices`].
+fn plan_rounds(blocks: &[usize], costs: &Costs, min_slice: usize) -> Vec<Round> {
+    plan_slices(blocks, costs, min_slice).0
+}
+
 /// Blocks each job gets from `rounds`, checking that no round runs a job twice.
 fn blocks_planned(jobs: usize, rounds: &[Round]) -> Vec<usize> {
     let mut done = vec![0usize; jobs];
@@ -639,15 +644,26 @@ fn plan_costs_no_more_than_any_slice_and_covers_every_block() {
     for _ in 0..ITERATIONS * 5 {
         let jobs = rng.range(0, 100);
         let blocks: Vec<usize> = (0..jobs).map(|_| rng.range(0, 2000)).collect();
-        let costs = Costs::flat(rng.range(1, 48), rng.range(1, 4));
+        let costs = match rng.range(0, 3) {
+            0 => Costs::flat(rng.range(1, 48), rng.range(1, 4)),
+            n => {
+                let (shapes, singles) = if n == 1 { zen4() } else { sapphire_rapids() };
+                *Tuning::from_measurements(Platform::Avx512, &shapes, &singles).costs()
+            }
+        };
         let chosen = plan(&blocks, &costs);
         assert_eq!(blocks_planned(jobs, &chosen), blocks);
+        let floor = cost_floor(&blocks, &costs);
         // Including where `plan` does not price them: they plan alike there.
         for slice in SLICES {
             let other = plan_rounds(&blocks, &costs, slice);
             assert!(
-                plan_cost(&chosen, &costs) <= plan_cost(&other, &costs),
+                plan_cost(&chosen, &costs) <= plan_cost(&other, &costs) * (1.0 + 1e-9),
                 "{blocks:?}: slice {slice} is cheaper"
+            );
+            assert!(
+                plan_cost(&other, &costs) >= floor * (1.0 - 1e-9),
+                "{blocks:?}: below the floor"
             );
         }
     }

@@ -14,7 +14,7 @@
 //! shape and single-stream kernel on L1-resident data for about a millisecond
 //! and replaces a fixed choice only where another wins by [`MARGIN`], so that
 //! noise on a shared machine does not flip choices from one start to the
-//! next. The planner ([`super::plan_rounds`]) then uses the measured costs.
+//! next. The planner ([`super::plan`]) then uses the measured costs.
 
 use std::fmt;
 use std::sync::atomic::{AtomicU8, Ordering};
