@@ -31,6 +31,9 @@ pub struct Config {
     pub uring: bool,
     /// The multi-lane MD5 backend.
     pub md5: hashcore::md5::Platform,
+    /// Choose the MD5 kernels by timing them at start-up (`--md5-tuning
+    /// measure`), or take the fixed choice (`fixed`).
+    pub md5_measure: bool,
     /// Roots under which socket clients may ask for files by path; empty
     /// turns hashing by path off.
     pub allowed_roots: Vec<PathBuf>,
@@ -67,6 +70,7 @@ impl Config {
             http: HttpConfig::default(),
             uring: true,
             md5: hashcore::md5::Platform::detect(),
+            md5_measure: true,
             allowed_roots: Vec::new(),
             store: None,
             node_timeout: Duration::from_secs(10),
@@ -179,6 +183,10 @@ pub struct ServeArgs {
     /// MD5 kernel: auto, portable, avx2 or avx512; one the CPU lacks is an error. [env: HASHD_MD5_BACKEND] [default: auto]
     #[arg(long, value_name = "NAME")]
     pub md5_backend: Option<String>,
+
+    /// How the MD5 kernels for each number of busy lanes are chosen: measure (time each on this CPU for about a millisecond at start-up) or fixed (the choice measured on an AMD Zen 4, the same on every start; for hosts whose load would skew the timing). [env: HASHD_MD5_TUNING] [default: measure]
+    #[arg(long, value_name = "HOW")]
+    pub md5_tuning: Option<String>,
 
     /// Job store: postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE shares one job table among several nodes; sqlite:PATH or a file path is the embedded store. [env: HASHD_STORE] [default: DATA_DIR/jobs.db]
     #[arg(long, value_name = "URL")]
@@ -418,6 +426,15 @@ impl ServeArgs {
             Ok(v.to_string())
         })? {
             c.md5 = hashcore::md5::Platform::from_name(&name)?;
+        }
+        if let Some(how) = pick(self.md5_tuning, &["HASHD_MD5_TUNING"], |_, v| {
+            Ok(v.to_string())
+        })? {
+            c.md5_measure = match how.as_str() {
+                "measure" => true,
+                "fixed" => false,
+                _ => bail!("--md5-tuning must be measure or fixed, got {how:?}"),
+            };
         }
         if let Some(url) = pick(self.store, &["HASHD_STORE"], |_, v| Ok(v.to_string()))? {
             c.store = Some(Location::parse(&url)?);

@@ -43,8 +43,11 @@ pub struct JobsConfig {
     pub min_free_disk: u64,
     /// What the start-up known-answer test checked, for `/stats`.
     pub self_test: hashcore::selftest::SelfTestReport,
-    /// What the start-up calibration measured and chose, for `/stats`.
-    pub md5_calibration: hashcore::md5::Calibration,
+    /// The MD5 kernels in use, for `/stats`.
+    pub md5_tuning: hashcore::md5::Tuning,
+    /// What the start-up calibration measured; `None` with `--md5-tuning
+    /// fixed`.
+    pub md5_calibration: Option<hashcore::md5::Calibration>,
 }
 
 /// Owns every job from admission to its recorded or answered end.
@@ -419,7 +422,7 @@ impl Backend for Jobs {
             "keep_uploads": self.config.uploads_dir.is_some(),
             "uring_fallback": self.pool.uring_fallback(),
             "md5_backend": self.pool.md5_platform().name(),
-            "md5": md5_stats(&self.config.md5_calibration),
+            "md5": md5_stats(&self.config.md5_tuning, self.config.md5_calibration.as_ref()),
             "self_test": {
                 "passed": true,
                 "checks": self.config.self_test.checks,
@@ -444,9 +447,12 @@ pub(crate) fn md5_measured(c: &hashcore::md5::Calibration) -> Vec<(String, f64)>
     shapes.chain(singles).collect()
 }
 
-/// `/stats`' `md5`: the kernels chosen and the calibration's figures.
-fn md5_stats(c: &hashcore::md5::Calibration) -> serde_json::Value {
-    let t = &c.tuning;
+/// `/stats`' `md5`: the kernels chosen and the calibration's figures (null
+/// without a calibration).
+fn md5_stats(
+    t: &hashcore::md5::Tuning,
+    c: Option<&hashcore::md5::Calibration>,
+) -> serde_json::Value {
     let round = |x: f64| (x * 1000.0).round() / 1000.0;
     serde_json::json!({
         "backend": t.platform().name(),
@@ -457,14 +463,14 @@ fn md5_stats(c: &hashcore::md5::Calibration) -> serde_json::Value {
         })).collect::<Vec<_>>(),
         // null: lanes never beat the single stream (the portable backend).
         "min_lanes": (t.min_lanes() != usize::MAX).then_some(t.min_lanes()),
-        "calibration": {
+        "calibration": c.map(|c| serde_json::json!({
             "ms": round(c.elapsed.as_secs_f64() * 1e3),
             "rounds": c.rounds,
             "gb_per_s": md5_measured(c)
                 .into_iter()
                 .map(|(k, v)| (k, serde_json::Value::from(round(v))))
                 .collect::<serde_json::Map<_, _>>(),
-        },
+        })),
     })
 }
 

@@ -124,12 +124,29 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
             config.md5.name()
         );
     }
-    // Kernel shapes by measurement on this CPU, before the self-test so
-    // that it checks the kernels chosen.
-    let calibration = hashcore::md5::Tuning::calibrate(config.md5);
-    log_md5_calibration(&calibration);
-    calibration.tuning.install();
-    let self_test = hashcore::selftest::run(&calibration.tuning)
+    // Kernel shapes by measurement on this CPU (unless fixed), before the
+    // self-test so that it checks the kernels chosen.
+    let calibration = config
+        .md5_measure
+        .then(|| hashcore::md5::Tuning::calibrate(config.md5));
+    let md5_tuning = match &calibration {
+        Some(c) => {
+            log_md5_calibration(c);
+            c.tuning
+        }
+        None => {
+            let t = hashcore::md5::Tuning::fixed(config.md5);
+            tracing::info!(
+                md5_backend = %t.platform(),
+                single = %t.single(),
+                shapes = md5_shapes(&t),
+                "md5 kernels: the fixed choice (--md5-tuning fixed)"
+            );
+            t
+        }
+    };
+    md5_tuning.install();
+    let self_test = hashcore::selftest::run(&md5_tuning)
         .context("refusing to start: a hash kernel gave a wrong answer")?;
     tracing::info!(
         checks = self_test.checks,
@@ -148,7 +165,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         pin: config.pin,
         max_streams: config.http.max_uploads + SOCKET_STREAMS,
         prefer_uring: config.uring && PoolConfig::default().prefer_uring,
-        md5: calibration.tuning,
+        md5: md5_tuning,
         ..PoolConfig::default()
     })
     .context("cannot start the hasher threads")?;
@@ -166,6 +183,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
                 data_dir: config.data_dir.clone(),
                 min_free_disk: config.min_free_disk,
                 self_test,
+                md5_tuning,
                 md5_calibration: calibration,
             },
             metrics.clone(),
@@ -296,11 +314,6 @@ const SOCKET_STREAMS: usize = 1024;
 /// it measured (GB/s with every lane busy, on L1-resident data).
 fn log_md5_calibration(c: &hashcore::md5::Calibration) {
     let t = &c.tuning;
-    let shapes: Vec<String> = t
-        .shapes()
-        .iter()
-        .map(|(n, shape)| format!("{shape} up to {n} lanes"))
-        .collect();
     let measured: Vec<String> = jobs::md5_measured(c)
         .into_iter()
         .map(|(kernel, gbps)| format!("{kernel} {gbps:.2}"))
@@ -308,13 +321,23 @@ fn log_md5_calibration(c: &hashcore::md5::Calibration) {
     tracing::info!(
         md5_backend = %t.platform(),
         single = %t.single(),
-        shapes = shapes.join(", "),
+        shapes = md5_shapes(t),
         min_lanes = t.min_lanes(),
         calibration_ms = c.elapsed.as_secs_f64() * 1e3,
         rounds = c.rounds,
         gb_per_s = measured.join(", "),
         "md5 kernels chosen by measurement"
     );
+}
+
+/// The lane kernels of `t`, for the log: `avx2/8x1 up to 8 lanes, ...`.
+fn md5_shapes(t: &hashcore::md5::Tuning) -> String {
+    let shapes: Vec<String> = t
+        .shapes()
+        .iter()
+        .map(|(n, shape)| format!("{shape} up to {n} lanes"))
+        .collect();
+    shapes.join(", ")
 }
 
 fn notify_systemd(state: sd_notify::NotifyState) {

@@ -175,6 +175,10 @@ fn invalid_settings_exit_2_with_a_clear_message() {
         (vec!["--listen", "nonsense:::"], "invalid listen address"),
         (vec!["--sync", "maybe"], "--sync"),
         (vec!["--md5-backend", "sse9"], "sse9"),
+        (
+            vec!["--md5-tuning", "guess"],
+            "--md5-tuning must be measure or fixed",
+        ),
     ] {
         let out = std::process::Command::new(BIN)
             .args(&args)

@@ -711,6 +711,30 @@ fn md5_kernels_are_chosen_by_measurement_and_reported() {
     }
 }
 
+/// `--md5-tuning fixed` skips the calibration: the fixed choice is logged
+/// and reported, `/stats`' `md5.calibration` is null, and it hashes right.
+#[test]
+fn md5_tuning_fixed_takes_the_fixed_choice() {
+    let dir = TempDir::new("md5-fixed");
+    let d = Daemon::builder(dir.path())
+        .arg("--md5-tuning")
+        .arg("fixed")
+        .start();
+    let (_, stats) = d.get_json("/stats");
+    let md5 = &stats["md5"];
+    assert!(md5["calibration"].is_null(), "{md5}");
+    assert!(!md5["shapes"].as_array().unwrap().is_empty(), "{md5}");
+    let log = d.stderr();
+    assert!(
+        log.contains("md5 kernels: the fixed choice (--md5-tuning fixed)"),
+        "{log}"
+    );
+    assert!(!log.contains("md5 kernels chosen by measurement"), "{log}");
+    let body = data(300_000, 18);
+    let v = d.upload("?wait=true", "f", &body).json();
+    assert_eq!(v["hash"], reference("md5", &body), "{v}");
+}
+
 /// RFC 9530 section 4: `Want-Repr-Digest` is answered with `Repr-Digest`,
 /// the file's digests that the job computed and the client wants (most
 /// preferred first, nothing computed afresh); `Want-Content-Digest` with
