@@ -10,7 +10,9 @@
 //! are 64 KiB each, staggered as in `benches/md5.rs`; figures are GB/s
 //! (10^9 B/s) of input, padding included. Contenders: ours with the fixed
 //! tuning of the best platform here, ours with the start-up calibration's,
-//! and md5-many's `Md5Many::update_many`.
+//! and md5-many's `Md5Many::update_many`. First, one stream of 16 KiB and of
+//! 1 MiB: ours (the calibrated single-stream kernel), md5-many's `md5` and
+//! md-5's `Md5::digest`.
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -54,19 +56,36 @@ fn main() {
             .collect::<Vec<_>>()
             .join(", ")
     );
+    calibration.tuning.install();
+    for len in [16 << 10, 1 << 20] {
+        let streams = hashd_benches::Streams::new(1, len, false);
+        let data = streams.slices()[0];
+        let contenders: [&dyn Fn(); 3] = [
+            &|| {
+                let mut h = Md5::new();
+                h.update(data);
+                black_box(h.finalize());
+            },
+            &|| {
+                black_box(md5_many::md5(data));
+            },
+            &|| {
+                use md5::Digest;
+                black_box(md5::Md5::digest(data));
+            },
+        ];
+        let [ours, theirs, md_5] = medians(repetitions, len, &contenders);
+        println!(
+            "one stream of {:4} KiB: ours {ours:.3} | md5-many {theirs:.3} ({:.3}x) | md-5 {md_5:.3} ({:.3}x)",
+            len >> 10,
+            ours / theirs,
+            ours / md_5
+        );
+    }
     let engine = md5_many::Md5Many::new();
     for count in counts {
         let streams = hashd_benches::Streams::new(count, STREAM_LEN, true);
         let slices = streams.slices();
-        let bytes = (BYTES_PER_TURN / (count * STREAM_LEN)).max(1) * count * STREAM_LEN;
-        let calls = bytes / (count * STREAM_LEN);
-        let rate = |run: &mut dyn FnMut()| {
-            let start = Instant::now();
-            for _ in 0..calls {
-                run();
-            }
-            bytes as f64 / start.elapsed().as_secs_f64() / 1e9
-        };
         let ours = |tuning: &Tuning| {
             let mut hashers: Vec<Md5> = slices.iter().map(|_| Md5::new()).collect();
             let mut jobs: Vec<(&mut Md5, &[u8])> =
@@ -74,26 +93,43 @@ fn main() {
             black_box(update_many_tuned(tuning, &mut jobs));
             black_box(hashers.into_iter().map(Md5::finalize).collect::<Vec<_>>());
         };
-        let mut figures = [Vec::new(), Vec::new(), Vec::new()];
-        for _ in 0..repetitions {
-            figures[0].push(rate(&mut || ours(&fixed)));
-            figures[1].push(rate(&mut || ours(&calibration.tuning)));
-            figures[2].push(rate(&mut || {
-                let mut states = vec![md5_many::Md5State::new(); slices.len()];
-                let mut out = vec![[0u8; 16]; slices.len()];
-                engine.update_many(&mut states, &slices);
-                engine.finalize_many(&states, &mut out);
-                black_box(out);
-            }));
-        }
-        let [fixed_rate, tuned_rate, theirs] = figures.map(|mut f| {
-            f.sort_by(f64::total_cmp);
-            f[f.len() / 2]
-        });
+        let contenders: [&dyn Fn(); 3] = [&|| ours(&fixed), &|| ours(&calibration.tuning), &|| {
+            let mut states = vec![md5_many::Md5State::new(); slices.len()];
+            let mut out = vec![[0u8; 16]; slices.len()];
+            engine.update_many(&mut states, &slices);
+            engine.finalize_many(&states, &mut out);
+            black_box(out);
+        }];
+        let [fixed_rate, tuned_rate, theirs] =
+            medians(repetitions, count * STREAM_LEN, &contenders);
         println!(
             "{count:3} streams: md5-many {theirs:.2} | fixed {fixed_rate:.2} ({:.3}x) | calibrated {tuned_rate:.2} ({:.3}x)",
             fixed_rate / theirs,
             tuned_rate / theirs
         );
     }
+}
+
+/// Median GB/s of each contender (one call hashes `bytes`), taking turns
+/// `repetitions` times, each turn about [`BYTES_PER_TURN`].
+fn medians<const N: usize>(
+    repetitions: usize,
+    bytes: usize,
+    contenders: &[&dyn Fn(); N],
+) -> [f64; N] {
+    let calls = (BYTES_PER_TURN / bytes).max(1);
+    let mut figures: [Vec<f64>; N] = std::array::from_fn(|_| Vec::new());
+    for _ in 0..repetitions {
+        for (run, figure) in contenders.iter().zip(figures.iter_mut()) {
+            let start = Instant::now();
+            for _ in 0..calls {
+                run();
+            }
+            figure.push((calls * bytes) as f64 / start.elapsed().as_secs_f64() / 1e9);
+        }
+    }
+    figures.map(|mut f| {
+        f.sort_by(f64::total_cmp);
+        f[f.len() / 2]
+    })
 }
