@@ -44,9 +44,29 @@
 //! | avx2/staggered     | 0.70 | 0.97 | 1.45 | 1.93 | 3.81 | 6.05 | 6.82 | 6.41 | 6.40 | 6.28 |
 //! | md5-many/staggered | 0.69 | 0.69 | 0.75 | 0.99 | 3.88 | 6.54 | 7.39 | 6.12 | 7.45 | 7.23 |
 //!
-//! Here md5-many's AVX2 lanes are 7% ahead at 16 and 24 streams and 14% at
-//! 48 (it runs 48 as two batches; ours take turns in 24 lanes), behind at
+//! Here md5-many's AVX2 lanes were 7% ahead at 16 and 24 streams and 14% at
+//! 48 (it runs 48 as two batches; ours took turns in 24 lanes), behind at
 //! 32; the calibration chose the fixed shapes (no alternative won by 5%).
+//!
+//! The same machine after the single stream read message words in place,
+//! the AVX2 kernel stopped prefetching, and the planner priced its slices
+//! (commit 7a76532, quiet, filter
+//! `'md5/single|md5/many/(avx2/(staggered|tuned)|md5-many/staggered)/(8|16|24|32|48|64)$'`):
+//! single stream, 16 KiB and 1 MiB: ours 0.709 and 0.713, md5-many 0.706
+//! and 0.710, md-5 0.518 and 0.521; `openssl speed` 0.668. Many streams:
+//!
+//! | streams            | 8    | 16   | 24   | 32   | 48   | 64   |
+//! |--------------------|------|------|------|------|------|------|
+//! | avx2/tuned         | 3.86 | 6.68 | 7.35 | 6.76 | 7.34 | 6.98 |
+//! | avx2/staggered     | 3.84 | 6.65 | 7.32 | 6.83 | 7.12 | 6.87 |
+//! | md5-many/staggered | 3.93 | 6.56 | 7.36 | 5.82 | 6.90 | 6.88 |
+//!
+//! Criterion runs contenders one after another while this VM's speed
+//! drifts by several percent; `examples/md5_side_by_side.rs` takes turns
+//! instead. Its ratios ours/md5-many over three runs of the same commit:
+//! one stream 1.003 to 1.005; 8 streams 0.97 to 0.98; 16 streams 1.00; 24
+//! streams 0.96 to 0.98; 32 streams 1.08 to 1.12; 48 streams 0.97 to 1.01;
+//! 64 streams 0.94 to 1.00.
 //!
 //! Intel Xeon (Sapphire Rapids class, AVX-512, 2.1 GHz nominal), as issue 17
 //! reported it (ours before calibration and the AVX-512VL single stream):
