@@ -504,16 +504,16 @@ pub(crate) struct Round {
 const SLICES: [usize; 3] = [64, 256, usize::MAX];
 
 /// What a lane starting on a stream it did not hash in the previous kernel
-/// call costs, in blocks of that lane's work at full width: the stream's next
-/// blocks are not yet on their way from memory. From the figures under
+/// call costs, in blocks of that lane's work at full width (presumably the
+/// stream's next blocks are not yet on their way from memory). From the figures under
 /// [`SLICES`]: at 48 streams, 64-block slices start 30 x 24 more lanes than
 /// whole batches and ran 6.5% slower, about 4.4 blocks per start.
 const LANE_START_BLOCKS: f64 = 4.0;
 
 /// Plans the kernel calls that hash `blocks[j]` blocks of each job `j`: the
 /// [`plan_slices`] plan, over the [`SLICES`], that costs least under `costs`
-/// plus [`LANE_START_BLOCKS`] per lane start ([`plan_cost`]). Ties go to the
-/// shorter slice. Planning has a cost of its own (at 48 streams of 64 KiB,
+/// plus [`LANE_START_BLOCKS`] per lane start ([`plan_cost`]); of equal ones,
+/// the shorter slice's. Planning has a cost of its own (at 48 streams of 64 KiB,
 /// pricing all three slices took 2.5% of the call), so the longest slices,
 /// which plan in the fewest rounds, go first, and a plan that no plan can
 /// beat ([`cost_floor`]) ends the search.
@@ -554,8 +554,8 @@ pub(crate) fn cost_floor(blocks: &[usize], costs: &Costs) -> f64 {
         .sum()
 }
 
-/// The cost of a plan under `costs` (their units), counting each lane that
-/// starts on a job it did not run in the previous lanes round.
+/// The cost of a plan under `costs` (their units), counting a lane start for
+/// each job of a lanes round that did not run in lanes in the round before.
 pub(crate) fn plan_cost(rounds: &[Round], costs: &Costs) -> f64 {
     let max = costs.max_lanes();
     let start = LANE_START_BLOCKS * costs.lanes[max - 1] / max as f64;
