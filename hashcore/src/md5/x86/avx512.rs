@@ -144,35 +144,40 @@ macro_rules! kernel {
     };
 }
 
-kernel!(
-    #[target_feature(enable = "avx2,avx512f,avx512vl")]
-    pub(crate) compress_zmm,
-    __m512i,
-    ZMM_LANES,
-    _mm512_setzero_si512,
-    _mm512_set1_epi32,
-    _mm512_add_epi32,
-    _mm512_ternarylogic_epi32,
-    _mm512_rol_epi32,
-    _mm512_loadu_si512,
-    _mm512_storeu_si512,
-    load_transposed_x16
-);
+/// Defines `compress_zmm` and `compress_ymm` with the given attributes and
+/// visibility, on whatever the intrinsics' names resolve to where it expands.
+macro_rules! kernels {
+    ($(#[$attr:meta])* $vis:vis) => {
+        kernel!(
+            $(#[$attr])* $vis compress_zmm,
+            __m512i,
+            ZMM_LANES,
+            _mm512_setzero_si512,
+            _mm512_set1_epi32,
+            _mm512_add_epi32,
+            _mm512_ternarylogic_epi32,
+            _mm512_rol_epi32,
+            _mm512_loadu_si512,
+            _mm512_storeu_si512,
+            load_transposed_x16
+        );
+        kernel!(
+            $(#[$attr])* $vis compress_ymm,
+            __m256i,
+            YMM_LANES,
+            _mm256_setzero_si256,
+            _mm256_set1_epi32,
+            _mm256_add_epi32,
+            _mm256_ternarylogic_epi32,
+            _mm256_rol_epi32,
+            _mm256_loadu_si256,
+            _mm256_storeu_si256,
+            load_transposed_x8
+        );
+    };
+}
 
-kernel!(
-    #[target_feature(enable = "avx2,avx512f,avx512vl")]
-    pub(crate) compress_ymm,
-    __m256i,
-    YMM_LANES,
-    _mm256_setzero_si256,
-    _mm256_set1_epi32,
-    _mm256_add_epi32,
-    _mm256_ternarylogic_epi32,
-    _mm256_rol_epi32,
-    _mm256_loadu_si256,
-    _mm256_storeu_si256,
-    load_transposed_x8
-);
+kernels!(#[target_feature(enable = "avx2,avx512f,avx512vl")] pub(crate));
 
 /// The kernels above on an emulation of the AVX-512 and AVX2 intrinsics they
 /// use (`u32` arrays, one element per lane), checked against scalar MD5: the
@@ -327,33 +332,7 @@ mod emulated {
         }))
     }
 
-    kernel!(
-        compress_zmm,
-        __m512i,
-        ZMM_LANES,
-        _mm512_setzero_si512,
-        _mm512_set1_epi32,
-        _mm512_add_epi32,
-        _mm512_ternarylogic_epi32,
-        _mm512_rol_epi32,
-        _mm512_loadu_si512,
-        _mm512_storeu_si512,
-        load_transposed_x16
-    );
-
-    kernel!(
-        compress_ymm,
-        __m256i,
-        YMM_LANES,
-        _mm256_setzero_si256,
-        _mm256_set1_epi32,
-        _mm256_add_epi32,
-        _mm256_ternarylogic_epi32,
-        _mm256_rol_epi32,
-        _mm256_loadu_si256,
-        _mm256_storeu_si256,
-        load_transposed_x8
-    );
+    kernels!(pub(super));
 
     /// Every group count and a few lane counts (full, partial, one) of both
     /// widths, against scalar MD5 lane by lane.
