@@ -6,40 +6,23 @@
 //! `crc32b` in 9.6, `sha3` in 9.8), the expected bytes are derived from its
 //! hex output, or from scripts/refdigest.py, and the test says so.
 
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 use base64::Engine as _;
 
-use crate::util::{TempDir, BIN};
-
-fn run(cwd: &Path, prog: &str, args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = Command::new(prog)
-        .args(args)
-        .current_dir(cwd)
-        .env_remove("HASHD_SOCKET")
-        .env_remove("HASHD_DATA_DIR")
-        .env("LC_ALL", "C")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
-    child.wait_with_output().unwrap()
-}
+use crate::util::{run_cli, TempDir, BIN};
 
 /// Runs `hashd ARGS` (in-process: `--no-daemon` after the subcommand).
 fn hashd(cwd: &Path, args: &[&str], stdin: &[u8]) -> Output {
     let mut all = vec![args[0], "--no-daemon"];
     all.extend_from_slice(&args[1..]);
-    run(cwd, BIN, &all, stdin)
+    run_cli(cwd, BIN, &all, stdin)
 }
 
 /// Whether this machine's cksum accepts `args` (reading empty input).
 fn cksum_has(args: &[&str]) -> bool {
-    run(Path::new("/"), "cksum", args, b"").status.success()
+    run_cli(Path::new("/"), "cksum", args, b"").status.success()
 }
 
 fn text(b: &[u8]) -> String {
@@ -49,7 +32,7 @@ fn text(b: &[u8]) -> String {
 /// `ours` (hashd) prints what `theirs` (cksum) prints, byte for byte, on
 /// stdout, with the same exit code.
 fn same(cwd: &Path, ours: &[&str], theirs: &[&str], stdin: &[u8]) {
-    let want = run(cwd, "cksum", theirs, stdin);
+    let want = run_cli(cwd, "cksum", theirs, stdin);
     assert!(want.status.success(), "cksum {theirs:?}: {want:?}");
     let got = hashd(cwd, ours, stdin);
     assert_eq!(text(&got.stdout), text(&want.stdout), "hashd {ours:?}");
@@ -147,7 +130,7 @@ fn sum_prints_what_cksum_prints() {
             );
         } else {
             // The same lines with each hex digest in base64, and raw.
-            let hex = run(cwd, "cksum", &with(&["-a", algo, "--untagged"]), b"");
+            let hex = run_cli(cwd, "cksum", &with(&["-a", algo, "--untagged"]), b"");
             let want: String = text(&hex.stdout)
                 .lines()
                 .map(|l| {
@@ -166,7 +149,7 @@ fn sum_prints_what_cksum_prints() {
             );
             assert_eq!(text(&got.stdout), want, "{algo} --base64");
             let raw = hashd(cwd, &["sum", "-a", algo, "--raw", "abc"], b"");
-            let hex = run(cwd, "cksum", &["-a", algo, "--untagged", "abc"], b"");
+            let hex = run_cli(cwd, "cksum", &["-a", algo, "--untagged", "abc"], b"");
             let hex = text(&hex.stdout);
             assert_eq!(
                 raw.stdout,
@@ -218,19 +201,15 @@ fn sum_prints_what_cksum_prints() {
         assert!(out.status.success());
         let mut want = String::new();
         for (name, data) in FILES {
-            let py = Command::new("python3")
-                .args([
+            let py = run_cli(
+                cwd,
+                "python3",
+                &[
                     "-c",
                     "import sys, zlib; print(zlib.crc32(sys.stdin.buffer.read()))",
-                ])
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .spawn()
-                .and_then(|mut c| {
-                    c.stdin.take().unwrap().write_all(data)?;
-                    c.wait_with_output()
-                })
-                .unwrap();
+                ],
+                data,
+            );
             let crc = text(&py.stdout).trim().to_string();
             want.push_str(&format!("{crc} {} {name}\n", data.len()));
         }
@@ -355,9 +334,11 @@ fn check_reads_lists_cksum_and_b3sum_write() {
     let mut tagged = String::new();
     let mut tagged64 = String::new();
     for algo in SHARED {
-        tagged.push_str(&text(&run(cwd, "cksum", &with(&["-a", algo]), b"").stdout));
+        tagged.push_str(&text(
+            &run_cli(cwd, "cksum", &with(&["-a", algo]), b"").stdout,
+        ));
         let b64_list = if has_base64 {
-            run(cwd, "cksum", &with(&["-a", algo, "--base64"]), b"").stdout
+            run_cli(cwd, "cksum", &with(&["-a", algo, "--base64"]), b"").stdout
         } else {
             hashd(cwd, &with(&["sum", "-a", algo, "--tag", "--base64"]), b"").stdout
         };
@@ -373,7 +354,7 @@ fn check_reads_lists_cksum_and_b3sum_write() {
     // Untagged: the length tells md5, sha1, sha224 and sha384 apart; 64
     // and 128 hex digits need -a.
     for algo in SHARED {
-        let list = text(&run(cwd, "cksum", &with(&["-a", algo, "--untagged"]), b"").stdout);
+        let list = text(&run_cli(cwd, "cksum", &with(&["-a", algo, "--untagged"]), b"").stdout);
         let out = check(&["-a", algo], &list);
         assert!(out.status.success(), "{algo}: {}", text(&out.stderr));
         assert_eq!(oks(&out), names.len());
@@ -392,7 +373,7 @@ fn check_reads_lists_cksum_and_b3sum_write() {
         }
         // Base64 untagged lines, with -a.
         let list = if has_base64 {
-            run(
+            run_cli(
                 cwd,
                 "cksum",
                 &with(&["-a", algo, "--untagged", "--base64"]),

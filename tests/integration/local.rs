@@ -4,7 +4,7 @@
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
 use crate::util::*;
 
@@ -36,23 +36,9 @@ const NAMES: [&str; 10] = [
     "sub",
 ];
 
-fn run(cwd: &Path, prog: &str, args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = Command::new(prog)
-        .args(args)
-        .current_dir(cwd)
-        .env_remove("HASHD_SOCKET")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
-    child.wait_with_output().unwrap()
-}
-
 fn same_as_coreutils(cwd: &Path, tool: &str, ours: &[&str], theirs: &[&str], stdin: &[u8]) {
-    let want = run(cwd, tool, theirs, stdin);
-    let got = run(cwd, BIN, ours, stdin);
+    let want = run_cli(cwd, tool, theirs, stdin);
+    let got = run_cli(cwd, BIN, ours, stdin);
     assert_eq!(
         String::from_utf8_lossy(&got.stdout),
         String::from_utf8_lossy(&want.stdout),
@@ -97,7 +83,7 @@ fn check_all_modes(tree: &Path, mode: &[&str], big: bool) {
         .copied()
         .filter(|n| *n != "m256")
         .collect();
-    let good = run(tree, "md5sum", &listed, b"").stdout;
+    let good = run_cli(tree, "md5sum", &listed, b"").stdout;
     let mut list = String::from_utf8(good).unwrap();
     list = list.replacen(&reference("md5", b"1"), &"0".repeat(32), 1);
     list.push_str(&format!("{}  gone\n", "1".repeat(32)));

@@ -5,7 +5,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -659,4 +659,24 @@ pub fn read_frame(s: &mut std::os::unix::net::UnixStream) -> Option<(u8, u64, Ve
         u64::from_be_bytes(head[5..13].try_into().unwrap()),
         body,
     ))
+}
+
+/// Runs `prog ARGS` in `cwd` with `stdin` as its standard input and waits
+/// for it, as a command-line user would: out of any daemon's reach (no
+/// `HASHD_SOCKET` or `HASHD_DATA_DIR` from the test's environment) and in
+/// the C locale, so that messages compare byte for byte with coreutils'.
+pub fn run_cli(cwd: &Path, prog: &str, args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = Command::new(prog)
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("HASHD_SOCKET")
+        .env_remove("HASHD_DATA_DIR")
+        .env("LC_ALL", "C")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    child.wait_with_output().unwrap()
 }
