@@ -698,6 +698,41 @@ fn single_stream_kernels_match_scalar() {
     }
 }
 
+/// Every kernel refuses a lane shorter than the round (the SIMD kernels load
+/// through pointers on the strength of that check), whichever lane it is.
+#[test]
+fn every_kernel_refuses_a_lane_shorter_than_the_round() {
+    for platform in platforms() {
+        for shape in Shape::all(platform) {
+            for short in [0, shape.lanes() - 1] {
+                let data = [7u8; 3 * BLOCK_LEN];
+                let caught = std::panic::catch_unwind(|| {
+                    let mut lanes: Vec<Lane<'_>> = (0..shape.lanes())
+                        .map(|l| Lane {
+                            state: [0; 4],
+                            data: if l == short {
+                                &data[..BLOCK_LEN]
+                            } else {
+                                &data[..]
+                            },
+                        })
+                        .collect();
+                    shape.compress(platform, &mut lanes, 2);
+                });
+                let message = caught
+                    .expect_err("a short lane was hashed")
+                    .downcast::<&str>()
+                    .map(|m| m.to_string())
+                    .unwrap_or_default();
+                assert_eq!(
+                    message, "md5 lane shorter than the round",
+                    "{shape}, lane {short}"
+                );
+            }
+        }
+    }
+}
+
 /// Every shape and single-stream kernel each available platform offers,
 /// forced for every call, against the md5 crate: whatever a calibration
 /// picks on whatever CPU has been checked.

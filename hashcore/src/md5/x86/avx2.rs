@@ -20,9 +20,12 @@ const GROUP_LANES: usize = 8;
 /// a copy of lane 0's data and are discarded.
 #[target_feature(enable = "avx2")]
 pub(crate) fn compress_groups<const G: usize>(lanes: &mut [Lane<'_>], blocks: usize) {
-    assert!(lanes
-        .iter()
-        .all(|lane| lane.data.len() >= blocks * BLOCK_LEN));
+    assert!(
+        lanes
+            .iter()
+            .all(|lane| lane.data.len() >= blocks * BLOCK_LEN),
+        "md5 lane shorter than the round"
+    );
     // Pointers rather than slices: the check above covers every block, where
     // slicing would check each lane again every block.
     let mut data: [[*const u8; GROUP_LANES]; G] = [[lanes[0].data.as_ptr(); GROUP_LANES]; G];

@@ -65,9 +65,10 @@ macro_rules! kernel {
     ) => {
         $(#[$attr])*
         $vis fn $name<const G: usize>(lanes: &mut [Lane<'_>], blocks: usize) {
-            assert!(lanes
-                .iter()
-                .all(|lane| lane.data.len() >= blocks * BLOCK_LEN));
+            assert!(
+                lanes.iter().all(|lane| lane.data.len() >= blocks * BLOCK_LEN),
+                "md5 lane shorter than the round"
+            );
             // Pointers rather than slices: the check above covers every
             // block, where slicing would check each lane again every block.
             let mut data: [[*const u8; $width]; G] = [[lanes[0].data.as_ptr(); $width]; G];
