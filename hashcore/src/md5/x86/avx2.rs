@@ -9,7 +9,7 @@
 
 use core::arch::x86_64::*;
 
-use super::{load_transposed_x8, md5_steps};
+use super::{align_frame, load_transposed_x8, md5_steps};
 use crate::md5::consts::{BLOCK_WORDS, K};
 use crate::md5::{Lane, BLOCK_LEN};
 
@@ -20,6 +20,7 @@ const GROUP_LANES: usize = 8;
 /// a copy of lane 0's data and are discarded.
 #[target_feature(enable = "avx2")]
 pub(crate) fn compress_groups<const G: usize>(lanes: &mut [Lane<'_>], blocks: usize) {
+    align_frame!();
     assert!(
         lanes
             .iter()

@@ -12,7 +12,7 @@
 
 use core::arch::x86_64::*;
 
-use super::{load_transposed_x16, load_transposed_x8, md5_steps, PREFETCH_BLOCKS};
+use super::{align_frame, load_transposed_x16, load_transposed_x8, md5_steps, PREFETCH_BLOCKS};
 use crate::md5::consts::{BLOCK_WORDS, K};
 use crate::md5::{Lane, BLOCK_LEN};
 
@@ -65,6 +65,7 @@ macro_rules! kernel {
     ) => {
         $(#[$attr])*
         $vis fn $name<const G: usize>(lanes: &mut [Lane<'_>], blocks: usize) {
+            align_frame!();
             assert!(
                 lanes.iter().all(|lane| lane.data.len() >= blocks * BLOCK_LEN),
                 "md5 lane shorter than the round"
@@ -190,7 +191,9 @@ mod emulated {
 
     use super::{YMM_LANES, ZMM_LANES};
     use crate::md5::consts::{BLOCK_WORDS, K};
-    use crate::md5::x86::{load_transposed_x16, load_transposed_x8, md5_steps, PREFETCH_BLOCKS};
+    use crate::md5::x86::{
+        align_frame, load_transposed_x16, load_transposed_x8, md5_steps, PREFETCH_BLOCKS,
+    };
     use crate::md5::{Lane, BLOCK_LEN};
 
     #[derive(Clone, Copy)]

@@ -28,6 +28,31 @@ pub(crate) mod single512;
 /// 25 to 64 streams and up to 5% at 16 and 24 (interleaved runs, medians).
 pub(crate) const PREFETCH_BLOCKS: usize = 4;
 
+/// Makes the kernel it expands in align its stack frame to 64 bytes, so
+/// that every vector register the kernel spills lies within one cache line.
+///
+/// The lane kernels spill: their state, message words and constants need more
+/// than 16 registers. LLVM gives a frame with 32- or 64-byte spill slots only
+/// the ABI's 16-byte alignment unless an object in the frame asks for more, so
+/// where the slots fall depends on the caller's stack: in half of all
+/// processes every other 32-byte slot (and three in four 64-byte ones)
+/// straddles two cache lines, and now and then one straddles a page. An
+/// aligned object that the optimiser must keep makes LLVM realign the frame.
+///
+/// Measured on Zen 3 (EPYC family 25 model 1), AVX2 8x2 kernel, 16 staggered
+/// 64 KiB streams, the stack moved in 32-byte steps over 2 KiB (`setarch -R`,
+/// a padded environment): 5.3 to 6.8 GB/s before, 6.6 to 6.8 after. md5-many
+/// 0.1.0-alpha.4's kernels do not realign and show the same spread.
+macro_rules! align_frame {
+    () => {
+        #[repr(align(64))]
+        struct Aligned([u8; 64]);
+        let mut aligned = Aligned([0; 64]);
+        core::hint::black_box(&mut aligned.0);
+    };
+}
+pub(crate) use align_frame;
+
 /// Expands to MD5's 64 steps, calling the four step macros given (one per
 /// round function) with: the context tokens in brackets, then the registers in
 /// their rotated roles, the message word, the step number (for the constant)
