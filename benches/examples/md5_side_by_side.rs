@@ -3,7 +3,9 @@
 //! shared VM the machine's speed drifts by several percent over a criterion
 //! run, which hashes one contender after another; taking turns exposes every
 //! contender to the same drift, so their ratios hold where the absolute
-//! figures do not.
+//! figures do not. Each contender also runs at four stack offsets and keeps
+//! its best, since a kernel that does not align its frame (md5-many's) is
+//! fast or slow by where the process's stack happens to start.
 //!
 //! Run: `cargo run --release -p hashd-benches --example md5_side_by_side --
 //! [STREAMS,..] [REPETITIONS]` (defaults: 8,16,24,32,48,64 and 11). Streams
@@ -111,25 +113,64 @@ fn main() {
 }
 
 /// Median GB/s of each contender (one call hashes `bytes`), taking turns
-/// `repetitions` times, each turn about [`BYTES_PER_TURN`].
+/// `repetitions` times, each turn about [`BYTES_PER_TURN`]; each contender
+/// runs at every stack offset of [`run_shifted`] and keeps its best median.
 fn medians<const N: usize>(
     repetitions: usize,
     bytes: usize,
     contenders: &[&dyn Fn(); N],
 ) -> [f64; N] {
     let calls = (BYTES_PER_TURN / bytes).max(1);
-    let mut figures: [Vec<f64>; N] = std::array::from_fn(|_| Vec::new());
+    let mut figures: [[Vec<f64>; STACK_SHIFTS]; N] =
+        std::array::from_fn(|_| std::array::from_fn(|_| Vec::new()));
     for _ in 0..repetitions {
-        for (run, figure) in contenders.iter().zip(figures.iter_mut()) {
-            let start = Instant::now();
-            for _ in 0..calls {
-                run();
+        for (run, figures) in contenders.iter().zip(figures.iter_mut()) {
+            for (shift, figure) in figures.iter_mut().enumerate() {
+                let seconds = run_shifted(shift, &|| {
+                    let start = Instant::now();
+                    for _ in 0..calls {
+                        run();
+                    }
+                    start.elapsed().as_secs_f64()
+                });
+                figure.push((calls * bytes) as f64 / seconds / 1e9);
             }
-            figure.push((calls * bytes) as f64 / start.elapsed().as_secs_f64() / 1e9);
         }
     }
-    figures.map(|mut f| {
-        f.sort_by(f64::total_cmp);
-        f[f.len() / 2]
+    figures.map(|shifts| {
+        shifts
+            .map(|mut f| {
+                f.sort_by(f64::total_cmp);
+                f[f.len() / 2]
+            })
+            .into_iter()
+            .fold(0.0, f64::max)
     })
+}
+
+/// Stack offsets, 16 bytes apart, that every contender runs at.
+const STACK_SHIFTS: usize = 4;
+
+/// Runs `f` with the stack moved down by `16 * shift` bytes.
+///
+/// A kernel that spills vectors to a frame it does not align runs at a speed
+/// that depends on where the caller's stack happens to be (see
+/// `hashcore::md5::x86::align_frame`): md5-many 0.1.0-alpha.4's 24-stream
+/// kernel, for one, ran at 6.6 or 7.5 GB/s on Zen 3 from one process to the
+/// next. Each contender is timed at four offsets covering a 64-byte cache
+/// line, and keeps its best.
+fn run_shifted(shift: usize, f: &dyn Fn() -> f64) -> f64 {
+    match shift {
+        0 => on_stack_below::<0>(f),
+        1 => on_stack_below::<16>(f),
+        2 => on_stack_below::<32>(f),
+        _ => on_stack_below::<48>(f),
+    }
+}
+
+#[inline(never)]
+fn on_stack_below<const BYTES: usize>(f: &dyn Fn() -> f64) -> f64 {
+    let mut pad = [0u8; BYTES];
+    black_box(&mut pad);
+    f()
 }
