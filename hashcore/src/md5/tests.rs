@@ -599,7 +599,23 @@ fn planner_invariants_on_random_inputs() {
 
 /// The rounds of [`plan_slices`].
 fn plan_rounds(blocks: &[usize], costs: &Costs, min_slice: usize) -> Vec<Round> {
-    plan_slices(blocks, costs, min_slice).0
+    let priced = plan_slices(blocks, costs, min_slice, f64::INFINITY)
+        .expect("no budget: planned to the end");
+    let cost = plan_cost(&priced.rounds, costs);
+    assert!(
+        (priced.cost - cost).abs() <= cost * 1e-12,
+        "{blocks:?}: priced {} against plan_cost {cost}",
+        priced.cost
+    );
+    sorted(priced.rounds)
+}
+
+/// `rounds` with each round's jobs in ascending order, to compare plans.
+fn sorted(mut rounds: Vec<Round>) -> Vec<Round> {
+    for round in &mut rounds {
+        round.jobs.sort_unstable();
+    }
+    rounds
 }
 
 /// Blocks each job gets from `rounds`, checking that no round runs a job twice.
@@ -607,6 +623,7 @@ fn blocks_planned(jobs: usize, rounds: &[Round]) -> Vec<usize> {
     let mut done = vec![0usize; jobs];
     for r in rounds {
         let mut seen = r.jobs.clone();
+        seen.sort_unstable();
         seen.dedup();
         assert_eq!(seen.len(), r.jobs.len(), "job twice in {r:?}");
         for &j in &r.jobs {
@@ -628,12 +645,12 @@ fn plan_prices_slices_long_where_lanes_swap_whole_and_short_where_they_balance()
         .all(|r| r.blocks == 1024 && r.jobs.len() == 24));
     // 25 equal streams: only short turns keep 24 lanes busy to the end.
     assert_eq!(
-        plan(&[1024; 25], &costs),
+        sorted(plan(&[1024; 25], &costs)),
         plan_rounds(&[1024; 25], &costs, 64)
     );
     // No job waits: nothing to slice.
     assert_eq!(
-        plan(&[1024; 24], &costs),
+        sorted(plan(&[1024; 24], &costs)),
         plan_rounds(&[1024; 24], &costs, 64)
     );
 }
