@@ -382,7 +382,7 @@ impl Tuning {
     /// returns the [`Tuning::fixed`] choice with each entry replaced where a
     /// measured alternative is faster by [`MARGIN`], the planner's costs
     /// from the same figures, and the figures themselves. Takes about a
-    /// millisecond (at most [`CALIBRATION_MAX_ROUNDS`] rounds).
+    /// millisecond (at most `CALIBRATION_MAX_ROUNDS` rounds).
     ///
     /// # Panics
     /// If `platform` is not available on this CPU.

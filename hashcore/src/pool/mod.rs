@@ -2,11 +2,11 @@
 //! active jobs at once.
 //!
 //! Threads and channels:
-//! - Every hasher owns a bounded crossbeam channel of [`Msg`]s. A streamed job
+//! - Every hasher owns a bounded crossbeam channel of messages (`worker::Msg`). A streamed job
 //!   (an upload) is bound to one hasher for its life, because its hash state
 //!   lives there; its chunks travel as refcounted `Bytes`, never copied.
 //! - The channel is sized so that `try_send` cannot fail while every open
-//!   stream respects its [`Credits`](credits) budget: the sender waits for
+//!   stream respects its credit budget (`credits`): the sender waits for
 //!   credit (asynchronously, via a `Waker`), never for channel space, so an
 //!   async front end never blocks its runtime.
 //! - Admission: at most [`PoolConfig::max_streams`] streams are open at once
