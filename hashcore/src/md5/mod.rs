@@ -497,19 +497,30 @@ pub(crate) struct Round {
 /// Short slices balance the lanes' work best (25 equal streams in 24 lanes
 /// need slices of 1/24 of a stream to finish together); long ones start fewer
 /// lanes on new streams ([`LANE_START_BLOCKS`]). Measured on Zen 3 (EPYC
-/// family 25 model 1), AVX2, staggered 64 KiB streams, one slice for every
-/// call, GB/s: 25 streams 6.81 with 64-block slices, 6.36 with 256; 48
-/// streams 6.66 with 64, 7.05 with 256, 7.09 whole (each slice forced by a
-/// temporary switch, interleaved runs, medians of 11). No one slice wins
-/// everywhere, so [`plan`] prices each.
+/// family 25 model 1), AVX2, staggered 64 KiB streams, each slice forced for
+/// every call by a temporary switch, interleaved in one process
+/// (`md5_side_by_side`, medians of 5, two runs), GB/s:
+///
+/// | streams | 32 | 64 | 256 | whole | what [`plan`] picks |
+/// |---:|---:|---:|---:|---:|---|
+/// | 25 | 6.73-6.81 | 7.04-7.10 | 6.58-6.61 | 5.34-5.39 | 64 |
+/// | 32 | 6.78-6.87 | 6.92-7.02 | 6.85-6.94 | 5.99-6.06 | 64 |
+/// | 40 | 6.74-6.76 | 6.99-7.04 | 7.20 | 7.09-7.16 | 256 |
+/// | 48 | 6.76-6.78 | 7.02-7.06 | 7.25-7.28 | 7.35 | whole |
+/// | 64 | 6.72-6.75 | 6.97-7.01 | 7.18-7.25 | 7.20-7.21 | 256 |
+/// | 96 | 6.62-6.67 | 6.91-6.99 | 7.15-7.23 | 7.22-7.29 | whole |
+///
+/// No one slice wins everywhere, so [`plan`] prices each; 32 never won.
 const SLICES: [usize; 3] = [64, 256, usize::MAX];
 
 /// What a lane starting on a stream it did not hash in the previous kernel
 /// call costs, in blocks of that lane's work at full width (presumably the
-/// stream's next blocks are not yet on their way from memory). From the figures under
-/// [`SLICES`]: at 48 streams, 64-block slices start 30 x 24 more lanes than
-/// whole batches and ran 6.5% slower, about 4.4 blocks per start.
-const LANE_START_BLOCKS: f64 = 4.0;
+/// stream's next blocks are not yet on their way from memory). From the
+/// figures under [`SLICES`]: at 48 streams, 64-block slices start 720 more
+/// lanes than whole batches and ran 4.3% slower, 3.4% once their planning
+/// (about 4 us a call) is taken out: 2.3 blocks per start; 32-block slices,
+/// 768 starts more again, 2.4 blocks per start.
+const LANE_START_BLOCKS: f64 = 2.3;
 
 /// Plans the kernel calls that hash `blocks[j]` blocks of each job `j`: the
 /// [`plan_slices`] plan, over the [`SLICES`], that costs least under `costs`
