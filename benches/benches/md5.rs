@@ -68,6 +68,26 @@
 //! streams 0.96 to 0.98; 32 streams 1.08 to 1.12; 48 streams 0.97 to 1.01;
 //! 64 streams 0.94 to 1.00.
 //!
+//! The same machine after the lane kernels aligned their stack frames, the
+//! AVX2 kernel fixed the order of its additions, and planning got cheaper
+//! (commit 261a35e, quiet, the same filter): single stream, 16 KiB and
+//! 1 MiB: ours 0.711 and 0.712, md5-many 0.705 and 0.710, md-5 0.519 and
+//! 0.521; `openssl speed` 0.667. Many streams:
+//!
+//! | streams            | 8    | 16   | 24   | 32   | 48   | 64   |
+//! |--------------------|------|------|------|------|------|------|
+//! | avx2/tuned         | 3.85 | 6.77 | 7.42 | 7.01 | 7.43 | 7.25 |
+//! | avx2/staggered     | 3.86 | 6.73 | 7.42 | 6.99 | 7.35 | 7.21 |
+//! | md5-many/staggered | 3.93 | 6.63 | 7.36 | 6.12 | 7.47 | 7.26 |
+//!
+//! md5-many's kernels do not align their frames, so in criterion their
+//! speed also depends on where the process's stack starts; the side-by-side
+//! example now runs every contender at four stack offsets and keeps the
+//! best. Its ratios ours/md5-many over three runs: one stream 1.003 to
+//! 1.006; 8 streams 0.974 to 0.981; 16 streams 0.995 to 1.003; 24 streams
+//! 0.972 to 0.977; 32 streams 1.12 to 1.13; 48 streams 0.968 to 0.977; 64
+//! streams 0.967 to 0.979.
+//!
 //! Intel Xeon (Sapphire Rapids class, AVX-512, 2.1 GHz nominal), as issue 17
 //! reported it (ours before calibration and the AVX-512VL single stream):
 //! one stream at 1 MiB ours 0.66, md5-many 0.74; 16 streams 8.1 against
