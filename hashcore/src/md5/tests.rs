@@ -655,6 +655,28 @@ fn plan_prices_slices_long_where_lanes_swap_whole_and_short_where_they_balance()
     );
 }
 
+/// A budget abandons exactly the plans that cost more: at its cost a plan
+/// comes back whole, below it not at all.
+#[test]
+fn plan_slices_abandons_only_plans_over_budget() {
+    let mut rng = XorShift(0x5eed_000a);
+    for _ in 0..ITERATIONS * 5 {
+        let jobs = rng.range(1, 80);
+        let blocks: Vec<usize> = (0..jobs).map(|_| rng.range(0, 1500)).collect();
+        let costs = Costs::flat(rng.range(1, 48), rng.range(1, 4));
+        let slice = SLICES[rng.range(0, SLICES.len() - 1)];
+        let full = plan_slices(&blocks, &costs, slice, f64::INFINITY).expect("no budget");
+        let at = plan_slices(&blocks, &costs, slice, full.cost).expect("within budget");
+        assert_eq!(at.rounds, full.rounds, "{blocks:?}");
+        if full.cost > 0.0 {
+            assert!(
+                plan_slices(&blocks, &costs, slice, full.cost * 0.999).is_none(),
+                "{blocks:?}: kept over budget"
+            );
+        }
+    }
+}
+
 #[test]
 fn plan_costs_no_more_than_any_slice_and_covers_every_block() {
     let mut rng = XorShift(0x5eed_0009);
