@@ -98,6 +98,11 @@ fn default_hashers() -> usize {
 }
 
 /// Flags of `hashd serve` (also accepted with no subcommand).
+///
+/// The fields' doc comments are their `--help` texts, written for a
+/// terminal: `[:PORT]` is optional syntax and a URL is an example, not
+/// links for rustdoc.
+#[allow(rustdoc::broken_intra_doc_links, rustdoc::bare_urls)]
 #[derive(Args, Debug, Clone, Default)]
 pub struct ServeArgs {
     /// Address to listen on for HTTP. [env: HASHD_LISTEN; the original API_PORT sets the port] [default: 127.0.0.1:8000]

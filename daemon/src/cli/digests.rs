@@ -15,7 +15,7 @@ use super::{Digests, Input};
 const READ_CHUNK_LEN: usize = 128 * 1024;
 
 /// Reads each input with `std::fs` (or standard input) and hashes it with
-/// [`Algorithm::hasher`].
+/// [`Algorithms::hasher`].
 #[derive(Debug)]
 pub struct ReadDigests {
     /// Reused for every read, so hashing many small files allocates once.
@@ -36,7 +36,7 @@ impl ReadDigests {
 }
 
 /// Hashes everything `reader` yields, reading through `buf`. Shared by every
-/// [`Digests`](super::Digests) that must hash bytes themselves (stdin, pipes, devices).
+/// [`Digests`] that must hash bytes themselves (stdin, pipes, devices).
 ///
 /// Input past the first read is hashed on a helper thread while this one
 /// reads on: reading a pipe costs the kernel's copies and the writer's own
