@@ -362,6 +362,21 @@ pub(crate) struct Lane<'d> {
     pub(crate) data: &'d [u8],
 }
 
+/// Checks that every lane holds `blocks` blocks: every lane kernel's first
+/// step, and what the SIMD kernels' unchecked loads rest on.
+///
+/// # Panics
+/// If a lane holds fewer than `blocks` blocks ("md5 lane shorter than the
+/// round").
+pub(crate) fn assert_lanes_hold(lanes: &[Lane<'_>], blocks: usize) {
+    assert!(
+        lanes
+            .iter()
+            .all(|lane| lane.data.len() >= blocks * BLOCK_LEN),
+        "md5 lane shorter than the round"
+    );
+}
+
 /// Absorbs each stream's data into that stream, with the [`Tuning::fixed`]
 /// kernels of `platform`; see [`update_many_tuned`].
 ///

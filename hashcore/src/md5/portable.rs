@@ -7,7 +7,7 @@
 //! compiler turns into SSE2 on any x86-64.
 
 use super::consts::{BLOCK_WORDS, K, SHIFT, WORD};
-use super::{Lane, BLOCK_LEN};
+use super::{assert_lanes_hold, Lane, BLOCK_LEN};
 
 /// Lanes hashed side by side in one pass over the steps.
 pub(crate) const GROUP_LANES: usize = 8;
@@ -17,12 +17,7 @@ pub(crate) const GROUP_LANES: usize = 8;
 /// # Panics
 /// If a lane holds fewer than `blocks` blocks.
 pub(crate) fn compress(lanes: &mut [Lane<'_>], blocks: usize) {
-    for lane in lanes.iter() {
-        assert!(
-            lane.data.len() >= blocks * BLOCK_LEN,
-            "md5 lane shorter than the round"
-        );
-    }
+    assert_lanes_hold(lanes, blocks);
     for group in lanes.chunks_mut(GROUP_LANES) {
         compress_group(group, blocks);
     }

@@ -9,7 +9,7 @@
 
 use core::arch::x86_64::*;
 
-use super::{align_frame, load_transposed_x8, md5_steps};
+use super::{align_frame, gather_lanes, load_transposed_x8, md5_steps, scatter_states};
 use crate::md5::consts::{BLOCK_WORDS, K};
 use crate::md5::{Lane, BLOCK_LEN};
 
@@ -21,23 +21,7 @@ const GROUP_LANES: usize = 8;
 #[target_feature(enable = "avx2")]
 pub(crate) fn compress_groups<const G: usize>(lanes: &mut [Lane<'_>], blocks: usize) {
     align_frame!();
-    assert!(
-        lanes
-            .iter()
-            .all(|lane| lane.data.len() >= blocks * BLOCK_LEN),
-        "md5 lane shorter than the round"
-    );
-    // Pointers rather than slices: the check above covers every block, where
-    // slicing would check each lane again every block.
-    let mut data: [[*const u8; GROUP_LANES]; G] = [[lanes[0].data.as_ptr(); GROUP_LANES]; G];
-    let mut words = [[[0u32; GROUP_LANES]; 4]; G];
-    for (i, lane) in lanes.iter().enumerate() {
-        let (g, l) = (i / GROUP_LANES, i % GROUP_LANES);
-        data[g][l] = lane.data.as_ptr();
-        for (r, word) in lane.state.iter().enumerate() {
-            words[g][r][l] = *word;
-        }
-    }
+    let (data, mut words) = gather_lanes::<GROUP_LANES, G>(lanes, blocks);
     let zero = _mm256_setzero_si256();
     let ones = _mm256_set1_epi32(-1);
     let (mut a, mut b, mut c, mut d) = ([zero; G], [zero; G], [zero; G], [zero; G]);
@@ -49,8 +33,8 @@ pub(crate) fn compress_groups<const G: usize>(lanes: &mut [Lane<'_>], blocks: us
     for block in 0..blocks {
         let offset = block * BLOCK_LEN;
         for g in 0..G {
-            // The loads' safety rests on the assertion above: every lane's
-            // data holds `blocks` blocks.
+            // The loads' safety rests on `gather_lanes`' check: every
+            // lane's data holds `blocks` blocks.
             w[g] = load_transposed_x8!(&data[g], offset);
         }
         let (a0, b0, c0, d0) = (a, b, c, d);
@@ -129,12 +113,7 @@ pub(crate) fn compress_groups<const G: usize>(lanes: &mut [Lane<'_>], blocks: us
             words[g][r] = store_u32x8(v);
         }
     }
-    for (i, lane) in lanes.iter_mut().enumerate() {
-        let (g, l) = (i / GROUP_LANES, i % GROUP_LANES);
-        for (r, word) in lane.state.iter_mut().enumerate() {
-            *word = words[g][r][l];
-        }
-    }
+    scatter_states(lanes, &words);
 }
 
 /// Returns `x` unchanged, but hides it from the optimiser, so that `a + w`

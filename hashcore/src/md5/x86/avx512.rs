@@ -12,7 +12,10 @@
 
 use core::arch::x86_64::*;
 
-use super::{align_frame, load_transposed_x16, load_transposed_x8, md5_steps, PREFETCH_BLOCKS};
+use super::{
+    align_frame, gather_lanes, load_transposed_x16, load_transposed_x8, md5_steps, scatter_states,
+    PREFETCH_BLOCKS,
+};
 use crate::md5::consts::{BLOCK_WORDS, K};
 use crate::md5::{Lane, BLOCK_LEN};
 
@@ -66,21 +69,7 @@ macro_rules! kernel {
         $(#[$attr])*
         $vis fn $name<const G: usize>(lanes: &mut [Lane<'_>], blocks: usize) {
             align_frame!();
-            assert!(
-                lanes.iter().all(|lane| lane.data.len() >= blocks * BLOCK_LEN),
-                "md5 lane shorter than the round"
-            );
-            // Pointers rather than slices: the check above covers every
-            // block, where slicing would check each lane again every block.
-            let mut data: [[*const u8; $width]; G] = [[lanes[0].data.as_ptr(); $width]; G];
-            let mut words = [[[0u32; $width]; 4]; G];
-            for (i, lane) in lanes.iter().enumerate() {
-                let (g, l) = (i / $width, i % $width);
-                data[g][l] = lane.data.as_ptr();
-                for (r, word) in lane.state.iter().enumerate() {
-                    words[g][r][l] = *word;
-                }
-            }
+            let (data, mut words) = gather_lanes::<{ $width }, G>(lanes, blocks);
             let zero = $setzero();
             let mut regs = [[zero; 4]; G];
             for g in 0..G {
@@ -99,7 +88,7 @@ macro_rules! kernel {
             for block in 0..blocks {
                 let offset = block * BLOCK_LEN;
                 for g in 0..G {
-                    // The loads' safety rests on the assertion above.
+                    // The loads' safety rests on `gather_lanes`' check.
                     w[g] = $transpose!(&data[g], offset);
                 }
                 for lane_data in data.iter().flatten() {
@@ -136,12 +125,7 @@ macro_rules! kernel {
                     unsafe { $storeu(words[g][r].as_mut_ptr().cast(), v) };
                 }
             }
-            for (i, lane) in lanes.iter_mut().enumerate() {
-                let (g, l) = (i / $width, i % $width);
-                for (r, word) in lane.state.iter_mut().enumerate() {
-                    *word = words[g][r][l];
-                }
-            }
+            scatter_states(lanes, &words);
         }
     };
 }
@@ -192,7 +176,8 @@ mod emulated {
     use super::{YMM_LANES, ZMM_LANES};
     use crate::md5::consts::{BLOCK_WORDS, K};
     use crate::md5::x86::{
-        align_frame, load_transposed_x16, load_transposed_x8, md5_steps, PREFETCH_BLOCKS,
+        align_frame, gather_lanes, load_transposed_x16, load_transposed_x8, md5_steps,
+        scatter_states, PREFETCH_BLOCKS,
     };
     use crate::md5::{Lane, BLOCK_LEN};
 

@@ -8,6 +8,8 @@
 //! while one group waits on its chain of dependent instructions another group's
 //! instructions fill the execution ports.
 
+use super::{assert_lanes_hold, Lane};
+
 pub(crate) mod avx2;
 pub(crate) mod avx512;
 pub(crate) mod single512;
@@ -52,6 +54,52 @@ macro_rules! align_frame {
     };
 }
 pub(crate) use align_frame;
+
+/// The lanes as a kernel of `G` groups of `W` lanes reads them: each lane's
+/// data pointer and chaining value, lane `i` at group `i / W`, element
+/// `i % W`. Slots past the last lane point at lane 0's data (their results
+/// are discarded) and start from zero.
+///
+/// Checks first that every lane holds `blocks` blocks
+/// ([`assert_lanes_hold`]): the kernels then load each lane's blocks through
+/// its pointer, where slicing would check every lane again every block.
+///
+/// # Panics
+/// If a lane is short, or there are more than `W * G` lanes or none.
+// Inline, as the code it replaced was: called out of line, the 1-group AVX2
+// kernel's loop landed elsewhere and ran 1.3% slower on Zen 3 (same loop).
+#[inline]
+pub(crate) fn gather_lanes<const W: usize, const G: usize>(
+    lanes: &[Lane<'_>],
+    blocks: usize,
+) -> ([[*const u8; W]; G], [[[u32; W]; 4]; G]) {
+    assert_lanes_hold(lanes, blocks);
+    let mut data = [[lanes[0].data.as_ptr(); W]; G];
+    let mut words = [[[0u32; W]; 4]; G];
+    for (i, lane) in lanes.iter().enumerate() {
+        let (g, l) = (i / W, i % W);
+        data[g][l] = lane.data.as_ptr();
+        for (r, word) in lane.state.iter().enumerate() {
+            words[g][r][l] = *word;
+        }
+    }
+    (data, words)
+}
+
+/// Writes the chaining values a kernel ends with (laid out as
+/// [`gather_lanes`] gives them) back into the lanes.
+#[inline]
+pub(crate) fn scatter_states<const W: usize, const G: usize>(
+    lanes: &mut [Lane<'_>],
+    words: &[[[u32; W]; 4]; G],
+) {
+    for (i, lane) in lanes.iter_mut().enumerate() {
+        let (g, l) = (i / W, i % W);
+        for (r, word) in lane.state.iter_mut().enumerate() {
+            *word = words[g][r][l];
+        }
+    }
+}
 
 /// Expands to MD5's 64 steps, calling the four step macros given (one per
 /// round function) with: the context tokens in brackets, then the registers in
