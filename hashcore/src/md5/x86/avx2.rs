@@ -2,100 +2,205 @@
 //! interleaved (a fourth would not fit the 16 YMM registers); which group
 //! count runs when is [`crate::md5::Tuning`]'s choice.
 //!
-//! AVX2 has neither a three-input logic instruction nor a rotate, so a step
-//! costs more instructions than on AVX-512 (rotate = two shifts and an OR);
-//! the round functions use the same short-chain forms as the single-stream
-//! path (`((c ^ d) & b) ^ d`, G as two separate additions, `(c ^ d) ^ b`).
+//! Each step is written out in `asm!`, one block per group, because the
+//! instruction order is what makes this kernel fast and LLVM does not keep
+//! it: it turns the rotate-and-add below back into an OR of shifts, and with
+//! three groups it copies message words from one stack slot to another and
+//! reloads them (238 vector moves in the 3-group loop, against 47 here).
+//! Measured on Zen 3 (EPYC family 25 model 1, 3.2 GHz), 64 KiB staggered
+//! streams, `md5_side_by_side` with the intrinsics kernel this replaced as a
+//! third contender, three runs, GB/s, that kernel and this one: 8 streams
+//! 3.85-3.86 and 4.27-4.28, 16 streams 6.60-6.68 and 7.10-7.16, 24 streams
+//! 7.12-7.24 and 7.56-7.81, 32 streams 6.85-6.95 and 7.33-7.42, 48 streams
+//! 7.30-7.32 and 7.72-7.80, 64 streams 7.12-7.18 and 7.58-7.62.
+//!
+//! A step is `a = b + rotl(a + w + k + f(b, c, d), s)`:
+//! - `a + w + k` is added first, off the chain that waits for the newest
+//!   `b`; the word and the constant are memory operands (the transposed
+//!   block in [`Words`], the constants in [`STEP_CONSTANTS`]), so that the
+//!   state of three groups (12 registers) and one scratch register per group
+//!   stay in registers.
+//! - F is `((c ^ d) & b) ^ d`, G is `(!d & c) + (d & b)` added in two
+//!   halves, H is `(c ^ d) ^ b`: two, one and one operations wait for `b`.
+//! - I is `c ^ (b | !d)`, which is `!(c ^ (!b & d))`; so `a + I` is
+//!   `a - (c ^ (!b & d)) - 1`, and the `- 1` is folded into the step's
+//!   constant: three operations instead of four, as many waiting for `b`.
+//!   Measured as above against the four-operation form, three runs: 24 to 64
+//!   streams 1 to 4% faster, 8 and 16 streams within 1%.
+//! - The rotate is `(x << s) + (x >> (32 - s))` (the halves share no bits)
+//!   and `b` is added to the left shift before the right shift joins:
+//!   `((x << s) + b) + (x >> (32 - s))`. On Zen 3 the two shifts of one
+//!   value do not start in the same cycle, the first in program order going
+//!   first; adding `b` to it meanwhile takes a cycle off every step's chain.
+//!   A dependent chain of F steps alone (8 instructions, looped) took 6.86
+//!   cycles a step with `(x << s | x >> (32 - s)) + b` and 6.18 with this
+//!   order. In the kernel, same run: 8 streams (one latency-bound chain)
+//!   3.87 to 4.29 GB/s, 16 streams 6.92 to 7.10, 24 to 64 streams (bound by
+//!   throughput) within 0.5%. The two forms have the same operations and
+//!   depth, so nothing is lost where both shifts do start together.
+//! - A rotate by 16 is one byte shuffle.
 
+use core::arch::asm;
 use core::arch::x86_64::*;
 
-use super::{align_frame, gather_lanes, load_transposed_x8, md5_steps, scatter_states};
+use super::{gather_lanes, load_transposed_x8, md5_steps, scatter_states};
 use crate::md5::consts::{BLOCK_WORDS, K};
 use crate::md5::{Lane, BLOCK_LEN};
 
 /// Lanes in one YMM register.
 const GROUP_LANES: usize = 8;
 
+/// Row of [`STEP_CONSTANTS`] holding the byte shuffle that rotates every
+/// 32-bit element by 16.
+const ROTATE_16: usize = 64;
+
+/// What the steps read as 32-byte memory operands: row `i < 64` is step
+/// `i`'s constant in every lane (`K[i]`, and `K[i] - 1` for the I steps, see
+/// the module doc); row [`ROTATE_16`] is the shuffle that swaps each element's
+/// 16-bit halves.
+#[repr(C, align(32))]
+struct StepConstants([[u32; GROUP_LANES]; 65]);
+
+static STEP_CONSTANTS: StepConstants = {
+    let mut rows = [[0u32; GROUP_LANES]; 65];
+    let mut i = 0;
+    while i < 64 {
+        let k = if i < 48 { K[i] } else { K[i].wrapping_sub(1) };
+        rows[i] = [k; GROUP_LANES];
+        i += 1;
+    }
+    // Within each element (bytes 4e..4e + 4): bytes 2, 3, 0, 1.
+    let halves_swapped = [0x0100_0302, 0x0504_0706, 0x0908_0b0a, 0x0d0c_0f0e];
+    let mut l = 0;
+    while l < GROUP_LANES {
+        rows[ROTATE_16][l] = halves_swapped[l % 4];
+        l += 1;
+    }
+    StepConstants(rows)
+};
+
+/// One block's message words for `G` groups, transposed: `0[g][j]` holds
+/// word `j` of every lane of group `g`. Its 64-byte alignment also makes
+/// LLVM align the kernel's frame, so no vector the kernel spills straddles a
+/// cache line (see `super::align_frame`).
+#[repr(C, align(64))]
+struct Words<const G: usize>([[__m256i; BLOCK_WORDS]; G]);
+
 /// The kernel for `G` interleaved groups; lanes past `lanes.len()` compute on
 /// a copy of lane 0's data and are discarded.
 #[target_feature(enable = "avx2")]
 pub(crate) fn compress_groups<const G: usize>(lanes: &mut [Lane<'_>], blocks: usize) {
-    align_frame!();
     let (data, mut words) = gather_lanes::<GROUP_LANES, G>(lanes, blocks);
     let zero = _mm256_setzero_si256();
-    let ones = _mm256_set1_epi32(-1);
     let (mut a, mut b, mut c, mut d) = ([zero; G], [zero; G], [zero; G], [zero; G]);
     for g in 0..G {
         [a[g], b[g], c[g], d[g]] = words[g].map(|w| load_u32x8(&w));
     }
+    let mut w = Words([[zero; BLOCK_WORDS]; G]);
+    let k = STEP_CONSTANTS.0.as_ptr();
 
-    let mut w = [[zero; BLOCK_WORDS]; G];
     for block in 0..blocks {
         let offset = block * BLOCK_LEN;
-        for g in 0..G {
+        for (group_words, group_data) in w.0.iter_mut().zip(&data) {
             // The loads' safety rests on `gather_lanes`' check: every
             // lane's data holds `blocks` blocks.
-            w[g] = load_transposed_x8!(&data[g], offset);
+            *group_words = load_transposed_x8!(group_data, offset);
         }
+        let words_of: [*const __m256i; G] = core::array::from_fn(|g| w.0[g].as_ptr());
         let (a0, b0, c0, d0) = (a, b, c, d);
 
-        // `a + w + k`, computed before the round function is known, in that
-        // order (see `opaque`).
-        macro_rules! add_word {
-            ($a:ident, $g:ident, $word:expr, $i:expr) => {
-                _mm256_add_epi32(
-                    opaque(_mm256_add_epi32($a[$g], w[$g][$word])),
-                    _mm256_set1_epi32(K[$i] as i32),
-                )
+        // `$f` adds the round function of {b}, {c}, {d} into {a}, with {t}
+        // as scratch; `$s` is a literal, so that 16 picks the byte shuffle.
+        macro_rules! step {
+            ($f:literal, $a:ident, $b:ident, $c:ident, $d:ident, $word:tt, $i:tt, 16) => {
+                for g in 0..G {
+                    // SAFETY: the memory operands are in bounds: `{w}` points
+                    // at this group's 16 words in `w` (`$word` < 16), `{k}`
+                    // at the 65 rows of `STEP_CONSTANTS` (`$i` < 64, and
+                    // `ROTATE_16`); vector loads from memory operands need no
+                    // alignment under VEX. Only the named registers are
+                    // written; no stack or flags are touched.
+                    unsafe {
+                        asm!(
+                            "vpaddd {a}, {a}, ymmword ptr [{w} + {w_at}]",
+                            "vpaddd {a}, {a}, ymmword ptr [{k} + {k_at}]",
+                            $f,
+                            "vpshufb {a}, {a}, ymmword ptr [{k} + {rotate_16}]",
+                            "vpaddd {a}, {a}, {b}",
+                            a = inout(ymm_reg) $a[g],
+                            b = in(ymm_reg) $b[g],
+                            c = in(ymm_reg) $c[g],
+                            d = in(ymm_reg) $d[g],
+                            t = out(ymm_reg) _,
+                            w = in(reg) words_of[g],
+                            k = in(reg) k,
+                            w_at = const $word * 32,
+                            k_at = const $i * 32,
+                            rotate_16 = const ROTATE_16 * 32,
+                            options(pure, readonly, nostack, preserves_flags),
+                        );
+                    }
+                }
             };
-        }
-        macro_rules! rotate_add {
-            ($a:ident, $b:ident, $g:ident, $t:expr, $s:expr) => {
-                let t = $t;
-                let rotated = _mm256_or_si256(
-                    _mm256_slli_epi32::<$s>(t),
-                    _mm256_srli_epi32::<{ 32 - $s }>(t),
-                );
-                $a[$g] = _mm256_add_epi32(rotated, $b[$g]);
+            ($f:literal, $a:ident, $b:ident, $c:ident, $d:ident, $word:tt, $i:tt, $s:tt) => {
+                for g in 0..G {
+                    // SAFETY: as for the rotate by 16 above.
+                    unsafe {
+                        asm!(
+                            "vpaddd {a}, {a}, ymmword ptr [{w} + {w_at}]",
+                            "vpaddd {a}, {a}, ymmword ptr [{k} + {k_at}]",
+                            $f,
+                            "vpslld {t}, {a}, {s}",
+                            "vpsrld {a}, {a}, {r}",
+                            "vpaddd {t}, {t}, {b}",
+                            "vpaddd {a}, {a}, {t}",
+                            a = inout(ymm_reg) $a[g],
+                            b = in(ymm_reg) $b[g],
+                            c = in(ymm_reg) $c[g],
+                            d = in(ymm_reg) $d[g],
+                            t = out(ymm_reg) _,
+                            w = in(reg) words_of[g],
+                            k = in(reg) k,
+                            w_at = const $word * 32,
+                            k_at = const $i * 32,
+                            s = const $s,
+                            r = const 32 - $s,
+                            options(pure, readonly, nostack, preserves_flags),
+                        );
+                    }
+                }
             };
         }
         macro_rules! step_f {
-            ($a:ident, $b:ident, $c:ident, $d:ident, $word:expr, $i:expr, $s:expr) => {
-                for g in 0..G {
-                    let t = add_word!($a, g, $word, $i);
-                    let cd = _mm256_xor_si256($c[g], $d[g]);
-                    let f = _mm256_xor_si256(_mm256_and_si256(cd, $b[g]), $d[g]);
-                    rotate_add!($a, $b, g, _mm256_add_epi32(t, f), $s);
-                }
+            ($($args:tt)*) => {
+                step!(
+                    "vpxor {t}, {c}, {d}\nvpand {t}, {t}, {b}\nvpxor {t}, {t}, {d}\nvpaddd {a}, {a}, {t}",
+                    $($args)*
+                )
             };
         }
         macro_rules! step_g {
-            ($a:ident, $b:ident, $c:ident, $d:ident, $word:expr, $i:expr, $s:expr) => {
-                for g in 0..G {
-                    let t = add_word!($a, g, $word, $i);
-                    let t = _mm256_add_epi32(t, _mm256_andnot_si256($d[g], $c[g]));
-                    let t = _mm256_add_epi32(t, _mm256_and_si256($d[g], $b[g]));
-                    rotate_add!($a, $b, g, t, $s);
-                }
+            ($($args:tt)*) => {
+                step!(
+                    "vpandn {t}, {d}, {c}\nvpaddd {a}, {a}, {t}\nvpand {t}, {d}, {b}\nvpaddd {a}, {a}, {t}",
+                    $($args)*
+                )
             };
         }
         macro_rules! step_h {
-            ($a:ident, $b:ident, $c:ident, $d:ident, $word:expr, $i:expr, $s:expr) => {
-                for g in 0..G {
-                    let t = add_word!($a, g, $word, $i);
-                    let h = _mm256_xor_si256(_mm256_xor_si256($c[g], $d[g]), $b[g]);
-                    rotate_add!($a, $b, g, _mm256_add_epi32(t, h), $s);
-                }
+            ($($args:tt)*) => {
+                step!(
+                    "vpxor {t}, {c}, {d}\nvpxor {t}, {t}, {b}\nvpaddd {a}, {a}, {t}",
+                    $($args)*
+                )
             };
         }
         macro_rules! step_i {
-            ($a:ident, $b:ident, $c:ident, $d:ident, $word:expr, $i:expr, $s:expr) => {
-                for g in 0..G {
-                    let t = add_word!($a, g, $word, $i);
-                    let not_d = _mm256_xor_si256($d[g], ones);
-                    let i = _mm256_xor_si256($c[g], _mm256_or_si256($b[g], not_d));
-                    rotate_add!($a, $b, g, _mm256_add_epi32(t, i), $s);
-                }
+            ($($args:tt)*) => {
+                step!(
+                    "vpandn {t}, {b}, {d}\nvpxor {t}, {t}, {c}\nvpsubd {a}, {a}, {t}",
+                    $($args)*
+                )
             };
         }
         md5_steps!([], step_f, step_g, step_h, step_i, a, b, c, d);
@@ -114,26 +219,6 @@ pub(crate) fn compress_groups<const G: usize>(lanes: &mut [Lane<'_>], blocks: us
         }
     }
     scatter_states(lanes, &words);
-}
-
-/// Returns `x` unchanged, but hides it from the optimiser, so that `a + w`
-/// is added before the constant rather than reassociated (LLVM otherwise
-/// computes `a + (w + k)`). The vector twin of `single::opaque`. The
-/// instruction counts barely change (within 1% of spills and reloads); the
-/// schedule LLVM makes around the fixed order is what is faster. Measured on
-/// Zen 3 (EPYC family 25 model 1), `md5_side_by_side`, ratios to md5-many
-/// over three runs, without and with it: 24 streams 0.96-0.98 and 0.96-0.99,
-/// 48 streams 0.96-0.98 and 0.98-0.99, 64 streams 0.97-0.98 and 0.98-0.99;
-/// 8 streams 0.2% faster, 16 streams 0.3 to 0.6% slower.
-#[target_feature(enable = "avx2")]
-#[inline]
-fn opaque(mut x: __m256i) -> __m256i {
-    // SAFETY: the template is a comment: no instruction runs, and no memory,
-    // stack or flags are touched; `x` comes back in the register it went in.
-    unsafe {
-        core::arch::asm!("/* {0} */", inout(ymm_reg) x, options(pure, nomem, nostack, preserves_flags));
-    }
-    x
 }
 
 #[target_feature(enable = "avx2")]

@@ -28,23 +28,30 @@ pub(crate) mod single512;
 /// The AVX2 kernel does not prefetch: on Zen 3 (EPYC family 25 model 1),
 /// staggered 64 KiB streams, prefetching 4 blocks ahead cost 1.5 to 3% at
 /// 25 to 64 streams and up to 5% at 16 and 24 (interleaved runs, medians).
+/// Measured again with the `asm!` steps, 8 to 48 streams: 2 or 4 blocks
+/// ahead within noise, 8 ahead 2 to 3% slower at 24 and 48; transposing the
+/// next block while the current one is hashed (two word buffers), 1 to 2%
+/// slower.
 pub(crate) const PREFETCH_BLOCKS: usize = 4;
 
 /// Makes the kernel it expands in align its stack frame to 64 bytes, so
 /// that every vector register the kernel spills lies within one cache line.
 ///
-/// The lane kernels spill: their state, message words and constants need more
-/// than 16 registers. LLVM gives a frame with 32- or 64-byte spill slots only
-/// the ABI's 16-byte alignment unless an object in the frame asks for more, so
-/// where the slots fall depends on the caller's stack: in half of all
-/// processes every other 32-byte slot (and three in four 64-byte ones)
-/// straddles two cache lines, and now and then one straddles a page. An
+/// The AVX-512 lane kernels spill: their state, message words and constants
+/// need more registers than there are. LLVM gives a frame with 32- or 64-byte
+/// spill slots only the ABI's 16-byte alignment unless an object in the frame
+/// asks for more, so where the slots fall depends on the caller's stack: in
+/// half of all processes every other 32-byte slot (and three in four 64-byte
+/// ones) straddles two cache lines, and now and then one straddles a page. An
 /// aligned object that the optimiser must keep makes LLVM realign the frame.
+/// (The AVX2 kernel, which spills little, gets the same alignment from its
+/// 64-byte word buffer.)
 ///
-/// Measured on Zen 3 (EPYC family 25 model 1), AVX2 8x2 kernel, 16 staggered
-/// 64 KiB streams, the stack moved in 32-byte steps over 2 KiB (`setarch -R`,
-/// a padded environment): 5.3 to 6.8 GB/s before, 6.6 to 6.8 after. md5-many
-/// 0.1.0-alpha.4's kernels do not realign and show the same spread.
+/// Measured on Zen 3 (EPYC family 25 model 1), the AVX2 8x2 kernel of the
+/// time (intrinsics, which spilled), 16 staggered 64 KiB streams, the stack
+/// moved in 32-byte steps over 2 KiB (`setarch -R`, a padded environment):
+/// 5.3 to 6.8 GB/s before, 6.6 to 6.8 after. md5-many 0.1.0-alpha.4's
+/// kernels do not realign and show the same spread.
 macro_rules! align_frame {
     () => {
         #[repr(align(64))]
