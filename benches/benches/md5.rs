@@ -88,6 +88,24 @@
 //! 0.972 to 0.977; 32 streams 1.12 to 1.13; 48 streams 0.968 to 0.977; 64
 //! streams 0.967 to 0.979.
 //!
+//! The same machine after the AVX2 kernel's steps moved into `asm!`, with
+//! the rotate's left shift added to `b` first and the I step one operation
+//! shorter (commit c89c3ae, quiet, the same filter; the clock measured 3.2
+//! GHz): single stream, 16 KiB and 1 MiB: ours 0.710 and 0.712, md5-many
+//! 0.706 and 0.709, md-5 0.520 and 0.520; `openssl speed` 0.666. Many
+//! streams:
+//!
+//! | streams            | 8    | 16   | 24   | 32   | 48   | 64   |
+//! |--------------------|------|------|------|------|------|------|
+//! | avx2/tuned         | 4.28 | 7.09 | 7.53 | 7.31 | 7.78 | 7.58 |
+//! | avx2/staggered     | 4.26 | 7.08 | 7.77 | 7.17 | 7.79 | 7.55 |
+//! | md5-many/staggered | 3.90 | 6.65 | 7.20 | 6.08 | 7.34 | 7.14 |
+//!
+//! Side by side, md5-many at its best stack offset, ratios ours/md5-many
+//! over three runs: one stream 1.003 to 1.006; 8 streams 1.085 to 1.091; 16
+//! streams 1.060 to 1.066; 24 streams 1.022 to 1.050; 32 streams 1.19 to
+//! 1.21; 48 streams 1.028 to 1.048; 64 streams 1.037 to 1.046.
+//!
 //! Intel Xeon (Sapphire Rapids class, AVX-512, 2.1 GHz nominal), as issue 17
 //! reported it (ours before calibration and the AVX-512VL single stream):
 //! one stream at 1 MiB ours 0.66, md5-many 0.74; 16 streams 8.1 against
