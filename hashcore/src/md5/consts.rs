@@ -89,3 +89,83 @@ pub(crate) const WORD: [usize; 64] = [
     5, 8, 11, 14, 1, 4, 7, 10, 13, 0, 3, 6, 9, 12, 15, 2, //
     0, 7, 14, 5, 12, 3, 10, 1, 8, 15, 6, 13, 4, 11, 2, 9,
 ];
+
+/// Expands to MD5's 64 steps (RFC 1321, section 3.4), calling the four step macros given (one per
+/// round function) with: the context tokens in brackets, then the registers in
+/// their rotated roles, the message word, the step number (for the constant)
+/// and the rotation.
+macro_rules! md5_steps {
+    (
+        [$($ctx:tt)*], $f:ident, $g:ident, $h:ident, $i:ident,
+        $a:ident, $b:ident, $c:ident, $d:ident
+    ) => {
+        $f!($($ctx)* $a, $b, $c, $d, 0, 0, 7);
+        $f!($($ctx)* $d, $a, $b, $c, 1, 1, 12);
+        $f!($($ctx)* $c, $d, $a, $b, 2, 2, 17);
+        $f!($($ctx)* $b, $c, $d, $a, 3, 3, 22);
+        $f!($($ctx)* $a, $b, $c, $d, 4, 4, 7);
+        $f!($($ctx)* $d, $a, $b, $c, 5, 5, 12);
+        $f!($($ctx)* $c, $d, $a, $b, 6, 6, 17);
+        $f!($($ctx)* $b, $c, $d, $a, 7, 7, 22);
+        $f!($($ctx)* $a, $b, $c, $d, 8, 8, 7);
+        $f!($($ctx)* $d, $a, $b, $c, 9, 9, 12);
+        $f!($($ctx)* $c, $d, $a, $b, 10, 10, 17);
+        $f!($($ctx)* $b, $c, $d, $a, 11, 11, 22);
+        $f!($($ctx)* $a, $b, $c, $d, 12, 12, 7);
+        $f!($($ctx)* $d, $a, $b, $c, 13, 13, 12);
+        $f!($($ctx)* $c, $d, $a, $b, 14, 14, 17);
+        $f!($($ctx)* $b, $c, $d, $a, 15, 15, 22);
+
+        $g!($($ctx)* $a, $b, $c, $d, 1, 16, 5);
+        $g!($($ctx)* $d, $a, $b, $c, 6, 17, 9);
+        $g!($($ctx)* $c, $d, $a, $b, 11, 18, 14);
+        $g!($($ctx)* $b, $c, $d, $a, 0, 19, 20);
+        $g!($($ctx)* $a, $b, $c, $d, 5, 20, 5);
+        $g!($($ctx)* $d, $a, $b, $c, 10, 21, 9);
+        $g!($($ctx)* $c, $d, $a, $b, 15, 22, 14);
+        $g!($($ctx)* $b, $c, $d, $a, 4, 23, 20);
+        $g!($($ctx)* $a, $b, $c, $d, 9, 24, 5);
+        $g!($($ctx)* $d, $a, $b, $c, 14, 25, 9);
+        $g!($($ctx)* $c, $d, $a, $b, 3, 26, 14);
+        $g!($($ctx)* $b, $c, $d, $a, 8, 27, 20);
+        $g!($($ctx)* $a, $b, $c, $d, 13, 28, 5);
+        $g!($($ctx)* $d, $a, $b, $c, 2, 29, 9);
+        $g!($($ctx)* $c, $d, $a, $b, 7, 30, 14);
+        $g!($($ctx)* $b, $c, $d, $a, 12, 31, 20);
+
+        $h!($($ctx)* $a, $b, $c, $d, 5, 32, 4);
+        $h!($($ctx)* $d, $a, $b, $c, 8, 33, 11);
+        $h!($($ctx)* $c, $d, $a, $b, 11, 34, 16);
+        $h!($($ctx)* $b, $c, $d, $a, 14, 35, 23);
+        $h!($($ctx)* $a, $b, $c, $d, 1, 36, 4);
+        $h!($($ctx)* $d, $a, $b, $c, 4, 37, 11);
+        $h!($($ctx)* $c, $d, $a, $b, 7, 38, 16);
+        $h!($($ctx)* $b, $c, $d, $a, 10, 39, 23);
+        $h!($($ctx)* $a, $b, $c, $d, 13, 40, 4);
+        $h!($($ctx)* $d, $a, $b, $c, 0, 41, 11);
+        $h!($($ctx)* $c, $d, $a, $b, 3, 42, 16);
+        $h!($($ctx)* $b, $c, $d, $a, 6, 43, 23);
+        $h!($($ctx)* $a, $b, $c, $d, 9, 44, 4);
+        $h!($($ctx)* $d, $a, $b, $c, 12, 45, 11);
+        $h!($($ctx)* $c, $d, $a, $b, 15, 46, 16);
+        $h!($($ctx)* $b, $c, $d, $a, 2, 47, 23);
+
+        $i!($($ctx)* $a, $b, $c, $d, 0, 48, 6);
+        $i!($($ctx)* $d, $a, $b, $c, 7, 49, 10);
+        $i!($($ctx)* $c, $d, $a, $b, 14, 50, 15);
+        $i!($($ctx)* $b, $c, $d, $a, 5, 51, 21);
+        $i!($($ctx)* $a, $b, $c, $d, 12, 52, 6);
+        $i!($($ctx)* $d, $a, $b, $c, 3, 53, 10);
+        $i!($($ctx)* $c, $d, $a, $b, 10, 54, 15);
+        $i!($($ctx)* $b, $c, $d, $a, 1, 55, 21);
+        $i!($($ctx)* $a, $b, $c, $d, 8, 56, 6);
+        $i!($($ctx)* $d, $a, $b, $c, 15, 57, 10);
+        $i!($($ctx)* $c, $d, $a, $b, 6, 58, 15);
+        $i!($($ctx)* $b, $c, $d, $a, 13, 59, 21);
+        $i!($($ctx)* $a, $b, $c, $d, 4, 60, 6);
+        $i!($($ctx)* $d, $a, $b, $c, 11, 61, 10);
+        $i!($($ctx)* $c, $d, $a, $b, 2, 62, 15);
+        $i!($($ctx)* $b, $c, $d, $a, 9, 63, 21);
+    };
+}
+pub(crate) use md5_steps;

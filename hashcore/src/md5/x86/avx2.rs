@@ -43,8 +43,8 @@
 use core::arch::asm;
 use core::arch::x86_64::*;
 
-use super::{gather_lanes, load_transposed_x8, md5_steps, scatter_states};
-use crate::md5::consts::{BLOCK_WORDS, K};
+use super::{gather_lanes, load_transposed_x8, scatter_states};
+use crate::md5::consts::{md5_steps, BLOCK_WORDS, K};
 use crate::md5::{Lane, BLOCK_LEN};
 
 /// Lanes in one YMM register.

@@ -13,10 +13,10 @@
 use core::arch::x86_64::*;
 
 use super::{
-    align_frame, gather_lanes, load_transposed_x16, load_transposed_x8, md5_steps, scatter_states,
+    align_frame, gather_lanes, load_transposed_x16, load_transposed_x8, scatter_states,
     PREFETCH_BLOCKS,
 };
-use crate::md5::consts::{BLOCK_WORDS, K};
+use crate::md5::consts::{md5_steps, BLOCK_WORDS, K};
 use crate::md5::{Lane, BLOCK_LEN};
 
 /// Lanes in one ZMM register.
@@ -174,10 +174,10 @@ mod emulated {
     #![allow(non_camel_case_types)]
 
     use super::{YMM_LANES, ZMM_LANES};
-    use crate::md5::consts::{BLOCK_WORDS, K};
+    use crate::md5::consts::{md5_steps, BLOCK_WORDS, K};
     use crate::md5::x86::{
-        align_frame, gather_lanes, load_transposed_x16, load_transposed_x8, md5_steps,
-        scatter_states, PREFETCH_BLOCKS,
+        align_frame, gather_lanes, load_transposed_x16, load_transposed_x8, scatter_states,
+        PREFETCH_BLOCKS,
     };
     use crate::md5::{Lane, BLOCK_LEN};
 
