@@ -461,7 +461,7 @@ fn md5_stats(
             "up_to_lanes": n,
             "kernel": shape.to_string(),
         })).collect::<Vec<_>>(),
-        // null: lanes never beat the single stream (the portable backend).
+        // null: lanes never beat the single stream.
         "min_lanes": (t.min_lanes() != usize::MAX).then_some(t.min_lanes()),
         "calibration": c.map(|c| serde_json::json!({
             "ms": round(c.elapsed.as_secs_f64() * 1e3),

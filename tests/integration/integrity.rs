@@ -689,17 +689,23 @@ fn md5_kernels_are_chosen_by_measurement_and_reported() {
         assert!(md5["calibration"]["rounds"].as_u64().unwrap() >= 5, "{md5}");
         match backend {
             "portable" => {
+                // The portable 8-lane kernel never runs unforced: two scalar
+                // chains beat one stream by far (1.8 times on Zen 3), so they
+                // are the lanes there.
                 assert_eq!(md5["backend"], "portable");
                 assert_eq!(md5["single"], "scalar");
-                assert_eq!(shapes.len(), 1);
-                assert_eq!(shapes[0]["kernel"], "portable/8x1");
-                assert!(md5["min_lanes"].is_null(), "{md5}");
+                assert_eq!(shapes[0]["kernel"], "scalar/1x2", "{md5}");
+                assert!(shapes
+                    .iter()
+                    .all(|s| s["kernel"].as_str().unwrap().starts_with("scalar/")));
+                assert_eq!(md5["min_lanes"], 2, "{md5}");
             }
             "avx2" => {
                 assert_eq!(md5["backend"], "avx2");
-                assert!(shapes
-                    .iter()
-                    .all(|s| s["kernel"].as_str().unwrap().starts_with("avx2/")));
+                assert!(shapes.iter().all(|s| {
+                    let kernel = s["kernel"].as_str().unwrap();
+                    kernel.starts_with("avx2/") || kernel.starts_with("scalar/")
+                }));
                 assert_eq!(md5["single"], "scalar");
             }
             _ => {}

@@ -1,4 +1,5 @@
-//! The single-stream MD5 compression function: the fastest path for one stream.
+//! The scalar MD5 compression function: one chain for the single-stream
+//! path, and two or three chains interleaved for the `scalar` lane shapes.
 //!
 //! Plain Rust but for [`opaque`], an empty `asm!` that pins the order of
 //! additions. MD5 is one long dependency chain, so speed comes
@@ -22,9 +23,20 @@
 //! (`benches/examples/md5_side_by_side.rs`, medians of 11): preloaded words
 //! 0.2 to 0.3% behind its assembly at 16 KiB and 1 MiB, words read in place
 //! 0.3 to 0.5% ahead (0.709 against 0.705 GB/s at 16 KiB).
+//!
+//! One chain leaves most of the integer pipes idle while it waits on itself,
+//! so a second chain, another stream's, runs nearly free. On Zen 3 (EPYC
+//! family 25 model 1), two streams of 64 KiB (`md5_side_by_side 2`): 1.28
+//! GB/s as two chains, against 0.71 for one chain at a time and 1.09 in the
+//! AVX2 kernel with six of its eight lanes idle; through the daemon with one
+//! hasher, two page-cached 1 GiB files took 1.89 s against 2.18 s. Three
+//! chains measure 1.43 in the start-up calibration, below three busy lanes
+//! of the AVX2 kernel (1.62). Which runs where is the calibration's choice
+//! ([`super::Tuning`]); two or three chains are the only lanes on the
+//! portable backend.
 
-use super::consts::K;
-use super::BLOCK_LEN;
+use super::consts::{md5_steps, K};
+use super::{assert_lanes_hold, Lane, BLOCK_LEN};
 
 /// Hashes `blocks` (a whole number of 64-byte blocks) into `state`.
 ///
@@ -36,11 +48,49 @@ pub(crate) fn compress(state: &mut [u32; 4], blocks: &[u8]) {
         0,
         "md5 input is not block-aligned"
     );
+    // One chain hashed in place: through a local copy of the chaining value,
+    // LLVM kept `b` on the stack and the single stream ran 1% slower (0.700
+    // against 0.710 GB/s on Zen 3, EPYC family 25 model 1).
     for block in blocks.chunks_exact(BLOCK_LEN) {
         compress_block(
-            state,
-            block.try_into().expect("chunks_exact gives whole blocks"),
+            core::array::from_mut(state),
+            [block.try_into().expect("chunks_exact gives whole blocks")],
         );
+    }
+}
+
+/// The scalar lane kernel: hashes `blocks` blocks of each of 1 to 3 lanes
+/// into its state, one chain per lane, interleaved step by step.
+///
+/// # Panics
+/// If a lane holds fewer than `blocks` blocks, or there are more than 3 lanes.
+pub(crate) fn compress_lanes(lanes: &mut [Lane<'_>], blocks: usize) {
+    assert_lanes_hold(lanes, blocks);
+    match lanes.len() {
+        0 => {}
+        1 => lanes_as_chains::<1>(lanes, blocks),
+        2 => lanes_as_chains::<2>(lanes, blocks),
+        3 => lanes_as_chains::<3>(lanes, blocks),
+        n => panic!("{n} md5 lanes exceed the scalar kernel's 3"),
+    }
+}
+
+/// Runs lane `j` as chain `j` of `N`, over the lanes' first `blocks` blocks
+/// (which `compress_lanes` checked they hold).
+fn lanes_as_chains<const N: usize>(lanes: &mut [Lane<'_>], blocks: usize) {
+    let mut states: [[u32; 4]; N] = core::array::from_fn(|j| lanes[j].state);
+    let data: [&[u8]; N] = core::array::from_fn(|j| lanes[j].data);
+    for block in 0..blocks {
+        let at = block * BLOCK_LEN;
+        let words: [&[u8; BLOCK_LEN]; N] = core::array::from_fn(|j| {
+            data[j][at..at + BLOCK_LEN]
+                .try_into()
+                .expect("a block is BLOCK_LEN bytes")
+        });
+        compress_block(&mut states, words);
+    }
+    for (lane, state) in lanes.iter_mut().zip(states) {
+        lane.state = state;
     }
 }
 
@@ -58,47 +108,59 @@ pub(super) fn opaque(mut x: u32) -> u32 {
     x
 }
 
+// The steps take the chains' count `$n` and word reader `$m` first (the
+// context `md5_steps!` passes through), then the rotated roles.
 macro_rules! step_f {
-    ($a:ident, $b:ident, $c:ident, $d:ident, $m:expr, $i:expr, $s:expr) => {
-        $a = opaque($a.wrapping_add($m).wrapping_add(K[$i]));
-        $a = $a.wrapping_add((($c ^ $d) & $b) ^ $d);
-        $a = $a.rotate_left($s).wrapping_add($b);
+    ($n:ident, $m:ident, $a:ident, $b:ident, $c:ident, $d:ident, $w:expr, $i:expr, $s:expr) => {
+        for j in 0..$n {
+            $a[j] = opaque($a[j].wrapping_add($m(j, $w)).wrapping_add(K[$i]));
+            $a[j] = $a[j].wrapping_add((($c[j] ^ $d[j]) & $b[j]) ^ $d[j]);
+            $a[j] = $a[j].rotate_left($s).wrapping_add($b[j]);
+        }
     };
 }
 
 macro_rules! step_g {
-    ($a:ident, $b:ident, $c:ident, $d:ident, $m:expr, $i:expr, $s:expr) => {
-        $a = opaque(
-            $a.wrapping_add($m)
-                .wrapping_add(K[$i])
-                .wrapping_add(!$d & $c),
-        );
-        $a = $a.wrapping_add($d & $b);
-        $a = $a.rotate_left($s).wrapping_add($b);
+    ($n:ident, $m:ident, $a:ident, $b:ident, $c:ident, $d:ident, $w:expr, $i:expr, $s:expr) => {
+        for j in 0..$n {
+            $a[j] = opaque(
+                $a[j]
+                    .wrapping_add($m(j, $w))
+                    .wrapping_add(K[$i])
+                    .wrapping_add(!$d[j] & $c[j]),
+            );
+            $a[j] = $a[j].wrapping_add($d[j] & $b[j]);
+            $a[j] = $a[j].rotate_left($s).wrapping_add($b[j]);
+        }
     };
 }
 
 macro_rules! step_h {
-    ($a:ident, $b:ident, $c:ident, $d:ident, $m:expr, $i:expr, $s:expr) => {
-        $a = opaque($a.wrapping_add($m).wrapping_add(K[$i]));
-        $a = $a.wrapping_add(opaque($c ^ $d) ^ $b);
-        $a = $a.rotate_left($s).wrapping_add($b);
+    ($n:ident, $m:ident, $a:ident, $b:ident, $c:ident, $d:ident, $w:expr, $i:expr, $s:expr) => {
+        for j in 0..$n {
+            $a[j] = opaque($a[j].wrapping_add($m(j, $w)).wrapping_add(K[$i]));
+            $a[j] = $a[j].wrapping_add(opaque($c[j] ^ $d[j]) ^ $b[j]);
+            $a[j] = $a[j].rotate_left($s).wrapping_add($b[j]);
+        }
     };
 }
 
 macro_rules! step_i {
-    ($a:ident, $b:ident, $c:ident, $d:ident, $m:expr, $i:expr, $s:expr) => {
-        $a = opaque($a.wrapping_add($m).wrapping_add(K[$i]));
-        $a = $a.wrapping_add($c ^ ($b | opaque(!$d)));
-        $a = $a.rotate_left($s).wrapping_add($b);
+    ($n:ident, $m:ident, $a:ident, $b:ident, $c:ident, $d:ident, $w:expr, $i:expr, $s:expr) => {
+        for j in 0..$n {
+            $a[j] = opaque($a[j].wrapping_add($m(j, $w)).wrapping_add(K[$i]));
+            $a[j] = $a[j].wrapping_add($c[j] ^ ($b[j] | opaque(!$d[j])));
+            $a[j] = $a[j].rotate_left($s).wrapping_add($b[j]);
+        }
     };
 }
 
 #[inline(always)]
-fn compress_block(state: &mut [u32; 4], block: &[u8; BLOCK_LEN]) {
+fn compress_block<const N: usize>(states: &mut [[u32; 4]; N], blocks: [&[u8; BLOCK_LEN]; N]) {
     // Each word is read where it is added, so that the load folds into the
     // addition: preloading the 16 words into variables spills them.
-    let m = |i: usize| {
+    let m = move |j: usize, i: usize| {
+        let block = blocks[j];
         u32::from_le_bytes([
             block[4 * i],
             block[4 * i + 1],
@@ -106,78 +168,17 @@ fn compress_block(state: &mut [u32; 4], block: &[u8; BLOCK_LEN]) {
             block[4 * i + 3],
         ])
     };
-    let [mut a, mut b, mut c, mut d] = *state;
+    let mut a: [u32; N] = core::array::from_fn(|j| states[j][0]);
+    let mut b: [u32; N] = core::array::from_fn(|j| states[j][1]);
+    let mut c: [u32; N] = core::array::from_fn(|j| states[j][2]);
+    let mut d: [u32; N] = core::array::from_fn(|j| states[j][3]);
 
-    step_f!(a, b, c, d, m(0), 0, 7);
-    step_f!(d, a, b, c, m(1), 1, 12);
-    step_f!(c, d, a, b, m(2), 2, 17);
-    step_f!(b, c, d, a, m(3), 3, 22);
-    step_f!(a, b, c, d, m(4), 4, 7);
-    step_f!(d, a, b, c, m(5), 5, 12);
-    step_f!(c, d, a, b, m(6), 6, 17);
-    step_f!(b, c, d, a, m(7), 7, 22);
-    step_f!(a, b, c, d, m(8), 8, 7);
-    step_f!(d, a, b, c, m(9), 9, 12);
-    step_f!(c, d, a, b, m(10), 10, 17);
-    step_f!(b, c, d, a, m(11), 11, 22);
-    step_f!(a, b, c, d, m(12), 12, 7);
-    step_f!(d, a, b, c, m(13), 13, 12);
-    step_f!(c, d, a, b, m(14), 14, 17);
-    step_f!(b, c, d, a, m(15), 15, 22);
+    md5_steps!([N, m,], step_f, step_g, step_h, step_i, a, b, c, d);
 
-    step_g!(a, b, c, d, m(1), 16, 5);
-    step_g!(d, a, b, c, m(6), 17, 9);
-    step_g!(c, d, a, b, m(11), 18, 14);
-    step_g!(b, c, d, a, m(0), 19, 20);
-    step_g!(a, b, c, d, m(5), 20, 5);
-    step_g!(d, a, b, c, m(10), 21, 9);
-    step_g!(c, d, a, b, m(15), 22, 14);
-    step_g!(b, c, d, a, m(4), 23, 20);
-    step_g!(a, b, c, d, m(9), 24, 5);
-    step_g!(d, a, b, c, m(14), 25, 9);
-    step_g!(c, d, a, b, m(3), 26, 14);
-    step_g!(b, c, d, a, m(8), 27, 20);
-    step_g!(a, b, c, d, m(13), 28, 5);
-    step_g!(d, a, b, c, m(2), 29, 9);
-    step_g!(c, d, a, b, m(7), 30, 14);
-    step_g!(b, c, d, a, m(12), 31, 20);
-
-    step_h!(a, b, c, d, m(5), 32, 4);
-    step_h!(d, a, b, c, m(8), 33, 11);
-    step_h!(c, d, a, b, m(11), 34, 16);
-    step_h!(b, c, d, a, m(14), 35, 23);
-    step_h!(a, b, c, d, m(1), 36, 4);
-    step_h!(d, a, b, c, m(4), 37, 11);
-    step_h!(c, d, a, b, m(7), 38, 16);
-    step_h!(b, c, d, a, m(10), 39, 23);
-    step_h!(a, b, c, d, m(13), 40, 4);
-    step_h!(d, a, b, c, m(0), 41, 11);
-    step_h!(c, d, a, b, m(3), 42, 16);
-    step_h!(b, c, d, a, m(6), 43, 23);
-    step_h!(a, b, c, d, m(9), 44, 4);
-    step_h!(d, a, b, c, m(12), 45, 11);
-    step_h!(c, d, a, b, m(15), 46, 16);
-    step_h!(b, c, d, a, m(2), 47, 23);
-
-    step_i!(a, b, c, d, m(0), 48, 6);
-    step_i!(d, a, b, c, m(7), 49, 10);
-    step_i!(c, d, a, b, m(14), 50, 15);
-    step_i!(b, c, d, a, m(5), 51, 21);
-    step_i!(a, b, c, d, m(12), 52, 6);
-    step_i!(d, a, b, c, m(3), 53, 10);
-    step_i!(c, d, a, b, m(10), 54, 15);
-    step_i!(b, c, d, a, m(1), 55, 21);
-    step_i!(a, b, c, d, m(8), 56, 6);
-    step_i!(d, a, b, c, m(15), 57, 10);
-    step_i!(c, d, a, b, m(6), 58, 15);
-    step_i!(b, c, d, a, m(13), 59, 21);
-    step_i!(a, b, c, d, m(4), 60, 6);
-    step_i!(d, a, b, c, m(11), 61, 10);
-    step_i!(c, d, a, b, m(2), 62, 15);
-    step_i!(b, c, d, a, m(9), 63, 21);
-
-    state[0] = state[0].wrapping_add(a);
-    state[1] = state[1].wrapping_add(b);
-    state[2] = state[2].wrapping_add(c);
-    state[3] = state[3].wrapping_add(d);
+    for (state, (((a, b), c), d)) in states.iter_mut().zip(a.into_iter().zip(b).zip(c).zip(d)) {
+        state[0] = state[0].wrapping_add(a);
+        state[1] = state[1].wrapping_add(b);
+        state[2] = state[2].wrapping_add(c);
+        state[3] = state[3].wrapping_add(d);
+    }
 }

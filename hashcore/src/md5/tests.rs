@@ -825,7 +825,14 @@ fn calibration_picks_available_kernels_that_hash_right() {
             .shapes
             .iter()
             .all(|(_, ns)| ns.is_finite() && *ns > 0.0));
-        assert_eq!(tuning.max_lanes(), platform.max_lanes());
+        if platform == Platform::Portable {
+            // The portable 8-lane kernel never runs unforced: the lanes
+            // there are the scalar chains.
+            assert!(tuning.max_lanes() <= 3, "{:?}", tuning.shapes());
+            assert!(tuning.shapes().iter().all(|(_, s)| s.isa == Isa::Scalar));
+        } else {
+            assert_eq!(tuning.max_lanes(), platform.max_lanes());
+        }
         for (_, shape) in tuning.shapes() {
             assert!(shape.is_on(platform), "{shape}");
         }
@@ -920,6 +927,78 @@ fn measured_choices_follow_the_cpu() {
     let tuning = Tuning::from_measurements(Platform::Avx2, &avx2, &singles[..1]);
     assert_eq!(tuning.shapes(), Tuning::fixed(Platform::Avx2).shapes());
     assert_eq!(tuning.max_lanes(), 24);
+}
+
+/// Figures of `shapes` in GB/s with every lane busy, as nanoseconds per
+/// block.
+fn figures(shapes: &[(Shape, f64)]) -> Vec<(Shape, f64)> {
+    shapes
+        .iter()
+        .map(|&(s, gbps)| (s, ns(s.lanes(), gbps)))
+        .collect()
+}
+
+/// Two scalar chains take the busy-lane counts where a call of theirs beats
+/// the fixed shape's call by the margin, on a SIMD backend and on the
+/// portable one, whose 8-lane kernel never runs unforced.
+#[test]
+fn scalar_chains_take_the_lanes_they_win() {
+    use Isa::*;
+    // Zen 3 (EPYC family 25 model 1), the start-up calibration's figures.
+    let zen3 = |scalar_x2: f64| {
+        figures(&[
+            (shape(Avx2, 1), 4.33),
+            (shape(Avx2, 2), 7.15),
+            (shape(Avx2, 3), 8.02),
+            (shape(Scalar, 2), scalar_x2),
+            (shape(Scalar, 3), 1.47),
+        ])
+    };
+    let single = [(SingleKernel::Scalar, ns(1, 0.72))];
+    let tuning = Tuning::from_measurements(Platform::Avx2, &zen3(1.26), &single);
+    assert_eq!(
+        tuning.shapes(),
+        vec![
+            (2, shape(Scalar, 2)),
+            (8, shape(Avx2, 1)),
+            (16, shape(Avx2, 2)),
+            (24, shape(Avx2, 3)),
+        ]
+    );
+    assert_eq!(tuning.min_lanes(), 2);
+    let first = |tuning: &Tuning, jobs: usize| {
+        let rounds = plan_rounds(&vec![100; jobs], tuning.costs(), 16);
+        (rounds[0].path, rounds[0].jobs.len())
+    };
+    assert_eq!(first(&tuning, 1), (Path::Single, 1));
+    assert_eq!(first(&tuning, 2), (Path::Lanes, 2));
+    assert_eq!(first(&tuning, 3), (Path::Lanes, 3));
+    // A call of two chains within the margin of one AVX2 group's: no change.
+    let tuning = Tuning::from_measurements(Platform::Avx2, &zen3(1.10), &single);
+    assert_eq!(tuning.shapes(), Tuning::fixed(Platform::Avx2).shapes());
+
+    let portable = figures(&[
+        (shape(Portable, 1), 0.59),
+        (shape(Scalar, 2), 1.26),
+        (shape(Scalar, 3), 1.47),
+    ]);
+    let tuning = Tuning::from_measurements(Platform::Portable, &portable, &single);
+    assert_eq!(
+        tuning.shapes(),
+        vec![(2, shape(Scalar, 2)), (3, shape(Scalar, 3))]
+    );
+    assert_eq!((tuning.min_lanes(), tuning.max_lanes()), (2, 3));
+    assert_eq!(first(&tuning, 2), (Path::Lanes, 2));
+    assert_eq!(first(&tuning, 5), (Path::Lanes, 3));
+    // Were the chains slower than one stream, the portable backend would
+    // have no lanes at all, as before they existed.
+    let slow = figures(&[
+        (shape(Portable, 1), 0.59),
+        (shape(Scalar, 2), 0.5),
+        (shape(Scalar, 3), 0.6),
+    ]);
+    let tuning = Tuning::from_measurements(Platform::Portable, &slow, &single);
+    assert_eq!(tuning.min_lanes(), usize::MAX);
 }
 
 /// The planner under both machines' measured costs: both fill 48 lanes when

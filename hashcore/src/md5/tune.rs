@@ -1,8 +1,9 @@
 //! Which kernel runs where, chosen by measurement on the machine at hand.
 //!
 //! The lane kernels come in shapes (an instruction set, a register width and
-//! a number of interleaved register groups), and which shape is fastest for a
-//! given number of busy lanes depends on the CPU: on AMD Zen 4 a ZMM
+//! a number of interleaved register groups, or two or three scalar chains),
+//! and which shape is fastest for a given number of busy lanes depends on
+//! the CPU: on AMD Zen 4 a ZMM
 //! instruction is split into two 256-bit halves and vector rotates take two
 //! cycles, so several YMM groups beat one ZMM group; on Intel cores neither
 //! holds. Likewise the single-stream path has a scalar kernel and an
@@ -54,15 +55,21 @@ pub enum Isa {
     Avx512Ymm,
     /// AVX-512F on ZMM registers, 16 lanes each.
     Avx512Zmm,
+    /// Plain Rust in general-purpose registers, one lane per MD5 chain, the
+    /// groups being chains interleaved step by step (`single.rs`): they fill
+    /// the integer pipes one chain leaves idle. Two or three chains, on
+    /// every platform.
+    Scalar,
 }
 
 /// A lane kernel: an instruction set and how many register groups it
-/// interleaves (1 to 3), which together fix the lanes one call computes.
+/// interleaves, which together fix the lanes one call computes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Shape {
     /// Instruction set and register width.
     pub isa: Isa,
-    /// Register groups interleaved, 1 to 3.
+    /// Register groups (scalar chains) interleaved: 1 to 3 for the SIMD
+    /// kernels, 1 for the portable one, 2 or 3 for the scalar one.
     pub groups: usize,
 }
 
@@ -75,6 +82,7 @@ impl Shape {
     pub fn lanes(self) -> usize {
         self.groups
             * match self.isa {
+                Isa::Scalar => 1,
                 Isa::Portable | Isa::Avx2 | Isa::Avx512Ymm => 8,
                 Isa::Avx512Zmm => 16,
             }
@@ -84,22 +92,31 @@ impl Shape {
     /// platform is [`Platform::is_available`]'s business).
     pub fn is_on(self, platform: Platform) -> bool {
         let isa = match self.isa {
+            Isa::Scalar => true,
             Isa::Portable => platform == Platform::Portable,
             Isa::Avx2 => matches!(platform, Platform::Avx2 | Platform::Avx512),
             Isa::Avx512Ymm | Isa::Avx512Zmm => platform == Platform::Avx512,
         };
-        isa && (1..=3).contains(&self.groups)
+        let groups = match self.isa {
+            // One scalar chain is the single-stream path, not a lane shape.
+            Isa::Scalar => 2..=3,
+            Isa::Portable => 1..=1,
+            Isa::Avx2 | Isa::Avx512Ymm | Isa::Avx512Zmm => 1..=3,
+        };
+        isa && groups.contains(&self.groups)
     }
 
-    /// Every shape a platform offers.
+    /// Every shape a platform offers: its SIMD shapes, then the scalar ones.
     pub fn all(platform: Platform) -> Vec<Shape> {
         let isas: &[Isa] = match platform {
-            Platform::Portable => return vec![Shape::new(Isa::Portable, 1)],
+            Platform::Portable => &[Isa::Portable],
             Platform::Avx2 => &[Isa::Avx2],
             Platform::Avx512 => &[Isa::Avx2, Isa::Avx512Ymm, Isa::Avx512Zmm],
         };
         isas.iter()
+            .chain(&[Isa::Scalar])
             .flat_map(|&isa| (1..=3).map(move |g| Shape::new(isa, g)))
+            .filter(|shape| shape.is_on(platform))
             .collect()
     }
 
@@ -125,6 +142,11 @@ impl Shape {
         if lanes.is_empty() || blocks == 0 {
             return;
         }
+        match self.isa {
+            Isa::Scalar => return super::single::compress_lanes(lanes, blocks),
+            Isa::Portable => return portable::compress(lanes, blocks),
+            Isa::Avx2 | Isa::Avx512Ymm | Isa::Avx512Zmm => {}
+        }
         #[cfg(target_arch = "x86_64")]
         {
             use super::x86::{avx2, avx512};
@@ -135,7 +157,7 @@ impl Shape {
             // platform offers and checks. Lanes and blocks were checked above.
             unsafe {
                 match (self.isa, self.groups) {
-                    (Isa::Portable, _) => portable::compress(lanes, blocks),
+                    (Isa::Portable | Isa::Scalar, _) => unreachable!("run above"),
                     (Isa::Avx2, 1) => avx2::compress_groups::<1>(lanes, blocks),
                     (Isa::Avx2, 2) => avx2::compress_groups::<2>(lanes, blocks),
                     (Isa::Avx2, _) => avx2::compress_groups::<3>(lanes, blocks),
@@ -149,14 +171,18 @@ impl Shape {
             }
         }
         #[cfg(not(target_arch = "x86_64"))]
-        portable::compress(lanes, blocks);
+        unreachable!(
+            "the SIMD backends are not available off x86-64: the assert above stops their shapes"
+        );
     }
 }
 
 impl fmt::Display for Shape {
-    /// `avx2/8x3`: instruction set, lanes per register, groups.
+    /// `avx2/8x3`: instruction set, lanes per register, groups
+    /// (`scalar/1x2`: two scalar chains).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (isa, width) = match self.isa {
+            Isa::Scalar => ("scalar", 1),
             Isa::Portable => ("portable", 8),
             Isa::Avx2 => ("avx2", 8),
             Isa::Avx512Ymm => ("avx512", 8),
@@ -488,11 +514,17 @@ impl Tuning {
             .unwrap_or((SingleKernel::Scalar, scalar_ns));
         tuning.single = single;
         tuning.costs.single = single_ns;
-        // The portable platform's lanes never beat a scalar stream (see
+        // The portable 8-lane kernel never beats a scalar stream (see
         // `fixed`); a measurement saying otherwise is noise or a quirk not
-        // worth the transposes.
+        // worth the transposes. So it never runs unforced: the portable
+        // backend's lanes are the scalar chains where they won, or none.
         if platform == Platform::Portable {
-            tuning.costs.single = 0.0;
+            for (slot, cost) in tuning.shapes.iter_mut().zip(&mut tuning.costs.lanes) {
+                if slot.is_some_and(|shape| shape.isa == Isa::Portable) {
+                    *slot = None;
+                    *cost = f64::INFINITY;
+                }
+            }
         }
         tuning
     }
