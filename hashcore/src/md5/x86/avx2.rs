@@ -109,10 +109,12 @@ pub(crate) fn compress_groups<const G: usize>(lanes: &mut [Lane<'_>], blocks: us
         let words_of: [*const __m256i; G] = core::array::from_fn(|g| w.0[g].as_ptr());
         let (a0, b0, c0, d0) = (a, b, c, d);
 
-        // `$f` adds the round function of {b}, {c}, {d} into {a}, with {t}
-        // as scratch; `$s` is a literal, so that 16 picks the byte shuffle.
-        macro_rules! step {
-            ($f:literal, $a:ident, $b:ident, $c:ident, $d:ident, $word:tt, $i:tt, 16) => {
+        // One step of every group: `$f` adds the round function of {b},
+        // {c}, {d} into {a}, with {t} as scratch; `$rotate` rotates {a} and
+        // adds {b}, with the operands it names in `$operands`.
+        macro_rules! step_asm {
+            ($f:literal, $rotate:literal, $a:ident, $b:ident, $c:ident, $d:ident,
+             $word:tt, $i:tt, $($operands:tt)*) => {
                 for g in 0..G {
                     // SAFETY: the memory operands are in bounds: `{w}` points
                     // at this group's 16 words in `w` (`$word` < 16), `{k}`
@@ -125,8 +127,7 @@ pub(crate) fn compress_groups<const G: usize>(lanes: &mut [Lane<'_>], blocks: us
                             "vpaddd {a}, {a}, ymmword ptr [{w} + {w_at}]",
                             "vpaddd {a}, {a}, ymmword ptr [{k} + {k_at}]",
                             $f,
-                            "vpshufb {a}, {a}, ymmword ptr [{k} + {rotate_16}]",
-                            "vpaddd {a}, {a}, {b}",
+                            $rotate,
                             a = inout(ymm_reg) $a[g],
                             b = in(ymm_reg) $b[g],
                             c = in(ymm_reg) $c[g],
@@ -136,39 +137,31 @@ pub(crate) fn compress_groups<const G: usize>(lanes: &mut [Lane<'_>], blocks: us
                             k = in(reg) k,
                             w_at = const $word * 32,
                             k_at = const $i * 32,
-                            rotate_16 = const ROTATE_16 * 32,
+                            $($operands)*
                             options(pure, readonly, nostack, preserves_flags),
                         );
                     }
                 }
             };
+        }
+        // `$s` is a literal, so that 16 picks the byte shuffle.
+        macro_rules! step {
+            ($f:literal, $a:ident, $b:ident, $c:ident, $d:ident, $word:tt, $i:tt, 16) => {
+                step_asm!(
+                    $f,
+                    "vpshufb {a}, {a}, ymmword ptr [{k} + {rotate_16}]\nvpaddd {a}, {a}, {b}",
+                    $a, $b, $c, $d, $word, $i,
+                    rotate_16 = const ROTATE_16 * 32,
+                )
+            };
             ($f:literal, $a:ident, $b:ident, $c:ident, $d:ident, $word:tt, $i:tt, $s:tt) => {
-                for g in 0..G {
-                    // SAFETY: as for the rotate by 16 above.
-                    unsafe {
-                        asm!(
-                            "vpaddd {a}, {a}, ymmword ptr [{w} + {w_at}]",
-                            "vpaddd {a}, {a}, ymmword ptr [{k} + {k_at}]",
-                            $f,
-                            "vpslld {t}, {a}, {s}",
-                            "vpsrld {a}, {a}, {r}",
-                            "vpaddd {t}, {t}, {b}",
-                            "vpaddd {a}, {a}, {t}",
-                            a = inout(ymm_reg) $a[g],
-                            b = in(ymm_reg) $b[g],
-                            c = in(ymm_reg) $c[g],
-                            d = in(ymm_reg) $d[g],
-                            t = out(ymm_reg) _,
-                            w = in(reg) words_of[g],
-                            k = in(reg) k,
-                            w_at = const $word * 32,
-                            k_at = const $i * 32,
-                            s = const $s,
-                            r = const 32 - $s,
-                            options(pure, readonly, nostack, preserves_flags),
-                        );
-                    }
-                }
+                step_asm!(
+                    $f,
+                    "vpslld {t}, {a}, {s}\nvpsrld {a}, {a}, {r}\nvpaddd {t}, {t}, {b}\nvpaddd {a}, {a}, {t}",
+                    $a, $b, $c, $d, $word, $i,
+                    s = const $s,
+                    r = const 32 - $s,
+                )
             };
         }
         macro_rules! step_f {
