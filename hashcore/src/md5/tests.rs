@@ -858,13 +858,14 @@ fn shape(isa: Isa, groups: usize) -> Shape {
 type Measured = (Vec<(Shape, f64)>, Vec<(SingleKernel, f64)>);
 
 /// Per-kernel figures in GB/s with every lane busy, in the order of
-/// `Shape::all(Platform::Avx512)`, then the scalar and AVX-512 single streams.
+/// `Shape::all(Platform::Avx512)`'s SIMD shapes (the scalar chains, last,
+/// left unmeasured), then the scalar and AVX-512 single streams.
 fn measured(lanes_gb_per_s: [f64; 9], scalar: f64, avx512: f64) -> Measured {
-    let shapes = Shape::all(Platform::Avx512)
+    let shapes: Vec<(Shape, f64)> = Shape::all(Platform::Avx512)
         .into_iter()
         .zip(lanes_gb_per_s)
-        .map(|(shape, gbps)| (shape, ns(shape.lanes(), gbps)))
         .collect();
+    let shapes = figures(&shapes);
     let singles = vec![
         (SingleKernel::Scalar, ns(1, scalar)),
         (SingleKernel::Avx512, ns(1, avx512)),
