@@ -1000,6 +1000,23 @@ fn scalar_chains_take_the_lanes_they_win() {
     ]);
     let tuning = Tuning::from_measurements(Platform::Portable, &slow, &single);
     assert_eq!(tuning.min_lanes(), usize::MAX);
+    // Were the portable 8-lane kernel measured faster than the chains, no
+    // lane shape would be left: everything runs on the single-stream path.
+    // (Found by a differential fuzzer: the planner indexed costs[max - 1].)
+    let fast_portable = figures(&[
+        (shape(Portable, 1), 6.0),
+        (shape(Scalar, 2), 1.26),
+        (shape(Scalar, 3), 1.47),
+    ]);
+    let tuning = Tuning::from_measurements(Platform::Portable, &fast_portable, &single);
+    assert_eq!((tuning.max_lanes(), tuning.min_lanes()), (0, usize::MAX));
+    let mut rng = XorShift(0x5eed_000a);
+    let messages: Vec<Vec<u8>> = (0..5).map(|_| rng.message()).collect();
+    let (hashers, stats) = absorb_all(&tuning, &messages);
+    for (m, h) in messages.iter().zip(hashers) {
+        assert_eq!(hex(&h.finalize()), hex(&reference(m)));
+    }
+    assert_eq!(stats.kernel_calls, 0);
 }
 
 /// The planner under both machines' measured costs: both fill 48 lanes when
