@@ -991,6 +991,19 @@ fn scalar_chains_take_the_lanes_they_win() {
     assert_eq!((tuning.min_lanes(), tuning.max_lanes()), (2, 3));
     assert_eq!(first(&tuning, 2), (Path::Lanes, 2));
     assert_eq!(first(&tuning, 5), (Path::Lanes, 3));
+    // A noisy calibration (these are from a loaded CI machine) that makes a
+    // call of two chains look cheaper than one stream's block still leaves
+    // a lone stream on the single-stream path.
+    let noisy = figures(&[
+        (shape(Portable, 1), 0.309),
+        (shape(Scalar, 2), 1.136),
+        (shape(Scalar, 3), 1.262),
+    ]);
+    let noisy_single = [(SingleKernel::Scalar, ns(1, 0.559))];
+    let tuning = Tuning::from_measurements(Platform::Portable, &noisy, &noisy_single);
+    assert_eq!(tuning.min_lanes(), 2);
+    assert_eq!(first(&tuning, 1), (Path::Single, 1));
+    assert_eq!(first(&tuning, 2), (Path::Lanes, 2));
     // Were the chains slower than one stream, the portable backend would
     // have no lanes at all, as before they existed.
     let slow = figures(&[

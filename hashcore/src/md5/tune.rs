@@ -514,6 +514,13 @@ impl Tuning {
             .unwrap_or((SingleKernel::Scalar, scalar_ns));
         tuning.single = single;
         tuning.costs.single = single_ns;
+        // A call with one busy lane costs at least what the single-stream
+        // kernel does: it runs that lane through the same steps or more (a
+        // scalar shape's one-lane call is the single-stream chain itself). A
+        // measurement saying otherwise is noise, and would send lone streams
+        // through the lanes for nothing: under CI load, two chains once
+        // measured 1.14 GB/s and one 0.56, less than half.
+        tuning.costs.lanes[0] = tuning.costs.lanes[0].max(single_ns);
         // The portable 8-lane kernel never beats a scalar stream (see
         // `fixed`); a measurement saying otherwise is noise or a quirk not
         // worth the transposes. So it never runs unforced: the portable
