@@ -978,12 +978,16 @@ fn scalar_chains_take_the_lanes_they_win() {
     let tuning = Tuning::from_measurements(Platform::Avx2, &zen3(1.10), &single);
     assert_eq!(tuning.shapes(), Tuning::fixed(Platform::Avx2).shapes());
 
-    let portable = figures(&[
-        (shape(Portable, 1), 0.59),
-        (shape(Scalar, 2), 1.26),
-        (shape(Scalar, 3), 1.47),
-    ]);
-    let tuning = Tuning::from_measurements(Platform::Portable, &portable, &single);
+    // The portable backend: its 8-lane kernel and the two scalar shapes.
+    let portable = |eight_lanes: f64, two_chains: f64, three_chains: f64| {
+        figures(&[
+            (shape(Portable, 1), eight_lanes),
+            (shape(Scalar, 2), two_chains),
+            (shape(Scalar, 3), three_chains),
+        ])
+    };
+    let tuning =
+        Tuning::from_measurements(Platform::Portable, &portable(0.59, 1.26, 1.47), &single);
     assert_eq!(
         tuning.shapes(),
         vec![(2, shape(Scalar, 2)), (3, shape(Scalar, 3))]
@@ -994,33 +998,21 @@ fn scalar_chains_take_the_lanes_they_win() {
     // A noisy calibration (these are from a loaded CI machine) that makes a
     // call of two chains look cheaper than one stream's block still leaves
     // a lone stream on the single-stream path.
-    let noisy = figures(&[
-        (shape(Portable, 1), 0.309),
-        (shape(Scalar, 2), 1.136),
-        (shape(Scalar, 3), 1.262),
-    ]);
     let noisy_single = [(SingleKernel::Scalar, ns(1, 0.559))];
+    let noisy = portable(0.309, 1.136, 1.262);
     let tuning = Tuning::from_measurements(Platform::Portable, &noisy, &noisy_single);
     assert_eq!(tuning.min_lanes(), 2);
     assert_eq!(first(&tuning, 1), (Path::Single, 1));
     assert_eq!(first(&tuning, 2), (Path::Lanes, 2));
-    // Were the chains slower than one stream, the portable backend would
-    // have no lanes at all, as before they existed.
-    let slow = figures(&[
-        (shape(Portable, 1), 0.59),
-        (shape(Scalar, 2), 0.5),
-        (shape(Scalar, 3), 0.6),
-    ]);
+    // Were the chains slower than one stream, lanes would never beat the
+    // single-stream path there, as before the chains existed.
+    let slow = portable(0.59, 0.5, 0.6);
     let tuning = Tuning::from_measurements(Platform::Portable, &slow, &single);
     assert_eq!(tuning.min_lanes(), usize::MAX);
     // Were the portable 8-lane kernel measured faster than the chains, no
     // lane shape would be left: everything runs on the single-stream path.
     // (Found by a differential fuzzer: the planner indexed costs[max - 1].)
-    let fast_portable = figures(&[
-        (shape(Portable, 1), 6.0),
-        (shape(Scalar, 2), 1.26),
-        (shape(Scalar, 3), 1.47),
-    ]);
+    let fast_portable = portable(6.0, 1.26, 1.47);
     let tuning = Tuning::from_measurements(Platform::Portable, &fast_portable, &single);
     assert_eq!((tuning.max_lanes(), tuning.min_lanes()), (0, usize::MAX));
     let mut rng = XorShift(0x5eed_000a);
