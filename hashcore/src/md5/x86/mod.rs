@@ -1,7 +1,9 @@
-//! x86-64 lane kernels: one file per instruction set, each exporting
-//! `compress(lanes, blocks)`, `MAX_LANES` and `lane_slots(lanes)`.
+//! x86-64 lane kernels: one file per instruction set (`avx2::compress_groups`,
+//! `avx512::compress_ymm` and `compress_zmm`, each for 1 to 3 register
+//! groups; which runs when is `Shape::compress`'s dispatch), and the
+//! AVX-512VL single stream (`single512`).
 //!
-//! Both kernels follow one plan: load each lane's block, transpose so that
+//! The lane kernels follow one plan: load each lane's block, transpose so that
 //! one register holds the same message word of every lane, then run MD5's 64
 //! steps on registers whose element `l` belongs to lane `l`. Several such
 //! groups of lanes are interleaved step by step (`G` in the kernels), so that
